@@ -1,0 +1,3 @@
+from rdia_cli.cli import main
+
+main()

@@ -1,0 +1,287 @@
+"""The five stages as library functions over in-memory objects (the CLI adds files and printing).
+
+    model   = train_model(train_ds, model_type="logreg")
+    result  = score_model(model, train_ds, val_ds)            # Φ, see rdia_cli.glossary
+    cleaned = relabel_dataset(train_ds, result, alpha=0.05)   # a Dataset with soft targets
+    model2  = retrain_model(cleaned, model)
+    metrics = evaluate_model(model2, test_ds)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rdia_cli.data.dataset import Dataset
+from rdia_cli.errors import InputError, MismatchError
+from rdia_cli.influence import ScoreResult
+from rdia_cli.models.io import ModelFile
+from rdia_cli.relabel import Cleaning, clean, gradient_norms
+
+NET_ARCHS = ("mlp", "lenet", "cnn")
+MODEL_TYPES = ("logreg", *NET_ARCHS)
+
+
+def schema_of_model(model: ModelFile):
+    from rdia_cli.data.readers import Schema
+
+    m = model.meta
+    return Schema(
+        n_features=int(m["n_features"]),
+        classes=list(m["classes"]),
+        feature_names=m.get("feature_names"),
+        image_shape=tuple(m["image_shape"]) if m.get("image_shape") else None,
+        sparse=bool(m.get("sparse", False)),
+    )
+
+
+def check_model_data(model: ModelFile, ds: Dataset, what: str = "data") -> None:
+    if ds.n_features != model.n_features:
+        raise MismatchError(
+            f"{what} `{ds.source}` has {ds.n_features} features but model `{model.path}` "
+            f"was trained on {model.n_features}."
+        )
+    if [str(c) for c in ds.classes] != [str(c) for c in model.classes]:
+        raise MismatchError(
+            f"{what} `{ds.source}` has classes {ds.classes} but model `{model.path}` "
+            f"has {model.classes}."
+        )
+
+
+# --- train ------------------------------------------------------------------------------------
+def train_model(
+    ds: Dataset,
+    *,
+    model_type: str = "logreg",
+    device="cpu",
+    l2: float | None = None,
+    fit_intercept: bool = True,
+    tol: float = 1e-8,
+    max_iter: int = 100,
+    net_options: dict | None = None,
+    init: ModelFile | None = None,
+    progress: Callable | None = None,
+) -> ModelFile:
+    if model_type not in MODEL_TYPES:
+        raise InputError(f"--model-type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}.")
+    if model_type == "logreg":
+        from rdia_cli.training import train_logreg
+
+        return train_logreg(ds, l2=l2, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                            device=device, init=init, progress=progress)
+    from rdia_cli.deep import train_net
+    from rdia_cli.training import check_trainable
+
+    check_trainable(ds)
+    opts = dict(net_options or {})
+    return train_net(ds, arch=model_type, device=device, init=init, progress=progress, **opts)
+
+
+# --- score ------------------------------------------------------------------------------------
+def score_model(
+    model: ModelFile,
+    train: Dataset,
+    val: Dataset,
+    *,
+    device="cpu",
+    solver: str = "auto",
+    damping: float | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    hessian: str = "ggn",
+    hessian_samples: int | None = None,
+    seed: int = 0,
+    on_iter: Callable | None = None,
+) -> ScoreResult:
+    """Φ for every training row: ONE solve s = H⁻¹∇L_Q and one pass over the data."""
+    check_model_data(model, train, "training data")
+    check_model_data(model, val, "validation data")
+    if model.arch == "logreg":
+        from rdia_cli.influence.logreg import score_logreg
+
+        return score_logreg(model, train, val, solver=solver, damping=damping or 0.0,
+                            tol=tol or 1e-10, max_iter=max_iter or 1000, device=device,
+                            on_iter=on_iter)
+    from rdia_cli.deep import score_net
+
+    net_solver = "cg" if solver in ("auto", "cg") else solver
+    if net_solver not in ("cg", "lissa"):
+        raise InputError(f"--solver for networks must be cg or lissa, not {solver!r}.")
+    return score_net(model, train, val, hessian=hessian, solver=net_solver,
+                     damping=0.01 if damping is None else damping, tol=tol or 1e-6,
+                     max_iter=max_iter or 200, hessian_samples=hessian_samples, seed=seed,
+                     device=device)
+
+
+def probabilities(model: ModelFile, ds: Dataset, *, device="cpu") -> np.ndarray:
+    from rdia_cli.training import predict_proba
+
+    return predict_proba(model, ds.X if model.arch != "logreg" else ds.flat_X(), device=device)
+
+
+# --- relabel ----------------------------------------------------------------------------------
+@dataclass
+class RelabelOutcome:
+    dataset: Dataset  # the cleaned training set (rows removed by drop/uids are gone)
+    cleaning: Cleaning
+    alpha: float | None
+    fraction: float | None
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _row_norms(ds: Dataset, fit_intercept: bool = True) -> np.ndarray:
+    import scipy.sparse as sp
+
+    X = ds.flat_X()
+    sq = np.asarray(X.multiply(X).sum(1)).ravel() if sp.issparse(X) else (X.astype(np.float64) ** 2).sum(1)
+    return np.sqrt(sq + (1.0 if fit_intercept else 0.0))
+
+
+def apply_cleaning(ds: Dataset, cleaning: Cleaning, phi: np.ndarray) -> Dataset:
+    """The cleaned Dataset: targets, weights, ``relabeled`` and ``phi`` columns, removals."""
+    out = Dataset(
+        X=ds.X, y=ds.y, classes=list(ds.classes), row_id=ds.row_id,
+        target=cleaning.target.astype(np.float32), weight=cleaning.weight,
+        feature_names=ds.feature_names,
+        extra=dict(ds.extra, relabeled=cleaning.relabeled, phi=np.asarray(phi, np.float64)),
+        meta=dict(ds.meta), source=ds.source,
+    )
+    return out if cleaning.keep.all() else out.subset(cleaning.keep)
+
+
+def relabel_dataset(
+    ds: Dataset,
+    phi: np.ndarray,
+    probs: np.ndarray,
+    *,
+    strategy: str = "rdia",
+    alpha: float | None = None,
+    fraction: float | None = None,
+    targets: str = "paper",
+    seed: int = 0,
+) -> RelabelOutcome:
+    grad_norm = None
+    if strategy == "optlr":
+        grad_norm = gradient_norms(probs, ds.y, _row_norms(ds))
+    cleaning = clean(phi, probs, ds.y, strategy=strategy, alpha=alpha, fraction=fraction,
+                     targets=targets, seed=seed, grad_norm=grad_norm)
+    return RelabelOutcome(apply_cleaning(ds, cleaning, phi), cleaning, alpha, fraction)
+
+
+AUTO_FRACTIONS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def auto_alpha(
+    ds: Dataset,
+    phi: np.ndarray,
+    probs: np.ndarray,
+    model: ModelFile,
+    val: Dataset,
+    *,
+    strategy: str = "rdia",
+    targets: str = "paper",
+    seed: int = 0,
+    device="cpu",
+    fractions=AUTO_FRACTIONS,
+    progress: Callable[[int, int], None] | None = None,
+) -> RelabelOutcome:
+    """Choose α on the validation set, as the paper tunes it.
+
+    Candidates are the thresholds that select the top f·N rows by Φ for f in ``fractions``
+    (only rows with Φ > 0; f = 0 is "change nothing"). For each, the cleaned set is built, the
+    model retrained (warm start) and its validation loss measured; the α with the lowest
+    validation loss wins. Every candidate is recorded in ``sweep`` with the first-order
+    prediction of the validation-loss change. This reuses the validation set that produced Φ,
+    so the chosen α is optimistic.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    n = len(phi)
+    order = np.sort(phi)[::-1]
+    n_pos = int((phi > 0).sum())
+    base_loss = evaluate_model(model, val, device=device)["loss"]
+    p_label = probs[np.arange(n), ds.y]
+    candidates: list[float] = []
+    for f in fractions:
+        k = min(int(np.ceil(f * n)), n_pos)
+        alpha = float(np.inf) if k == 0 else (max(float(order[k]), 0.0) if k < n else 0.0)
+        if alpha not in candidates:
+            candidates.append(alpha)
+    sweep = []
+    best = None
+    for i, alpha in enumerate(candidates):
+        if np.isinf(alpha):
+            outcome = relabel_dataset(ds, phi, probs, strategy=strategy, fraction=0.0,
+                                      targets=targets, seed=seed)
+            loss = base_loss
+        else:
+            outcome = relabel_dataset(ds, phi, probs, strategy=strategy, alpha=alpha,
+                                      targets=targets, seed=seed)
+            m2 = retrain_model(outcome.dataset, model, device=device)
+            loss = evaluate_model(m2, val, device=device)["loss"]
+        sel = phi > alpha
+        if strategy == "drop":
+            predicted = float((-phi[sel] / n).sum())
+        else:
+            predicted = float((-phi[sel] / (n * np.maximum(1 - p_label[sel], 1e-12))).sum())
+        row = {"alpha": None if np.isinf(alpha) else alpha, "n_selected": int(sel.sum()),
+               "n_relabeled": outcome.cleaning.n_relabeled, "n_removed": outcome.cleaning.n_removed,
+               "predicted_val_loss": base_loss + predicted, "val_loss": loss}
+        sweep.append(row)
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, alpha, outcome)
+        if progress is not None:
+            progress(i + 1, len(candidates))
+    _, alpha, outcome = best
+    outcome.alpha = None if np.isinf(alpha) else alpha
+    outcome.sweep = sweep
+    return outcome
+
+
+# --- retrain / evaluate -----------------------------------------------------------------------
+def retrain_model(
+    cleaned: Dataset,
+    model: ModelFile,
+    *,
+    from_scratch: bool = False,
+    device="cpu",
+    l2: float | None = None,
+    net_options: dict | None = None,
+    progress: Callable | None = None,
+) -> ModelFile:
+    """Same architecture and hyperparameters as ``model`` (``l2``/``net_options`` override),
+    trained on the cleaned targets and weights, warm-started from ``model`` unless
+    ``from_scratch``."""
+    check_model_data(model, cleaned, "cleaned data")
+    init = None if from_scratch else model
+    if model.arch == "logreg":
+        from rdia_cli.training import train_logreg
+
+        train = model.meta.get("training", {})
+        return train_logreg(
+            cleaned,
+            l2=model.meta["l2"] if l2 is None else l2,
+            fit_intercept=model.arch_args.get("fit_intercept", True),
+            tol=train.get("tol", 1e-8),
+            max_iter=max(train.get("max_iter", 100), 100),
+            device=device, init=init, progress=progress,
+        )
+    from rdia_cli.deep import train_net
+
+    opts = dict(model.meta.get("training", {}))
+    opts = {k: v for k, v in opts.items() if k in (
+        "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "seed")}
+    if not from_scratch:
+        opts["lr"] = opts.get("lr", 1e-3) * 0.1  # the paper's appendix C.3: fine-tune lower
+    opts.update(net_options or {})
+    return train_net(cleaned, arch=model.arch, arch_args=model.arch_args, device=device,
+                     init=init, progress=progress, **opts)
+
+
+def evaluate_model(model: ModelFile, ds: Dataset, *, device="cpu") -> dict:
+    from rdia_cli.metrics import evaluate_probs
+
+    check_model_data(model, ds, "test data")
+    return evaluate_probs(probabilities(model, ds, device=device), ds.y)

@@ -1,0 +1,145 @@
+"""The one in-memory dataset type every stage passes around."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Dataset:
+    """A classification dataset.
+
+    Attributes
+    ----------
+    X : dense ``np.ndarray`` of shape (N, P) or (N, C, H, W) for images, or ``scipy.sparse.csr_matrix``
+        (N, P). Float32 or float64; never modified in place by rdia.
+    y : int64 array (N,) of class *indices* 0..K-1.
+    classes : list of class *values* in index order (JSON-able: int, float or str).
+    row_id : int64 array (N,): the row's 0-based position in the original input file.
+    target : optional float array (N, K) of soft targets; used instead of ``y`` for training.
+    weight : optional float array (N,) of sample weights.
+    feature_names : names of the P columns for dense tabular data, else None.
+    extra : other per-row columns carried through stages (``is_noisy``, ``label_orig``, ``phi``...).
+    meta : free-form JSON-able metadata read from the file (``rdia.*`` keys, without the prefix).
+    source : where it came from (a path), for error messages.
+    """
+
+    X: Any
+    y: np.ndarray
+    classes: list
+    row_id: np.ndarray
+    target: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    feature_names: list[str] | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64)
+        self.row_id = np.asarray(self.row_id, dtype=np.int64)
+        n = self.X.shape[0]
+        for name in ("y", "row_id", "target", "weight"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(
+                    f"Dataset `{name}` has {len(value)} rows but X has {n} rows ({self.source})."
+                )
+
+    # --- shape ---------------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Flattened input width P."""
+        return int(np.prod(self.X.shape[1:]))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def is_sparse(self) -> bool:
+        return sp.issparse(self.X)
+
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        """(C, H, W) for image data, else None."""
+        return tuple(int(s) for s in self.X.shape[1:]) if self.X.ndim == 4 else None
+
+    def flat_X(self):
+        """X as a 2-D (N, P) matrix (images flattened, sparse kept sparse)."""
+        if self.is_sparse or self.X.ndim == 2:
+            return self.X
+        return self.X.reshape(self.X.shape[0], -1)
+
+    def targets(self) -> np.ndarray:
+        """Soft targets (N, K) if present, else the one-hot of ``y`` (float64)."""
+        if self.target is not None:
+            return np.asarray(self.target, dtype=np.float64)
+        t = np.zeros((self.n_samples, self.n_classes), dtype=np.float64)
+        t[np.arange(self.n_samples), self.y] = 1.0
+        return t
+
+    def label_values(self) -> np.ndarray:
+        """The original label values (not indices) of every row."""
+        return np.asarray(self.classes, dtype=object)[self.y]
+
+    # --- derived datasets ----------------------------------------------------------------------
+    def subset(self, idx: np.ndarray) -> Dataset:
+        """Rows ``idx`` (an index or boolean array); row_id kept, so results join back."""
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+
+        def take(a):
+            return None if a is None else a[idx]
+
+        return Dataset(
+            X=self.X[idx],
+            y=self.y[idx],
+            classes=list(self.classes),
+            row_id=self.row_id[idx],
+            target=take(self.target),
+            weight=take(self.weight),
+            feature_names=self.feature_names,
+            extra={k: v[idx] for k, v in self.extra.items()},
+            meta=dict(self.meta),
+            source=self.source,
+        )
+
+    def fingerprint(self) -> str:
+        """Content hash of features, labels (as values) and row ids: 16 hex chars.
+
+        Independent of the file format, so the same data read from LIBSVM or from the Parquet
+        that rdia wrote gives the same fingerprint. Soft targets and weights are not included:
+        a relabeled file keeps the fingerprint of the data it came from.
+        """
+        if "_fingerprint" in self.__dict__:
+            return self.__dict__["_fingerprint"]
+        h = hashlib.blake2b(digest_size=8)
+        X = self.X
+        if sp.issparse(X):
+            X = X.tocsr()
+            X.sort_indices()
+            h.update(b"csr")
+            h.update(np.asarray(X.shape, np.int64).tobytes())
+            h.update(np.ascontiguousarray(X.indptr, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(X.indices, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(X.data, dtype=np.float32).tobytes())
+        else:
+            h.update(b"dense")
+            h.update(np.asarray(self.flat_X().shape, np.int64).tobytes())
+            h.update(np.ascontiguousarray(self.flat_X(), dtype=np.float32).tobytes())
+        h.update(repr([str(c) for c in self.classes]).encode())
+        h.update(np.ascontiguousarray(self.y).tobytes())
+        h.update(np.ascontiguousarray(self.row_id).tobytes())
+        self.__dict__["_fingerprint"] = h.hexdigest()
+        return self.__dict__["_fingerprint"]

@@ -1,0 +1,22 @@
+"""Names and units used throughout rdia. Every docstring that mentions Φ points here.
+
+N, ``n_samples``   number of training rows.
+M                  number of validation rows.
+K, ``n_classes``   number of classes; class *indices* are 0..K-1, class *values* are what the
+                   file said (e.g. -1/+1); ``Dataset.classes`` maps index -> value.
+P, ``n_features``  input width (flattened for images).
+``l2`` (λ)         training objective is L_D(θ) = (1/N) Σ_i w_i ℓ_i(θ) + (λ/2)‖W‖² (intercept
+                   unpenalized).
+``damping`` (δ)    added to the Hessian as δI before solving (networks; 0 for logistic regression).
+``target``         soft label vector of length K; ℓ(t, p) = -Σ_k t_k log p_k.
+
+Influence ``phi`` (Φ):   Φ_i = -∇L_Q(θ̂)ᵀ H⁻¹ ∇ℓ_i(θ̂)
+
+* L_Q is the *mean* cross-entropy over the clean validation set, H the Hessian of L_D.
+* **Φ_i > 0 means sample i is harmful**: removing it would lower the validation loss.
+* Removing sample i changes the validation loss by about ``delta_remove`` = -Φ_i / N.
+* Relabeling it with R (paper Eq. 12) changes it by about ``delta_relabel`` = -Φ_i / (N (1 - p_m)),
+  where p_m is the model's probability of the sample's current label.
+* The paper's reference code reports C·M/N·Φ (C = 0.1), so its α = 0.002 on MNIST is about
+  Φ > 0.05 here.
+"""

@@ -1,0 +1,24 @@
+"""Influence of training samples on the validation loss (sign and scale: ``rdia_cli.glossary``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ScoreResult:
+    """Φ for every training row plus what the scores file needs.
+
+    phi     float64 (N,): Φ_i = -∇L_Q(θ̂)ᵀ H⁻¹ ∇ℓ_i(θ̂); > 0 means harmful.
+    p_label float64 (N,): the model's probability of the row's current label (p_m).
+    loss    float64 (N,): the row's cross-entropy at θ̂ (with its target if soft).
+    info    JSON-able: solver, iterations, residual, damping, l2, val_loss, timings...
+    """
+
+    phi: np.ndarray
+    p_label: np.ndarray
+    loss: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,13 @@
+"""Models and the model file.
+
+A model file (``.pt``) is a plain dict, loadable with ``torch.load(path, weights_only=True)``::
+
+    {"format": "rdia-model", "version": 1,
+     "arch": "logreg" | "mlp" | "lenet" | "cnn",
+     "arch_args": {...JSON-able...},          # what build needs besides the state
+     "state": {name: torch.Tensor},           # parameters (CPU tensors)
+     "meta": {...JSON-able...}}               # classes, n_features, input_shape, l2,
+                                              # train_fingerprint, training settings and metrics
+
+Nothing else is ever unpickled from a model file.
+"""

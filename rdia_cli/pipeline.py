@@ -1,0 +1,144 @@
+"""All five stages in one call, leaving every stage's file in a folder (what `rdia run` does).
+
+DIR/erm.pt            model trained on the raw training data (ERM)
+DIR/scores.parquet    Φ of every training row
+DIR/cleaned.parquet   training set after the main strategy (cleaned-NAME.parquet for --compare)
+DIR/NAME.pt           retrained model per strategy
+DIR/metrics.json      `rdia evaluate --json` form, a `name` per model: erm first, then the
+                      strategy that was run, then the --compare baselines
+DIR/run.json          settings, α chosen, sweeps, timings
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rdia_cli import api
+from rdia_cli.data.dataset import Dataset
+from rdia_cli.errors import InputError
+from rdia_cli.io_utils import atomic_path
+from rdia_cli.models.io import save_model
+
+BASELINES = ("drop", "uids", "optlr", "random")
+
+
+@dataclass
+class RunSettings:
+    model_type: str = "logreg"
+    l2: float | None = None
+    alpha: float | str | None = "auto"
+    fraction: float | None = None
+    strategy: str = "rdia"
+    targets: str = "paper"
+    compare: bool = False
+    seed: int = 0
+    solver: str = "auto"
+    damping: float | None = None
+    net_options: dict = field(default_factory=dict)
+
+
+def _write_json(path: Path, payload) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+        f.write("\n")
+
+
+def run_pipeline(
+    train: Dataset,
+    val: Dataset,
+    test: Dataset,
+    outdir: Path,
+    settings: RunSettings,
+    *,
+    device="cpu",
+    say: Callable[[str], None] = lambda msg: None,
+) -> dict:
+    """Run train → score → relabel → retrain → evaluate; return the metrics.json payload."""
+    from rdia_cli.data.writers import write_dataset
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    erm = api.train_model(train, model_type=settings.model_type, device=device, l2=settings.l2,
+                          net_options=settings.net_options)
+    save_model(erm, outdir / "erm.pt")
+    erm.path = str(outdir / "erm.pt")
+    timings["train"] = time.perf_counter() - t
+    say(f"trained ERM {settings.model_type} in {timings['train']:.2f} s")
+
+    t = time.perf_counter()
+    result = api.score_model(erm, train, val, device=device, solver=settings.solver,
+                             damping=settings.damping, seed=settings.seed)
+    probs = api.probabilities(erm, train, device=device)
+    from rdia_cli.scores import file_fingerprint, write_scores
+
+    write_scores(outdir / "scores.parquet", row_id=train.row_id, labels=train.y,
+                 classes=train.classes, result=result, probs=probs,
+                 meta=dict(result.info, model=str(outdir / "erm.pt"),
+                           model_fingerprint=file_fingerprint(outdir / "erm.pt"),
+                           train_fingerprint=train.fingerprint(),
+                           val_fingerprint=val.fingerprint(), n_train=train.n_samples,
+                           n_val=val.n_samples, arch=erm.arch))
+    timings["score"] = time.perf_counter() - t
+    n_pos = int((result.phi > 0).sum())
+    say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
+
+    strategies = [settings.strategy]
+    if settings.compare:
+        strategies += [s for s in ("rdia", *BASELINES) if s != settings.strategy]
+    models = [("erm", erm, outdir / "erm.pt")]
+    details = {}
+    for name in strategies:
+        t = time.perf_counter()
+        outcome = _relabel(train, result.phi, probs, erm, val, settings, name, device)
+        cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
+                                 else f"cleaned-{name}.parquet")
+        write_dataset(outcome.dataset, str(cleaned_path),
+                      meta={"relabel": {"strategy": name, "alpha": outcome.alpha,
+                                        "n_relabeled": outcome.cleaning.n_relabeled,
+                                        "n_removed": outcome.cleaning.n_removed,
+                                        "sweep": outcome.sweep}})
+        model = api.retrain_model(outcome.dataset, erm, device=device)
+        path = outdir / f"{name}.pt"
+        save_model(model, path)
+        timings[f"relabel+retrain:{name}"] = time.perf_counter() - t
+        details[name] = {"alpha": outcome.alpha, "n_relabeled": outcome.cleaning.n_relabeled,
+                         "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep,
+                         "cleaned": str(cleaned_path)}
+        say(f"{name}: α {outcome.alpha if outcome.alpha is not None else 'none'}, "
+            f"{outcome.cleaning.n_relabeled:,} relabeled, {outcome.cleaning.n_removed:,} removed")
+        models.append((name, model, path))
+
+    results = []
+    for name, model, path in models:
+        metrics = api.evaluate_model(model, test, device=device)
+        val_metrics = api.evaluate_model(model, val, device=device)
+        results.append({"name": name, "model": str(path), **metrics,
+                        "val_loss": val_metrics["loss"]})
+    payload = {"data": test.source, "models": results}
+    _write_json(outdir / "metrics.json", payload)
+    _write_json(outdir / "run.json", {
+        "settings": asdict(settings), "train": train.source, "val": val.source,
+        "test": test.source, "n_train": train.n_samples, "n_val": val.n_samples,
+        "n_test": test.n_samples, "strategies": details, "timings": timings,
+        "score_info": result.info,
+    })
+    return payload
+
+
+def _relabel(train, phi, probs, erm, val, settings: RunSettings, strategy: str, device):
+    if settings.fraction is not None:
+        return api.relabel_dataset(train, phi, probs, strategy=strategy,
+                                   fraction=settings.fraction, targets=settings.targets,
+                                   seed=settings.seed)
+    if settings.alpha == "auto":
+        return api.auto_alpha(train, phi, probs, erm, val, strategy=strategy,
+                              targets=settings.targets, seed=settings.seed, device=device)
+    if settings.alpha is None:
+        raise InputError("give --alpha A, --alpha auto or --fraction Q.")
+    return api.relabel_dataset(train, phi, probs, strategy=strategy, alpha=float(settings.alpha),
+                               targets=settings.targets, seed=settings.seed)

@@ -1,0 +1,149 @@
+"""The scores file: Φ and friends for every training row (Parquet, one row per sample).
+
+Columns: row_id, label (class value), phi, delta_remove (= -Φ/N), delta_relabel
+(= -Φ/(N(1-p_label))), p_label, loss, probs (list<float32> of length K).
+Metadata ``rdia.*`` (JSON): classes, fingerprints of model, training and validation data, N, M,
+λ, damping, solver, iterations, residual, timings. Sign and scale: ``rdia_cli.glossary``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdia_cli.errors import InputError, MismatchError
+from rdia_cli.io_utils import atomic_path
+
+COLUMNS = ("row_id", "label", "phi", "delta_remove", "delta_relabel", "p_label", "loss", "probs")
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """16 hex chars of blake2b over the file's bytes (for model files)."""
+    h = hashlib.blake2b(digest_size=8)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Scores:
+    row_id: np.ndarray
+    label: np.ndarray  # class indices
+    phi: np.ndarray
+    p_label: np.ndarray
+    loss: np.ndarray
+    probs: np.ndarray  # (N, K)
+    meta: dict[str, Any]
+    path: str = "<memory>"
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.phi)
+
+    @property
+    def delta_remove(self) -> np.ndarray:
+        return -self.phi / self.meta["n_train"]
+
+    @property
+    def delta_relabel(self) -> np.ndarray:
+        return -self.phi / (self.meta["n_train"] * np.maximum(1.0 - self.p_label, 1e-12))
+
+
+def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(result.phi)
+    n_train = int(meta["n_train"])
+    label_values = np.asarray(classes, dtype=object)[labels]
+    if all(isinstance(c, int) for c in classes):
+        label_arr = pa.array(label_values.astype(np.int64))
+    elif all(isinstance(c, (int, float)) for c in classes):
+        label_arr = pa.array(label_values.astype(np.float64))
+    else:
+        label_arr = pa.array([str(v) for v in label_values])
+    k = probs.shape[1]
+    probs_arr = pa.FixedSizeListArray.from_arrays(
+        pa.array(np.ascontiguousarray(probs, dtype=np.float32).reshape(-1)), k
+    )
+    table = pa.table(
+        {
+            "row_id": pa.array(np.asarray(row_id, dtype=np.int64)),
+            "label": label_arr,
+            "phi": pa.array(result.phi.astype(np.float64)),
+            "delta_remove": pa.array(-result.phi / n_train),
+            "delta_relabel": pa.array(
+                -result.phi / (n_train * np.maximum(1.0 - result.p_label, 1e-12))
+            ),
+            "p_label": pa.array(result.p_label),
+            "loss": pa.array(result.loss),
+            "probs": probs_arr,
+        }
+    )
+    full_meta = dict(meta, classes=list(classes), n_rows=n, kind="scores", format_version=1)
+    table = table.replace_schema_metadata(
+        {f"rdia.{k}": json.dumps(v) for k, v in full_meta.items()}
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=1 << 20)
+
+
+def read_scores(path) -> Scores:
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"Scores file `{p}` does not exist.")
+    try:
+        table = pq.read_table(p)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
+        raise InputError(f"`{p}` is not a Parquet file ({str(e).splitlines()[0]}).") from None
+    raw = table.schema.metadata or {}
+    meta = {
+        k.decode()[5:]: json.loads(v) for k, v in raw.items() if k.decode().startswith("rdia.")
+    }
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if meta.get("kind") != "scores" or missing:
+        raise InputError(
+            f"`{p}` is not an rdia scores file"
+            + (f" (missing columns: {', '.join(missing)})" if missing else "")
+            + "; make one with `rdia score`."
+        )
+    classes = meta["classes"]
+    index = {str(c): i for i, c in enumerate(classes)}
+    labels = np.array([index[str(v)] for v in table.column("label").to_pylist()], dtype=np.int64)
+    probs_col = table.column("probs").combine_chunks()
+    k = len(classes)
+    probs = probs_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, k).astype(np.float64)
+    col = lambda name: table.column(name).to_numpy().astype(np.float64)  # noqa: E731
+    return Scores(
+        row_id=table.column("row_id").to_numpy().astype(np.int64),
+        label=labels,
+        phi=col("phi"),
+        p_label=col("p_label"),
+        loss=col("loss"),
+        probs=probs,
+        meta=meta,
+        path=str(p),
+    )
+
+
+def check_scores_match(scores: Scores, fingerprint: str, row_id: np.ndarray, source: str) -> None:
+    """Refuse scores made from other data than the dataset at hand."""
+    want = scores.meta.get("train_fingerprint")
+    if want != fingerprint:
+        raise MismatchError(
+            f"scores `{scores.path}` were computed on other training data (fingerprint {want}) "
+            f"than `{source}` (fingerprint {fingerprint}); rerun `rdia score` on this file."
+        )
+    if len(row_id) != scores.n_samples or not np.array_equal(row_id, scores.row_id):
+        raise MismatchError(
+            f"scores `{scores.path}` have {scores.n_samples} rows but `{source}` has "
+            f"{len(row_id)} (or their row_id differ); rerun `rdia score` on this file."
+        )

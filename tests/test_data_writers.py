@@ -1,0 +1,198 @@
+"""Parquet writer: layout, metadata, round trips (same fingerprint) and atomicity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+
+import rdia_cli.data.writers as writers
+from rdia_cli.data import Dataset, ReadOptions, read_dataset, write_dataset
+from rdia_cli.errors import InputError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def assert_same(a: Dataset, b: Dataset) -> None:
+    assert a.fingerprint() == b.fingerprint()
+    assert a.classes == b.classes
+    assert [type(c) for c in a.classes] == [type(c) for c in b.classes]
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.row_id, b.row_id)
+    assert a.feature_names == b.feature_names
+    assert a.is_sparse == b.is_sparse
+    assert a.X.shape == b.X.shape
+    xa = a.X.toarray() if a.is_sparse else a.X
+    xb = b.X.toarray() if b.is_sparse else b.X
+    np.testing.assert_array_equal(xa, xb)
+    for name in ("target", "weight"):
+        va, vb = getattr(a, name), getattr(b, name)
+        assert (va is None) == (vb is None)
+        if va is not None:
+            np.testing.assert_allclose(va, vb, rtol=1e-6)
+    assert sorted(a.extra) == sorted(b.extra)
+    for k in a.extra:
+        np.testing.assert_array_equal(a.extra[k], b.extra[k])
+
+
+def round_trip(ds: Dataset, tmp_path: Path, **kw) -> Dataset:
+    path = str(tmp_path / "out.parquet")
+    write_dataset(ds, path, **kw)
+    return read_dataset(path)
+
+
+def test_sparse_round_trip_and_layout(tmp_path):
+    ds = read_dataset(str(FIXTURES / "tiny.svm"))
+    back = round_trip(ds, tmp_path, meta={"stage": "test"}, row_group_size=4)
+    assert_same(ds, back)
+    assert back.X.indices.dtype == np.int32
+    pf = pq.ParquetFile(tmp_path / "out.parquet")
+    assert pf.num_row_groups == 2
+    schema = pf.schema_arrow
+    assert schema.field("row_id").type == pa.int64()
+    assert schema.field("indices").type == pa.list_(pa.int32())
+    assert schema.field("values").type == pa.list_(pa.float32())
+    meta = {k.decode(): json.loads(v) for k, v in schema.metadata.items()}
+    assert meta["rdia.format_version"] == "1"
+    assert meta["rdia.classes"] == [-1, 1]
+    assert meta["rdia.n_features"] == 5
+    assert meta["rdia.fingerprint"] == ds.fingerprint()
+    assert meta["rdia.stage"] == "test"
+    assert meta["rdia.zero_based"] is False  # carried from ds.meta
+    # the label column holds class values, not indices
+    assert pf.read().column("label").to_pylist() == [1, -1, 1, -1, 1, -1]
+
+
+def test_dense_round_trip_keeps_column_names(tmp_path):
+    ds = read_dataset(str(FIXTURES / "tiny.csv"))
+    back = round_trip(ds, tmp_path)
+    assert_same(ds, back)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column_names == ["row_id", "label", "f_a", "f_b", "f_c"]
+    assert table.column("label").to_pylist()[:3] == ["cat", "dog", "cat"]
+
+
+def test_dense_default_feature_names(tmp_path):
+    ds = Dataset(X=np.eye(3, dtype=np.float32), y=[0, 1, 1], classes=[0.5, 2.5], row_id=[4, 5, 6])
+    back = round_trip(ds, tmp_path)
+    assert back.feature_names == ["f0", "f1", "f2"]
+    assert back.classes == [0.5, 2.5]
+    np.testing.assert_array_equal(back.row_id, [4, 5, 6])
+    assert back.fingerprint() == ds.fingerprint()
+
+
+def test_image_round_trip(tmp_path):
+    ds = read_dataset(
+        str(FIXTURES / "tiny-images-idx3-ubyte.gz"),
+        ReadOptions(labels=str(FIXTURES / "tiny-labels-idx1-ubyte.gz"), classes=("1", "2")),
+    )
+    back = round_trip(ds, tmp_path, row_group_size=5)
+    assert_same(ds, back)
+    assert back.image_shape == (1, 6, 6)
+    meta = pq.ParquetFile(tmp_path / "out.parquet").schema_arrow.metadata
+    assert json.loads(meta[b"rdia.image_shape"]) == [1, 6, 6]
+
+
+def test_target_weight_extra_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 7
+    target = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
+    ds = Dataset(
+        X=sp.random(n, 10, density=0.3, format="csr", dtype=np.float32, random_state=1),
+        y=rng.integers(0, 3, size=n),
+        classes=["a", "b", "c"],
+        row_id=np.arange(100, 100 + n),
+        target=target,
+        weight=rng.random(n),
+        extra={
+            "is_noisy": rng.random(n) < 0.5,
+            "clean_label": np.array(list("abcabca"), dtype=object),
+            "phi": rng.normal(size=n),
+            "relabeled": np.arange(n) % 2 == 0,
+            "probs": rng.random((n, 3)),
+        },
+    )
+    back = round_trip(ds, tmp_path, row_group_size=3)
+    assert_same(ds, back)
+    assert back.target.shape == (n, 3)
+    assert back.extra["probs"].shape == (n, 3)
+    assert back.extra["is_noisy"].dtype == bool
+
+
+def test_classes_absent_from_rows_survive(tmp_path):
+    ds = Dataset(X=np.ones((2, 2), np.float32), y=[2, 2], classes=[0, 1, 2], row_id=[0, 1])
+    back = round_trip(ds, tmp_path)
+    assert back.classes == [0, 1, 2]
+    np.testing.assert_array_equal(back.y, [2, 2])
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    ds = read_dataset(str(FIXTURES / "tiny.svm"))
+    path = tmp_path / "out.parquet"
+    calls = []
+    real = writers._Plan.chunk
+
+    def failing_chunk(self, a, b):
+        calls.append(a)
+        if len(calls) > 1:
+            raise RuntimeError("disk on fire")
+        return real(self, a, b)
+
+    monkeypatch.setattr(writers._Plan, "chunk", failing_chunk)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_dataset(ds, str(path), row_group_size=2)
+    assert list(tmp_path.iterdir()) == []
+    # an existing file is left exactly as it was
+    path.write_bytes(b"old contents")
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        write_dataset(ds, str(path), row_group_size=2)
+    assert path.read_bytes() == b"old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_unwritable_meta_leaves_nothing(tmp_path):
+    ds = read_dataset(str(FIXTURES / "tiny.svm"))
+    with pytest.raises(InputError, match="not JSON-serialisable"):
+        write_dataset(ds, str(tmp_path / "o.parquet"), meta={"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_overwrite_its_source(tmp_path):
+    path = tmp_path / "d.parquet"
+    write_dataset(read_dataset(str(FIXTURES / "tiny.svm")), str(path))
+    ds = read_dataset(str(path))
+    with pytest.raises(InputError, match="also an input"):
+        write_dataset(ds, str(path))
+
+
+def test_column_clash(tmp_path):
+    ds = Dataset(
+        X=np.ones((2, 2), np.float32),
+        y=[0, 1],
+        classes=[0, 1],
+        row_id=[0, 1],
+        feature_names=["a", "label"],
+    )
+    with pytest.raises(InputError, match="clash"):
+        write_dataset(ds, str(tmp_path / "o.parquet"))
+    ds = Dataset(
+        X=np.ones((2, 2), np.float32),
+        y=[0, 1],
+        classes=[0, 1],
+        row_id=[0, 1],
+        extra={"row_id": np.zeros(2)},
+    )
+    with pytest.raises(InputError, match="clash"):
+        write_dataset(ds, str(tmp_path / "o.parquet"))
+
+
+def test_missing_output_folder(tmp_path):
+    ds = read_dataset(str(FIXTURES / "tiny.svm"))
+    with pytest.raises(InputError, match="does not exist"):
+        write_dataset(ds, str(tmp_path / "no" / "o.parquet"))
