@@ -66,7 +66,9 @@ def train_model(
     progress: Callable | None = None,
 ) -> ModelFile:
     if model_type not in MODEL_TYPES:
-        raise InputError(f"--model-type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}.")
+        raise InputError(
+            f"--model-type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}."
+        )
     if model_type == "logreg":
         from rdia_cli.training import train_logreg
 
@@ -136,7 +138,10 @@ def _row_norms(ds: Dataset, fit_intercept: bool = True) -> np.ndarray:
     import scipy.sparse as sp
 
     X = ds.flat_X()
-    sq = np.asarray(X.multiply(X).sum(1)).ravel() if sp.issparse(X) else (X.astype(np.float64) ** 2).sum(1)
+    if sp.issparse(X):
+        sq = np.asarray(X.multiply(X).sum(1)).ravel()
+    else:
+        sq = (X.astype(np.float64) ** 2).sum(1)
     return np.sqrt(sq + (1.0 if fit_intercept else 0.0))
 
 

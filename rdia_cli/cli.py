@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -99,15 +98,15 @@ def read_opts(labels=None, label_col="label", zero_based=None, n_features=None, 
                        zero_based=zero_based, n_features=n_features, classes=cls)
 
 
-def load(path, opts, *, what="data", schema=None, labels=None):
+def load(path, opts, *, what="data", schema=None, labels="same"):
+    """Read a dataset; ``labels`` replaces the IDX label file of ``opts`` (None: no labels
+    file, for a --val/--test whose own --val-labels/--test-labels was not given)."""
     from dataclasses import replace
 
     from rdia_cli.data.readers import read_dataset
 
-    if labels is not None:
-        opts = replace(opts, labels=str(labels))
-    elif what != "training data" and opts.labels is not None:
-        opts = replace(opts, labels=None)
+    if labels != "same":
+        opts = replace(opts, labels=str(labels) if labels is not None else None)
     return read_dataset(str(path), opts, schema=schema, what=what)
 
 
@@ -630,6 +629,6 @@ def main() -> None:
 
 from rdia_cli import commands_run  # noqa: E402, F401 - registers `run` and `demo`
 
-
 if __name__ == "__main__":
     main()
+from rdia_cli import commands_report  # noqa: E402, F401 - registers inspect and report

@@ -1,4 +1,4 @@
-"""Logistic regression equals scikit-learn's on its bundled data; sparse = dense; weights, targets."""
+"""Logistic regression equals scikit-learn's; sparse = dense; weights and soft targets."""
 
 import numpy as np
 import pytest

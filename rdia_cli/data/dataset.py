@@ -16,8 +16,8 @@ class Dataset:
 
     Attributes
     ----------
-    X : dense ``np.ndarray`` of shape (N, P) or (N, C, H, W) for images, or ``scipy.sparse.csr_matrix``
-        (N, P). Float32 or float64; never modified in place by rdia.
+    X : dense ``np.ndarray`` of shape (N, P) or (N, C, H, W) for images, or
+        ``scipy.sparse.csr_matrix`` (N, P). Float32 or float64; never modified in place by rdia.
     y : int64 array (N,) of class *indices* 0..K-1.
     classes : list of class *values* in index order (JSON-able: int, float or str).
     row_id : int64 array (N,): the row's 0-based position in the original input file.

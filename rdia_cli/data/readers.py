@@ -714,6 +714,11 @@ def _read_libsvm(src: _Source, opts: ReadOptions, schema: Schema | None) -> Data
             f"could not be decompressed ({e}); the file is truncated or corrupt."
         ) from None
     except (ValueError, UnicodeDecodeError) as e:
+        if b"\x00" in _peek(src.path, 4096):
+            raise src.error(
+                "holds binary data, not LIBSVM/SVMlight text; pass `format` (`--format`) if it "
+                "is another format."
+            ) from None
         found = _libsvm_find_error(src)
         if found is None:
             raise src.error(f"is not a valid LIBSVM/SVMlight file: {e}.") from None

@@ -1,0 +1,113 @@
+"""`rdia inspect` (the most harmful rows, a figure) and `rdia report` (one HTML page per run).
+
+Thin: options, paths and printing here; reading, figures and HTML in ``rdia_cli.report``.
+Plotting needs ``pip install 'rdia-cli[report]'``; the table of `inspect` does not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdia_cli.cli import (
+    Classes,
+    Format,
+    LabelCol,
+    Labels,
+    NFeatures,
+    ZeroBased,
+    app,
+    err,
+    handle_errors,
+    load,
+    out,
+    read_opts,
+)
+from rdia_cli.errors import InputError
+
+
+@app.command()
+@handle_errors
+def inspect(
+    scores: Annotated[Path, typer.Argument(help="Scores file from `rdia score` (or DIR/scores.parquet of `rdia run`).")],
+    data: Annotated[Path, typer.Option("--data", help="The training data that was scored, or a cleaned file made from it.")],
+    top: Annotated[int, typer.Option("--top", help="How many of the most harmful rows to show.")] = 10,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also draw FILE.png: the images (image data) or a Φ histogram (tabular data). Needs matplotlib.")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Threshold marked on the histogram (default: the α of a cleaned file, else 0).")] = None,
+    labels: Labels = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Show the most harmful training rows (Φ > 0 hurts the validation loss) and their new labels."""
+    from rich.table import Table
+
+    from rdia_cli import report
+    from rdia_cli.io_utils import check_output
+    from rdia_cli.scores import read_scores
+
+    if output is not None:
+        check_output(output, scores, data, labels)
+        if output.suffix.lower() != ".png":
+            raise InputError(f"-o `{output}` must end in .png (inspect draws a PNG image).")
+        report.require_matplotlib()
+    sc = read_scores(scores)
+    ds = load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt),
+              what="training data")
+    report.check_inspect_match(sc, ds, str(data))
+    rows = report.harmful_rows(sc, ds, top=top)
+    cleaned = report.is_cleaned(ds)
+
+    t = Table(title=f"top {len(rows)} harmful rows of {data} (of {sc.n_samples:,})",
+              title_justify="left",
+              caption="new label: " + ("the top class of the file's target" if cleaned else
+                                       "the top class of the paper's Eq. 12 target"),
+              caption_justify="left")
+    for c in ("row_id", "label", "p_label", "Φ", "Δ val loss if relabeled", "new label"):
+        t.add_column(c, justify="right")
+    for r in rows:
+        if r.status in ("kept", "removed"):
+            new = f"[dim]{r.status}[/]"
+        else:
+            new = str(r.new_label) + (f" ({r.new_weight:.2f})" if r.new_weight < 0.995 else "")
+        t.add_row(str(r.row_id), str(r.label), f"{r.p_label:.3f}", f"{r.phi:.4g}",
+                  f"{r.delta_relabel:+.2e}", new)
+    out.print(t)
+
+    if output is not None:
+        if ds.image_shape is not None:
+            png = report.harmful_grid_png(ds, rows)
+            what = f"{sum(r.position is not None for r in rows)} images"
+        else:
+            a = report.default_alpha(ds) if alpha is None else alpha
+            png = report.phi_histogram_png(sc.phi, alpha=a, title=f"Φ of {sc.n_samples:,} rows "
+                                           f"in {Path(str(scores)).name}")
+            what = f"Φ histogram, α = {a:.4g}"
+        report.write_png(png, output)
+        err.print(f"wrote {output}  ({what})")
+
+
+@app.command()
+@handle_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The -o folder of `rdia run`.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write (default: DIR/report.html).")] = None,
+    train: Annotated[Path | None, typer.Option("--train", help="Training data, if it moved since the run (for the label-noise precision/recall).")] = None,
+) -> None:
+    """One self-contained HTML page about a run: metrics, Φ, the α sweep, relabels, noise found."""
+    from rdia_cli import report as rp
+    from rdia_cli.io_utils import check_output
+
+    rp.require_matplotlib()
+    output = run_dir / "report.html" if output is None else output
+    if output.is_dir():
+        raise InputError(f"-o `{output}` is a folder; give the path of an .html file.")
+    check_output(output, train, *(run_dir / f for f in rp.RUN_FILES),
+                 *run_dir.glob("*.parquet"))
+    html = rp.build_report(run_dir, train=train)
+    rp.write_text(html, output)
+    err.print(f"wrote {output}  ({len(html.encode()) / 1024:,.0f} KiB, self-contained)")

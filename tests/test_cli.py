@@ -1,0 +1,260 @@
+"""The CLI as a user runs it: the five stages, run/demo, and one test per input error."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rdia_cli.cli import app
+
+runner = CliRunner()
+
+
+def rdia(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(result):
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def _write_svm(path, X, y):
+    with open(path, "w") as f:
+        for row, label in zip(X, y, strict=True):
+            feats = " ".join(f"{j + 1}:{v:.6g}" for j, v in enumerate(row) if v != 0)
+            f.write(f"{label} {feats}\n")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Noisy train, clean val and test as LIBSVM files with -1/+1 labels."""
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(6)
+    X = rng.standard_normal((500, 6))
+    y = np.where(X @ w + 0.3 * rng.standard_normal(500) > 0, 1, -1)
+    noisy = y.copy()
+    flip = rng.random(300) < 0.3
+    noisy[:300][flip] *= -1
+    _write_svm(d / "train.svm", X[:300], noisy[:300])
+    _write_svm(d / "val.svm", X[300:400], y[300:400])
+    _write_svm(d / "test.svm", X[400:], y[400:])
+    return d
+
+
+@pytest.fixture(scope="module")
+def pipeline(files):
+    d = files
+    ok(rdia("train", d / "train.svm", "--val", d / "val.svm", "-o", d / "lr.pt", "--device", "cpu"))
+    ok(rdia("score", d / "train.svm", "--val", d / "val.svm", "--model", d / "lr.pt",
+            "-o", d / "scores.parquet"))
+    ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--alpha", "auto",
+            "--val", d / "val.svm", "--model", d / "lr.pt", "-o", d / "cleaned.parquet"))
+    ok(rdia("retrain", d / "cleaned.parquet", "--model", d / "lr.pt", "-o", d / "lr_r.pt"))
+    ok(rdia("evaluate", d / "lr.pt", d / "lr_r.pt", "--data", d / "test.svm",
+            "--json", d / "metrics.json"))
+    return d
+
+
+def test_pipeline_outputs(pipeline):
+    import pyarrow.parquet as pq
+
+    d = pipeline
+    model = torch.load(d / "lr.pt", weights_only=True)
+    assert model["format"] == "rdia-model" and model["meta"]["classes"] == [-1, 1]
+    scores = pq.read_table(d / "scores.parquet")
+    for col in ("row_id", "label", "phi", "delta_remove", "delta_relabel", "p_label", "loss"):
+        assert col in scores.column_names
+    phi = scores.column("phi").to_numpy()
+    np.testing.assert_allclose(scores.column("delta_remove").to_numpy(), -phi / 300)
+    meta = scores.schema.metadata
+    for key in ("train_fingerprint", "val_fingerprint", "model_fingerprint", "residual", "solver"):
+        assert f"rdia.{key}".encode() in meta
+    cleaned = pq.read_table(d / "cleaned.parquet")
+    relabeled = cleaned.column("relabeled").to_numpy(zero_copy_only=False)
+    assert relabeled.any()
+    targets = np.array(cleaned.column("target").to_pylist())
+    labels = np.array(cleaned.column("label").to_pylist())
+    # binary Eq. 12 is the flip: relabeled rows' targets put their mass on the other class
+    idx = np.where(labels == 1, 1, 0)
+    assert np.all(targets[relabeled, idx[relabeled]] == 0)
+    assert np.all(targets[~relabeled, idx[~relabeled]] == 1)
+    m = json.loads((d / "metrics.json").read_text())
+    assert [x["model"] for x in m["models"]] == [str(d / "lr.pt"), str(d / "lr_r.pt")]
+    for x in m["models"]:
+        assert set(x) >= {"model", "n", "loss", "accuracy", "auc"} and x["n"] == 100
+
+
+def test_rdia_beats_erm_on_noisy_file(pipeline):
+    m = json.loads((pipeline / "metrics.json").read_text())
+    assert m["models"][1]["loss"] < m["models"][0]["loss"]
+
+
+def test_relabel_fraction_and_strategies(pipeline):
+    d = pipeline
+    for strategy in ("drop", "uids", "optlr", "random", "rdia"):
+        out = d / f"c-{strategy}.parquet"
+        ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--fraction", "0.1",
+                "--strategy", strategy, "-o", out))
+        assert out.stat().st_size > 0
+
+
+def test_run_writes_erm_then_strategy_then_baselines(files, tmp_path):
+    d = files
+    ok(rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
+            "-o", tmp_path / "run", "--compare", "--device", "cpu"))
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    names = [x["name"] for x in m["models"]]
+    assert names[:2] == ["erm", "rdia"] and set(names[2:]) == {"drop", "uids", "optlr", "random"}
+    for name in names:
+        assert (tmp_path / "run" / f"{name}.pt").exists()
+    assert (tmp_path / "run" / "scores.parquet").exists()
+
+
+def test_demo_rdia_beats_erm(tmp_path):
+    res = ok(rdia("demo", "-o", tmp_path / "demo", "--device", "cpu"))
+    m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert m["models"][0]["name"] == "erm"
+    assert m["models"][1]["loss"] < m["models"][0]["loss"]
+    assert "erm" in res.stdout
+
+
+def test_split_and_noise(files, tmp_path):
+    d = files
+    ok(rdia("split", d / "test.svm", "-o", tmp_path / "s", "--val", "0.2", "--test", "0.2"))
+    for name in ("train", "val", "test"):
+        assert (tmp_path / "s" / f"{name}.parquet").exists()
+    ok(rdia("noise", tmp_path / "s" / "train.parquet", "--rate", "0.5", "-o", tmp_path / "n.parquet"))
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tmp_path / "n.parquet")
+    assert "is_noisy" in t.column_names and "clean_label" in t.column_names
+
+
+# --- errors: one line, exit code 2, no output, inputs untouched --------------------------------
+def _fails(result, code, *fragments):
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    for f in fragments:
+        assert f in result.stderr, result.stderr
+
+
+def test_error_missing_file(tmp_path):
+    _fails(rdia("train", tmp_path / "nope.svm", "-o", tmp_path / "m.pt"), 2, "nope.svm", "not exist")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_error_empty_file(tmp_path):
+    (tmp_path / "empty.svm").write_text("")
+    _fails(rdia("train", tmp_path / "empty.svm", "-o", tmp_path / "m.pt"), 2, "empty")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_error_malformed_libsvm_line(tmp_path):
+    (tmp_path / "bad.svm").write_text("1 1:0.5 2:1\n-1 1:0.2 2:x\n")
+    _fails(rdia("train", tmp_path / "bad.svm", "-o", tmp_path / "m.pt"), 2, "line 2")
+
+
+def test_error_non_numeric_csv(tmp_path):
+    (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
+    _fails(rdia("train", tmp_path / "bad.csv", "-o", tmp_path / "m.pt"), 2, "oops")
+    res = rdia("train", tmp_path / "bad.csv", "-o", tmp_path / "m.pt")
+    assert "b" in res.stderr and "3" in res.stderr
+
+
+def test_error_missing_label_column(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b,y\n1,2,0\n3,4,1\n")
+    _fails(rdia("train", tmp_path / "x.csv", "-o", tmp_path / "m.pt"), 2, "label")
+
+
+def test_error_nan_features(tmp_path):
+    (tmp_path / "nan.csv").write_text("a,b,label\n1,2,0\n3,nan,1\n")
+    _fails(rdia("train", tmp_path / "nan.csv", "-o", tmp_path / "m.pt"), 2, "b")
+
+
+def test_error_unseen_test_labels(pipeline, tmp_path):
+    _write_svm(tmp_path / "t.svm", np.ones((3, 6)), [1, -1, 5])
+    _fails(rdia("evaluate", pipeline / "lr.pt", "--data", tmp_path / "t.svm"), 2, "5")
+
+
+def test_error_not_a_model(files, tmp_path):
+    (tmp_path / "fake.pt").write_bytes(b"not a model")
+    _fails(rdia("evaluate", tmp_path / "fake.pt", "--data", files / "test.svm"), 2,
+           "not an rdia model")
+
+
+def test_error_feature_count_mismatch(pipeline, tmp_path):
+    _write_svm(tmp_path / "wide.svm", np.ones((3, 9)), [1, -1, 1])
+    _fails(rdia("evaluate", pipeline / "lr.pt", "--data", tmp_path / "wide.svm"), 2, "features")
+
+
+def test_error_output_equals_input(files):
+    before = (files / "train.svm").read_bytes()
+    _fails(rdia("train", files / "train.svm", "-o", files / "train.svm"), 2, "also an input")
+    assert (files / "train.svm").read_bytes() == before
+
+
+def test_error_cuda_without_gpu(files, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    _fails(rdia("train", files / "train.svm", "-o", tmp_path / "m.pt", "--device", "cuda"), 2,
+           "CUDA")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_error_mismatched_scores(pipeline, tmp_path):
+    _write_svm(tmp_path / "other.svm", np.ones((5, 6)), [1, -1, 1, -1, 1])
+    _fails(rdia("relabel", tmp_path / "other.svm", "--scores", pipeline / "scores.parquet",
+                "--alpha", "0", "-o", tmp_path / "c.parquet"), 2, "other training data")
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_error_alpha_and_fraction(pipeline, tmp_path):
+    d = pipeline
+    _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "-o",
+                tmp_path / "c.parquet"), 2, "--alpha")
+    _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--alpha", "x",
+                "-o", tmp_path / "c.parquet"), 2, "--alpha")
+
+
+def test_idx_images_with_gzip_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    imgs = rng.integers(0, 255, (n, 4, 4), dtype=np.uint8)
+    labels = np.where(imgs[:, 0, 0] > 127, 7, 1).astype(np.uint8)
+    with gzip.open(tmp_path / "img-idx3-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + np.array([n, 4, 4], ">i4").tobytes() + imgs.tobytes())
+    with gzip.open(tmp_path / "lab-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + np.array([n], ">i4").tobytes() + labels.tobytes())
+    ok(rdia("train", tmp_path / "img-idx3-ubyte.gz", "--labels", tmp_path / "lab-idx1-ubyte.gz",
+            "-o", tmp_path / "m.pt"))
+    res = ok(rdia("evaluate", tmp_path / "m.pt", "--data", tmp_path / "img-idx3-ubyte.gz",
+                  "--labels", tmp_path / "lab-idx1-ubyte.gz", "--json", tmp_path / "e.json"))
+    assert json.loads((tmp_path / "e.json").read_text())["models"][0]["accuracy"] > 0.9, res
+
+
+def test_import_and_help_do_not_import_torch():
+    code = ("import sys, rdia_cli, rdia_cli.cli; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(rdia_cli.cli.app, ['--help']); assert r.exit_code == 0; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    out = subprocess.run([sys.executable, "-m", "rdia_cli", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "relabel" in out.stdout
+
+
+def test_readme_commands_are_real():
+    """Every `rdia X` the README shows is a command that exists."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    import re
+
+    used = set(re.findall(r"^rdia (\w+)", readme, flags=re.M))
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert used and used <= names, used - names
