@@ -632,3 +632,4 @@ from rdia_cli import commands_run  # noqa: E402, F401 - registers `run` and `dem
 if __name__ == "__main__":
     main()
 from rdia_cli import commands_report  # noqa: E402, F401 - registers inspect and report
+from rdia_cli import commands_synth  # noqa: E402, F401

@@ -73,7 +73,7 @@ def phi_histogram_png(phi: np.ndarray, *, alpha: float | None = None, title: str
     """Histogram of Φ (log-scaled counts) with the rows above α in red and α marked."""
     phi = np.asarray(phi, dtype=np.float64)
     phi = phi[np.isfinite(phi)]
-    fig = _figure(7.2, 3.0)
+    fig = _figure(9.6, 3.2)
     ax = fig.add_subplot()
     if phi.size:
         lo, hi = float(phi.min()), float(phi.max())
@@ -81,9 +81,12 @@ def phi_histogram_png(phi: np.ndarray, *, alpha: float | None = None, title: str
             lo, hi = min(lo, alpha), max(hi, alpha)
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
-        counts, edges = np.histogram(phi, bins=60, range=(lo, hi))
-        centers = (edges[:-1] + edges[1:]) / 2
         cut = 0.0 if alpha is None else alpha
+        width = (hi - lo) / 60
+        start = cut - width * math.ceil((cut - lo) / width - 1e-9)  # α falls on a bin edge
+        edges = start + width * np.arange(math.ceil((hi - start) / width - 1e-9) + 2)
+        counts, edges = np.histogram(phi, bins=edges)
+        centers = (edges[:-1] + edges[1:]) / 2
         colors = np.where(centers > cut, "#c0392b", "#95a5a6")
         ax.bar(centers, counts, width=np.diff(edges), color=colors, edgecolor="white",
                linewidth=0.3)
@@ -107,7 +110,7 @@ def phi_histogram_png(phi: np.ndarray, *, alpha: float | None = None, title: str
 
 def sweep_png(sweep: list[dict], *, chosen_alpha: float | None, strategy: str) -> bytes:
     """Predicted (first-order) and measured validation loss against the rows selected."""
-    fig = _figure(7.2, 3.0)
+    fig = _figure(9.6, 3.4)
     ax = fig.add_subplot()
     n = [r["n_selected"] for r in sweep]
     ax.plot(n, [r["predicted_val_loss"] for r in sweep], "o--", color="#7f8c8d", markersize=4,
@@ -119,7 +122,7 @@ def sweep_png(sweep: list[dict], *, chosen_alpha: float | None, strategy: str) -
             ax.plot([r["n_selected"]], [r["val_loss"]], "*", color="#c0392b", markersize=14,
                     label=f"chosen α = {_num(chosen_alpha)}", zorder=5)
             break
-    ax.set_xlabel(f"rows selected (Φ > α) for `{strategy}`", fontsize=9)
+    ax.set_xlabel(f"rows selected (Φ > α) for {strategy}", fontsize=9)
     ax.set_ylabel("validation loss", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.legend(frameon=False, fontsize=9)
@@ -145,7 +148,7 @@ def image_grid_png(images: np.ndarray, captions: list[str], *, ncols: int = 5) -
             ax.imshow(img[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         else:
             ax.imshow(np.clip(np.transpose(img, (1, 2, 0)), 0.0, 1.0), interpolation="nearest")
-        ax.set_title(captions[i], fontsize=9, y=-0.34)
+        ax.set_title(captions[i], fontsize=9, y=-0.3)
     return _png(fig)
 
 
@@ -646,7 +649,7 @@ def _phi_section(rep: RunReport, figures: bool) -> list[str]:
     cut = 0.0 if alpha is None else alpha
     above = phi > cut
     cards = [
-        ("rows scored", n, "n_train"),
+        ("rows scored", n, "n_scored"),
         ("Φ > 0 (harmful)", int((phi > 0).sum()), "n_positive"),
         (f"Φ > α ({_num(alpha)})", int(above.sum()), "n_above_alpha"),
         ("largest Φ", float(phi.max()) if n else None, "phi_max"),

@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rdia_cli.data.writers as writers
 from rdia_cli.data import Dataset, ReadOptions, read_dataset, write_dataset
@@ -196,3 +198,42 @@ def test_missing_output_folder(tmp_path):
     ds = read_dataset(str(FIXTURES / "tiny.svm"))
     with pytest.raises(InputError, match="does not exist"):
         write_dataset(ds, str(tmp_path / "no" / "o.parquet"))
+
+
+# --------------------------------------------------------------------------------------------
+# Property: any Dataset rdia can build survives write -> read with the same fingerprint
+# --------------------------------------------------------------------------------------------
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 30),
+    p=st.integers(1, 6),
+    k=st.integers(1, 4),
+    kind=st.sampled_from(["dense", "sparse", "image"]),
+    class_kind=st.sampled_from(["int", "float", "str"]),
+    group=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_round_trip_property(tmp_path, n, p, k, kind, class_kind, group, seed):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, p)) * (rng.random((n, p)) < 0.5)).astype(np.float32)
+    if kind == "sparse":
+        X = sp.csr_matrix(X)
+    elif kind == "image":
+        X = X.reshape(n, 1, 1, p)
+    classes = {
+        "int": [int(v) for v in rng.choice(np.arange(-5, 50), size=k, replace=False)],
+        "float": [float(v) + 0.5 for v in range(k)],
+        "str": [f"c{i}" for i in range(k)],
+    }[class_kind]
+    ds = Dataset(
+        X=X,
+        y=rng.integers(0, k, size=n),
+        classes=classes,
+        row_id=rng.permutation(n) * 3,
+        feature_names=[f"col {j}" for j in range(p)] if kind == "dense" else None,
+    )
+    path = str(tmp_path / "prop.parquet")
+    write_dataset(ds, path, row_group_size=group)
+    assert_same(ds, read_dataset(path))

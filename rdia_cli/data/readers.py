@@ -506,6 +506,11 @@ def _finish(
     if n == 0:
         raise src.error("has no data rows.")
     y, classes, mask = _map_classes(src, labels, opts, schema, class_order)
+    if target is not None and target.shape[1] != len(classes):
+        raise src.error(
+            f"has soft targets over {target.shape[1]} classes but {len(classes)} classes "
+            f"{classes} after reading; soft-labelled data cannot be filtered with `classes`."
+        )
     pos = np.arange(n, dtype=np.int64)
     if row_id is None:
         row_id = pos
@@ -1015,12 +1020,6 @@ def _read_parquet(src: _Source, opts: ReadOptions, schema: Schema | None) -> Dat
         used.update(("indices", "values"))
     else:
         X, column = None, None
-    if target is not None and schema is not None and target.shape[1] != len(schema.classes):
-        raise src.error(
-            f"has soft targets with {target.shape[1]} classes, but the model has "
-            f"{len(schema.classes)}."
-        )
-
     if X is None:  # dense tabular
         if isinstance(meta.get("feature_names"), list):
             feature_names = [str(c) for c in meta["feature_names"]]

@@ -50,8 +50,11 @@ class Design:
         self.dtype = dtype
         self.shape = tuple(X.shape)
         self.sparse = sp.issparse(X)
+        self._scipy = None
         if self.sparse:
             X = X.tocsr()
+            if device.type == "cpu":
+                self._scipy = X  # for the explicit Hessian's sparse Gram matrix
             small = X.nnz < 2**31 - 1
             idx = torch.int32 if small else torch.int64
             self._X = self._csr(X, idx, device, dtype)
@@ -95,8 +98,30 @@ class Design:
             return X2T @ c
         return (self._X**2).T @ c
 
+    def gram(self, coef, *, intercept: bool):
+        """X̃ᵀ diag(coef) X̃ with X̃ = [X, 1] when ``intercept`` (explicit Hessian blocks)."""
+        import torch
+
+        if self._scipy is not None:
+            c = coef.detach().cpu().numpy()
+            Xc = self._scipy.multiply(c[:, None]).tocsr()
+            G = np.asarray((self._scipy.T @ Xc).todense())
+            if intercept:
+                col = np.asarray(Xc.sum(0)).ravel()
+                G = np.block([[G, col[:, None]], [col[None, :], np.array([[c.sum()]])]])
+            return torch.as_tensor(G, dtype=coef.dtype, device=coef.device)
+        X = self.dense()
+        Xc = X * coef[:, None]
+        G = X.T @ Xc
+        if intercept:
+            col = Xc.sum(0)
+            top = torch.cat([G, col[:, None]], 1)
+            bottom = torch.cat([col, coef.sum().reshape(1)])[None, :]
+            G = torch.cat([top, bottom], 0)
+        return G
+
     def dense(self):
-        """X as a dense tensor (only for the explicit Hessian of small problems)."""
+        """X as a dense tensor (only for the explicit Hessian of small problems; cached)."""
         if not self.sparse:
             return self._X
         if self.shape[0] * self.shape[1] > DENSE_MAX_ELEMENTS:
@@ -104,7 +129,9 @@ class Design:
                 f"the explicit Hessian needs X dense ({self.shape[0]}×{self.shape[1]}), "
                 "which is too large; use --solver cg."
             )
-        return self._X.to_dense()
+        if getattr(self, "_dense", None) is None:
+            self._dense = self._X.to_dense()
+        return self._dense
 
 
 @dataclass
@@ -300,24 +327,22 @@ class LogRegProblem:
         """The explicit (n_params × n_params) matrix H + δI [+ uuᵀ] (small problems only)."""
         import torch
 
-        X = self.design.dense()
-        if self.fit_intercept:
-            X = torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)], 1)
         d, P = self._curvature(Z)
-        A, C = X.shape[1], self.n_out
-        H = torch.zeros(A, C, A, C, dtype=X.dtype, device=X.device)
+        A, C = self.n_features + int(self.fit_intercept), self.n_out
+        H = torch.zeros(A, C, A, C, dtype=d.dtype, device=d.device)
         for c in range(C):
             for e in range(c, C):
                 if P is None:
                     coef = d
                 else:
                     coef = d * (P[:, c] * ((1.0 if c == e else 0.0) - P[:, e]))
-                G = self.reduce(X.T @ (X * coef[:, None])) / self.n_total
+                G = self.reduce(self.design.gram(coef, intercept=self.fit_intercept))
+                G = G / self.n_total
                 H[:, c, :, e] = G
                 if e != c:
                     H[:, e, :, c] = G
         H = H.reshape(A * C, A * C)
-        reg = torch.zeros(A, C, dtype=X.dtype, device=X.device)
+        reg = torch.zeros(A, C, dtype=d.dtype, device=d.device)
         reg[: self.n_features] = self.l2
         H += torch.diag(reg.reshape(-1) + damping)
         u = self.flat_direction()
