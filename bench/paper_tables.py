@@ -38,9 +38,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+# torch.device, not the string "cpu": at commit 4138f5a, models/logreg.py Design.__init__ reads
+# device.type, and predict_proba passes its device argument through unconverted (see README).
+DEV = torch.device("cpu")
 DEFAULT_DATA = Path(os.environ.get("RDIA_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 
 METHODS = ("erm", "random", "optlr", "drop", "uids", "rdia")
@@ -153,11 +157,11 @@ def run_cell(train, val, test, *, tau: float, seed: int, fractions=FRACTIONS) ->
     t0 = time.perf_counter()
     res = api.score_model(model, noisy, val)
     t_score = time.perf_counter() - t0
-    probs = api.probabilities(model, noisy)
+    probs = api.probabilities(model, noisy, device=DEV)
     phi = res.phi
     n = noisy.n_samples
-    erm_test = api.evaluate_model(model, test)
-    erm_val = api.evaluate_model(model, val)
+    erm_test = api.evaluate_model(model, test, device=DEV)
+    erm_val = api.evaluate_model(model, val, device=DEV)
     cell = {
         "tau": tau, "seed": seed, "n_train": n, "n_val": val.n_samples, "n_test": test.n_samples,
         "n_noisy": int(is_noisy.sum()), "n_phi_pos": int((phi > 0).sum()),
@@ -174,10 +178,10 @@ def run_cell(train, val, test, *, tau: float, seed: int, fractions=FRACTIONS) ->
     for strategy in METHODS[1:]:
         t0 = time.perf_counter()
         out = api.auto_alpha(noisy, phi, probs, model, val, strategy=strategy, seed=seed,
-                             fractions=fractions)
-        m2 = model if out.alpha is None else api.retrain_model(out.dataset, model)
-        te = api.evaluate_model(m2, test)
-        va = api.evaluate_model(m2, val)
+                             fractions=fractions, device=DEV)
+        m2 = model if out.alpha is None else api.retrain_model(out.dataset, model, device=DEV)
+        te = api.evaluate_model(m2, test, device=DEV)
+        va = api.evaluate_model(m2, val, device=DEV)
         best = min(r["val_loss"] for r in out.sweep)
         if abs(va["loss"] - best) > 1e-6 * max(1.0, best):
             log(f"  WARNING {strategy}: final val loss {va['loss']:.6f} != sweep best {best:.6f}")
@@ -258,7 +262,7 @@ def run_table3(root: Path, out_json: Path, seed: int = 0, taus=TABLE3_TAUS) -> N
         is_noisy = np.asarray(noisy.extra["is_noisy"], bool)
         model = api.train_model(noisy)
         res = api.score_model(model, noisy, val)
-        probs = api.probabilities(model, noisy)
+        probs = api.probabilities(model, noisy, device=DEV)
         for paper_alpha, alpha in alphas:
             t0 = time.perf_counter()
             if alpha is None:
@@ -267,8 +271,9 @@ def run_table3(root: Path, out_json: Path, seed: int = 0, taus=TABLE3_TAUS) -> N
                 out = api.relabel_dataset(noisy, res.phi, probs, strategy="rdia", alpha=alpha)
                 rel = out.cleaning.relabeled
                 n_rel, n_rel_noisy = int(rel.sum()), int((rel & is_noisy).sum())
-                m2 = api.retrain_model(out.dataset, model)
-            te, va = api.evaluate_model(m2, test), api.evaluate_model(m2, val)
+                m2 = api.retrain_model(out.dataset, model, device=DEV)
+            te = api.evaluate_model(m2, test, device=DEV)
+            va = api.evaluate_model(m2, val, device=DEV)
             rows.append({"tau": tau, "alpha": alpha, "paper_alpha": paper_alpha,
                          "n_relabeled": n_rel, "n_relabeled_noisy": n_rel_noisy,
                          "n_noisy": int(is_noisy.sum()), "test_loss": te["loss"],
@@ -634,6 +639,10 @@ def main(argv=None) -> int:
                     help="1 seed, τ ∈ {0, 0.4}, writes paper_quick_* files")
     ap.add_argument("--parts", default="table1,table3,timing,report",
                     help="comma list of table1, table3, timing, report")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for table1/table3 (default 1: on an oversubscribed "
+                         "machine torch's sparse CSR products with 2 threads cost ~20 ms each "
+                         "instead of ~0.02 ms). The timing part measures 1 and 2 threads.")
     ap.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -662,6 +671,7 @@ def main(argv=None) -> int:
     log(f"start: datasets={names} seeds={ {n: seeds_for(n) for n in names} } taus={taus} "
         f"parts={sorted(parts)} load={load_avg()}")
     t0 = time.perf_counter()
+    torch.set_num_threads(args.threads)
     if "table1" in parts:
         run_table1(names, seeds_for, taus, args.data_root, f["table1.json"])
     if "table3" in parts:

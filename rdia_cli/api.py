@@ -28,14 +28,7 @@ MODEL_TYPES = ("logreg", *NET_ARCHS)
 def schema_of_model(model: ModelFile):
     from rdia_cli.data.readers import Schema
 
-    m = model.meta
-    return Schema(
-        n_features=int(m["n_features"]),
-        classes=list(m["classes"]),
-        feature_names=m.get("feature_names"),
-        image_shape=tuple(m["image_shape"]) if m.get("image_shape") else None,
-        sparse=bool(m.get("sparse", False)),
-    )
+    return Schema.from_json(model.meta)
 
 
 def check_model_data(model: ModelFile, ds: Dataset, what: str = "data") -> None:
@@ -75,11 +68,13 @@ def train_model(
         return train_logreg(ds, l2=l2, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                             device=device, init=init, progress=progress)
     from rdia_cli.deep import train_net
-    from rdia_cli.training import check_trainable
+    from rdia_cli.training import check_trainable, schema_meta
 
     check_trainable(ds)
     opts = dict(net_options or {})
-    return train_net(ds, arch=model_type, device=device, init=init, progress=progress, **opts)
+    model = train_net(ds, arch=model_type, device=device, init=init, progress=progress, **opts)
+    model.meta.update(schema_meta(ds))
+    return model
 
 
 # --- score ------------------------------------------------------------------------------------
@@ -102,11 +97,13 @@ def score_model(
     check_model_data(model, train, "training data")
     check_model_data(model, val, "validation data")
     if model.arch == "logreg":
+        from rdia_cli.device import threads_for
         from rdia_cli.influence.logreg import score_logreg
 
-        return score_logreg(model, train, val, solver=solver, damping=damping or 0.0,
-                            tol=tol or 1e-10, max_iter=max_iter or 1000, device=device,
-                            on_iter=on_iter)
+        with threads_for(train.n_samples * train.n_features * model.n_classes):
+            return score_logreg(model, train, val, solver=solver, damping=damping or 0.0,
+                                tol=tol or 1e-10, max_iter=max_iter or 1000, device=device,
+                                on_iter=on_iter)
     from rdia_cli.deep import score_net
 
     net_solver = "cg" if solver in ("auto", "cg") else solver
@@ -281,8 +278,12 @@ def retrain_model(
     if not from_scratch:
         opts["lr"] = opts.get("lr", 1e-3) * 0.1  # the paper's appendix C.3: fine-tune lower
     opts.update(net_options or {})
-    return train_net(cleaned, arch=model.arch, arch_args=model.arch_args, device=device,
-                     init=init, progress=progress, **opts)
+    from rdia_cli.training import schema_meta
+
+    model2 = train_net(cleaned, arch=model.arch, arch_args=model.arch_args, device=device,
+                       init=init, progress=progress, **opts)
+    model2.meta.update(schema_meta(cleaned))
+    return model2
 
 
 def evaluate_model(model: ModelFile, ds: Dataset, *, device="cpu") -> dict:

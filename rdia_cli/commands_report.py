@@ -28,6 +28,18 @@ from rdia_cli.cli import (
 from rdia_cli.errors import InputError
 
 
+def _require_matplotlib() -> None:
+    """Fail with the install hint, printed without Rich markup (which would eat `[report]`)."""
+    from rdia_cli.report import require_matplotlib
+
+    try:
+        require_matplotlib()
+    except InputError as e:
+        err.print("[bold red]error:[/] ", end="")
+        err.print(str(e), markup=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
 @app.command()
 @handle_errors
 def inspect(
@@ -54,7 +66,7 @@ def inspect(
         check_output(output, scores, data, labels)
         if output.suffix.lower() != ".png":
             raise InputError(f"-o `{output}` must end in .png (inspect draws a PNG image).")
-        report.require_matplotlib()
+        _require_matplotlib()
     sc = read_scores(scores)
     ds = load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt),
               what="training data")
@@ -88,7 +100,7 @@ def inspect(
                                            f"in {Path(str(scores)).name}")
             what = f"Φ histogram, α = {a:.4g}"
         report.write_png(png, output)
-        err.print(f"wrote {output}  ({what})")
+        err.print(f"wrote {output}  ({what})", soft_wrap=True)
 
 
 @app.command()
@@ -102,12 +114,14 @@ def report(
     from rdia_cli import report as rp
     from rdia_cli.io_utils import check_output
 
-    rp.require_matplotlib()
+    _require_matplotlib()
     output = run_dir / "report.html" if output is None else output
     if output.is_dir():
         raise InputError(f"-o `{output}` is a folder; give the path of an .html file.")
-    check_output(output, train, *(run_dir / f for f in rp.RUN_FILES),
+    rep = rp.collect_run(run_dir, train=train)
+    check_output(output, rep.train_path, *(run_dir / f for f in rp.RUN_FILES),
                  *run_dir.glob("*.parquet"))
-    html = rp.build_report(run_dir, train=train)
+    html = rp.render_html(rep)
     rp.write_text(html, output)
-    err.print(f"wrote {output}  ({len(html.encode()) / 1024:,.0f} KiB, self-contained)")
+    err.print(f"wrote {output}  ({len(html.encode()) / 1024:,.0f} KiB, self-contained)",
+              soft_wrap=True)

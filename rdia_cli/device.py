@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from rdia_cli.errors import InputError
 
 DEVICE_HELP = "Where to compute: auto (CUDA if available), cpu, cuda or cuda:N."
@@ -28,3 +30,23 @@ def resolve_device(name: str = "auto"):
             )
         return dev
     raise InputError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}.")
+
+
+SMALL_WORK = 4_000_000  # below this many matrix elements one thread beats several
+
+
+@contextlib.contextmanager
+def threads_for(n_elements: int):
+    """Run small problems on one CPU thread: thread start-up and barriers cost more than they
+    save on tiny matrices (10× slower when the machine is busy). Large problems are untouched."""
+    import torch
+
+    if n_elements >= SMALL_WORK:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -485,8 +485,8 @@ def _noise_stats(run_dir: Path, run: dict, scores, train_path: Path | None):
 CSS = """
 :root{--ink:#1f2933;--dim:#616e7c;--line:#d9e2ec;--bg:#f5f7fa;--good:#1e7b34;--bad:#b42318}
 *{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);
- font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.45 -apple-system,
+ BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1040px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}
 h1{font-size:24px;margin:0 0 4px}
 h3{font-size:14px;margin:12px 0 4px}
@@ -537,10 +537,13 @@ def _attrs(data: dict[str, Any]) -> str:
     return "".join(f' data-{k}="{_e(v)}"' for k, v in data.items())
 
 
-def _td(text: Any, *, value: Any = None, cls: str = "", **data: Any) -> str:
-    """A cell; ``value`` (full precision, repr) goes in data-value for tests and scripts."""
+_NO_VALUE = object()
+
+
+def _td(text: Any, *, value: Any = _NO_VALUE, cls: str = "", **data: Any) -> str:
+    """A cell; ``value`` (full precision, repr; None as `None`) goes in data-value."""
     attrs = _attrs(data)
-    if value is not None:
+    if value is not _NO_VALUE:
         attrs += f' data-value="{_e(repr(value) if isinstance(value, float) else value)}"'
     c = f' class="{cls}"' if cls else ""
     return f"<td{c}{attrs}>{_e(text)}</td>"
@@ -557,8 +560,8 @@ def _img(png: bytes, alt: str) -> str:
     return f'<figure><img src="data:image/png;base64,{b64}" alt="{_e(alt)}"></figure>'
 
 
-def _kv_table(rows: list[tuple[str, Any]], section: str) -> str:
-    body = "".join(f"<tr><td>{_e(k)}</td>{_td(_num(v), value=v if _plain(v) else None, section=section, key=k)}</tr>"  # noqa: E501
+def _kv_table(rows: list[tuple[str, Any]], section: str, *, none: str = "—") -> str:
+    body = "".join(f"<tr><td>{_e(k)}</td>{_td(none if v is None else _num(v), value=v if _plain(v) or v is None else _NO_VALUE, section=section, key=k)}</tr>"  # noqa: E501
                    for k, v in rows)
     return f'<table class="kv">{body}</table>'
 
@@ -654,6 +657,8 @@ def _phi_section(rep: RunReport, figures: bool) -> list[str]:
         (f"Φ > α ({_num(alpha)})", int(above.sum()), "n_above_alpha"),
         ("largest Φ", float(phi.max()) if n else None, "phi_max"),
     ]
+    if alpha is None:  # --fraction runs record no α
+        del cards[2]
     html_cards = "".join(
         f'<div class="card"><b data-key="{k}" data-value="{_e(repr(v) if isinstance(v, float) else v)}">'  # noqa: E501
         f"{_e(_num(v))}</b><span>{_e(label)}</span></div>" for label, v, k in cards
@@ -663,17 +668,19 @@ def _phi_section(rep: RunReport, figures: bool) -> list[str]:
     if figures:
         out.append(_img(phi_histogram_png(phi, alpha=alpha, title=f"Φ of {n:,} training rows"),
                         "histogram of Φ with the threshold α"))
-    out.append('<p class="note">Red: rows above the chosen α (the ones the strategy acts on). '
-               "Counts on a log scale.</p></section>")
+    red = ("rows above the chosen α (the ones the strategy acts on)" if alpha is not None
+           else "Φ > 0 (the run chose rows by --fraction, not by α)")
+    out.append(f'<p class="note">Red: {_e(red)}. Counts on a log scale.</p></section>')
     return out
 
 
 def _sweep_section(rep: RunReport, figures: bool) -> list[str]:
     out = ['<section id="sweep"><h2>α sweep</h2>']
     if not rep.sweep:
-        a = rep.run.get("settings", {}).get("alpha")
-        out.append(f'<p class="note">No sweep was run (α was given: {_e(_num(a))}, fraction '
-                   f"{_e(_num(rep.run.get('settings', {}).get('fraction')))}).</p></section>")
+        settings = rep.run.get("settings", {})
+        how = (f"rows chosen by --fraction {_num(settings['fraction'])}"
+               if settings.get("fraction") is not None else f"α fixed at {_num(rep.alpha)}")
+        out.append(f'<p class="note">No sweep was run ({_e(how)}).</p></section>')
         return out
     out.append(f'<p class="note">Candidate thresholds for <b>{_e(rep.strategy)}</b>: the model '
                "was retrained on each cleaned set and its validation loss measured; the lowest "
@@ -783,10 +790,10 @@ def _settings_section(rep: RunReport) -> list[str]:
         f"<tr><td>{_e(k)}</td>{_td(f'{v:.2f} s', cls='n', value=float(v), key='timing', stage=k)}</tr>"  # noqa: E501
         for k, v in timings.items())
     total = sum(float(v) for v in timings.values())
-    trows += f'<tr><th>total</th><th class="n">{total:.2f} s</th></tr>'
+    trows += f'<tr><th>sum</th><th class="n">{total:.2f} s</th></tr>'
     return [
         '<section id="settings"><h2>Settings and timings</h2><div class="cols">',
-        f"<div><h3>run</h3>{_kv_table(rows, 'settings')}</div>",
+        f"<div><h3>run</h3>{_kv_table(rows, 'settings', none='default')}</div>",
         f"<div><h3>influence solve</h3>{_kv_table(score, 'score_info')}</div>",
         f'<div><h3>timings</h3><table class="kv" id="timings">{trows}</table></div>',
         "</div></section>",

@@ -11,14 +11,11 @@ from rdia_cli.models.io import ModelFile
 
 def schema_meta(ds: Dataset) -> dict:
     """The feature and label space a model is trained on (stored in its metadata)."""
-    return {
-        "classes": list(ds.classes),
-        "n_features": ds.n_features,
-        "feature_names": ds.feature_names,
-        "image_shape": list(ds.image_shape) if ds.image_shape else None,
-        "input_shape": list(ds.X.shape[1:]),
-        "sparse": ds.is_sparse,
-    }
+    from rdia_cli.data.readers import Schema
+
+    meta = Schema.of(ds).to_json()
+    meta["input_shape"] = list(ds.X.shape[1:])
+    return meta
 
 
 def check_trainable(ds: Dataset) -> None:
@@ -69,8 +66,11 @@ def train_logreg(
                 f"cannot warm-start from `{init.path}`: its parameters have shape "
                 f"{tuple(theta0.shape)}, this data needs {problem.shape}."
             )
-    result = fit(problem, theta0=theta0, tol=tol, max_iter=max_iter, solver=solver,
-                 progress=progress)
+    from rdia_cli.device import threads_for
+
+    with threads_for(ds.n_samples * ds.n_features * problem.n_out):
+        result = fit(problem, theta0=theta0, tol=tol, max_iter=max_iter, solver=solver,
+                     progress=progress)
     if not result.converged and result.rel_grad_norm > max(tol * 1e3, 1e-5):
         raise RuntimeFailure(
             f"training did not converge: relative gradient norm {result.rel_grad_norm:.2e} after "

@@ -20,7 +20,8 @@ def _torch_cuda() -> bool:
 def pytest_collection_modifyitems(config, items):
     skip_cuda = pytest.mark.skip(reason="needs a CUDA device")
     skip_data = pytest.mark.skip(reason=f"needs {SHARED_DATA}")
-    has_cuda = _torch_cuda()
+    # import torch only when a cuda test is collected: it costs seconds
+    has_cuda = any("cuda" in item.keywords for item in items) and _torch_cuda()
     for item in items:
         if "cuda" in item.keywords and not has_cuda:
             item.add_marker(skip_cuda)

@@ -126,6 +126,24 @@ def test_target_weight_extra_round_trip(tmp_path):
     assert back.extra["is_noisy"].dtype == bool
 
 
+def test_read_back_arrays_are_writable(tmp_path):
+    # torch.from_numpy warns on read-only arrays, and scipy's sort_indices writes in place
+    n = 6
+    ds = read_dataset(str(FIXTURES / "tiny.svm"))
+    ds.target = np.full((n, 2), 0.5, np.float32)
+    ds.weight = np.ones(n)
+    ds.extra = {"a": np.arange(n), "b": np.ones((n, 2))}
+    back = round_trip(ds, tmp_path)
+    arrays = [back.X.data, back.X.indices, back.X.indptr, back.y, back.row_id, back.target]
+    arrays += [back.weight, *back.extra.values()]
+    assert all(a.flags.writeable for a in arrays)
+    image = read_dataset(
+        str(FIXTURES / "tiny-images-idx3-ubyte.gz"),
+        ReadOptions(labels=str(FIXTURES / "tiny-labels-idx1-ubyte.gz")),
+    )
+    assert round_trip(image, tmp_path).X.flags.writeable
+
+
 def test_classes_absent_from_rows_survive(tmp_path):
     ds = Dataset(X=np.ones((2, 2), np.float32), y=[2, 2], classes=[0, 1, 2], row_id=[0, 1])
     back = round_trip(ds, tmp_path)

@@ -111,9 +111,19 @@ def parse(html: str) -> _Cells:
     return p
 
 
+def _value(text):
+    if text == "None":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def values(cells, **match):
-    """{key: float(value)} of the cells whose data-* attributes include ``match``."""
-    return {c["key"]: (None if c["value"] == "None" else float(c["value"]))
+    """{key: value as float (or str, None)} of the cells whose data-* attributes include
+    ``match``."""
+    return {c["key"]: _value(c["value"])
             for c in cells if all(c.get(k) == str(v) for k, v in match.items())}
 
 

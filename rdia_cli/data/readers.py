@@ -987,7 +987,7 @@ def _read_parquet(src: _Source, opts: ReadOptions, schema: Schema | None) -> Dat
         col = table.column("row_id")
         if not pa.types.is_integer(col.type) or col.null_count:
             raise src.error("has a `row_id` column that is not a complete integer column.")
-        row_id = np.asarray(col.to_numpy(), dtype=np.int64)
+        row_id = np.array(col.to_numpy(), dtype=np.int64)
         used.add("row_id")
     target = None
     if "target" in names and label_col != "target" and is_list("target"):
@@ -1000,7 +1000,7 @@ def _read_parquet(src: _Source, opts: ReadOptions, schema: Schema | None) -> Dat
                 else int(np.flatnonzero(nulls)[0])
             )
             raise src.error(f"has a `target` of the wrong length {where(r)}.")
-        target = np.asarray(values, dtype=np.float32).reshape(n, int(lengths[0]))
+        target = np.array(values, dtype=np.float32).reshape(n, int(lengths[0]))
         used.add("target")
     weight = None
     if "weight" in names and label_col != "weight":
@@ -1008,7 +1008,7 @@ def _read_parquet(src: _Source, opts: ReadOptions, schema: Schema | None) -> Dat
         if col.null_count:
             r = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
             raise src.error(f"has a missing `weight` {where(r)}.")
-        weight = np.asarray(col.to_numpy(), dtype=np.float64)
+        weight = np.array(col.to_numpy(), dtype=np.float64)
         used.add("weight")
 
     feature_names = None
@@ -1070,14 +1070,14 @@ def _extra_column(col: Any) -> np.ndarray:
         offsets, values, nulls = _list_parts(col)
         lengths = np.diff(offsets)
         if nulls is None and len(lengths) and (lengths == lengths[0]).all():
-            return np.asarray(values).reshape(len(lengths), int(lengths[0]))
+            return np.array(values).reshape(len(lengths), int(lengths[0]))
         out = np.empty(len(lengths), dtype=object)
         for i in range(len(lengths)):
             out[i] = values[offsets[i] : offsets[i + 1]]
         return out
     if pa.types.is_dictionary(t):
         col = pc.cast(col, t.value_type)
-    return np.asarray(col.to_numpy(zero_copy_only=False))
+    return np.array(col.to_numpy(zero_copy_only=False))
 
 
 def _parquet_images(src: _Source, table: Any, meta: dict, n: int) -> tuple[np.ndarray, Callable]:
@@ -1098,7 +1098,7 @@ def _parquet_images(src: _Source, table: Any, meta: dict, n: int) -> tuple[np.nd
             f"has {int(lengths[r])} pixels in row {r + 1}, but `rdia.image_shape` {list(shape)} "
             f"needs {size}."
         )
-    X = np.asarray(values, dtype=np.float32).reshape((n, *shape))
+    X = np.array(values, dtype=np.float32).reshape((n, *shape))
 
     def column(j: int) -> str:
         return f"pixel {tuple(int(i) for i in np.unravel_index(j, shape))}"
@@ -1136,8 +1136,8 @@ def _parquet_sparse(
     idx_dtype = np.int32 if max(width, indices.size) < 2**31 else np.int64
     X = sp.csr_matrix(
         (
-            np.asarray(values, dtype=np.float32),
-            indices.astype(idx_dtype, copy=False),
+            np.array(values, dtype=np.float32),
+            indices.astype(idx_dtype),
             i_off.astype(idx_dtype, copy=False),
         ),
         shape=(n, width),
