@@ -37,7 +37,9 @@ out = Console(highlight=False)
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -627,9 +629,12 @@ def main() -> None:
     app()
 
 
-from rdia_cli import commands_run  # noqa: E402, F401 - registers `run` and `demo`
+# the modules below register more commands on `app`
+from rdia_cli import (  # noqa: E402, F401, I001
+    commands_report,
+    commands_run,
+    commands_synth,
+)
 
 if __name__ == "__main__":
     main()
-from rdia_cli import commands_report  # noqa: E402, F401 - registers inspect and report
-from rdia_cli import commands_synth  # noqa: E402, F401

@@ -40,6 +40,12 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
     verdict = "better" if change < 0 else "worse"
     err.print(f"{main['name']} vs erm: test loss {main['loss']:.4f} vs {erm['loss']:.4f} "
               f"({change:+.4f}, {verdict}); files in {output}/")
+    if payload.get("verdict"):
+        from rdia_cli.autoclean import verdict_lines
+
+        err.print("[bold]verdict (from the validation data alone):[/]")
+        for line in verdict_lines(payload["verdict"]):
+            err.print(f"  {line}")
     return payload
 
 

@@ -24,6 +24,7 @@ from rdia_cli.io_utils import atomic_path
 from rdia_cli.models.io import save_model
 
 BASELINES = ("drop", "uids", "optlr", "random")
+HONEST = ("clean-only", "train+val", "cleanlab")
 
 
 @dataclass
@@ -89,29 +90,54 @@ def run_pipeline(
 
     strategies = [settings.strategy]
     if settings.compare:
-        strategies += [s for s in ("rdia", *BASELINES) if s != settings.strategy]
+        strategies += [s for s in ("auto", "rdia", *BASELINES) if s != settings.strategy]
+        if erm.arch != "logreg":
+            strategies = [s for s in strategies if s != "auto"]
     models = [("erm", erm, outdir / "erm.pt")]
     details = {}
+    verdict = None
     for name in strategies:
         t = time.perf_counter()
-        outcome = _relabel(train, result.phi, probs, erm, val, settings, name, device)
         cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
                                  else f"cleaned-{name}.parquet")
-        write_dataset(outcome.dataset, str(cleaned_path),
-                      meta={"relabel": {"strategy": name, "alpha": outcome.alpha,
-                                        "n_relabeled": outcome.cleaning.n_relabeled,
-                                        "n_removed": outcome.cleaning.n_removed,
-                                        "sweep": outcome.sweep}})
-        model = api.retrain_model(outcome.dataset, erm, device=device)
+        if name == "auto":
+            from rdia_cli.autoclean import auto_clean
+
+            ac = auto_clean(train, val, erm, seed=settings.seed, device=device)
+            cleaned, model = ac.cleaned, ac.model
+            info = {"alpha": None, "fraction": ac.config.fraction, "action": ac.config.action,
+                    "weight": ac.config.weight,
+                    "n_relabeled": int(cleaned.extra["relabeled"].sum()),
+                    "n_removed": int(train.n_samples - (cleaned.extra["part"] == 0).sum()
+                                     if ac.config.weight > 0 else train.n_samples),
+                    "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
+            verdict = ac.verdict
+        else:
+            outcome = _relabel(train, result.phi, probs, erm, val, settings, name, device)
+            cleaned = outcome.dataset
+            model = api.retrain_model(cleaned, erm, device=device)
+            info = {"alpha": outcome.alpha, "n_relabeled": outcome.cleaning.n_relabeled,
+                    "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
+        write_dataset(cleaned, str(cleaned_path), meta={"relabel": dict(info, strategy=name)})
         path = outdir / f"{name}.pt"
         save_model(model, path)
-        timings[f"relabel+retrain:{name}"] = time.perf_counter() - t
-        details[name] = {"alpha": outcome.alpha, "n_relabeled": outcome.cleaning.n_relabeled,
-                         "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep,
-                         "cleaned": str(cleaned_path)}
-        say(f"{name}: α {outcome.alpha if outcome.alpha is not None else 'none'}, "
-            f"{outcome.cleaning.n_relabeled:,} relabeled, {outcome.cleaning.n_removed:,} removed")
+        timings[f"clean+retrain:{name}"] = time.perf_counter() - t
+        details[name] = dict(info, cleaned=str(cleaned_path))
+        say(_describe(name, info))
         models.append((name, model, path))
+    if settings.compare and erm.arch == "logreg":
+        from rdia_cli import baselines
+
+        extra = [("clean-only", lambda: baselines.clean_only(val, erm, device=device)),
+                 ("train+val", lambda: baselines.train_plus_val(train, val, erm, device=device))]
+        if baselines.cleanlab_available():
+            extra.append(("cleanlab", lambda: baselines.cleanlab_drop(
+                train, erm, seed=settings.seed, device=device)[0]))
+        for name, make in extra:
+            model = make()
+            path = outdir / f"{name}.pt"
+            save_model(model, path)
+            models.append((name, model, path))
 
     results = []
     for name, model, path in models:
@@ -125,9 +151,19 @@ def run_pipeline(
         "settings": asdict(settings), "train": train.source, "val": val.source,
         "test": test.source, "n_train": train.n_samples, "n_val": val.n_samples,
         "n_test": test.n_samples, "strategies": details, "timings": timings,
-        "score_info": result.info,
+        "score_info": result.info, "verdict": verdict,
     })
+    payload["verdict"] = verdict
     return payload
+
+
+def _describe(name: str, info: dict) -> str:
+    if name == "auto":
+        return (f"auto: {info['verdict']['chosen']} ({info['n_relabeled']:,} relabeled, "
+                f"{info['n_removed']:,} training rows removed, validation rows added)")
+    alpha = info["alpha"]
+    return (f"{name}: α {'none' if alpha is None else format(alpha, '.4g')}, "
+            f"{info['n_relabeled']:,} relabeled, {info['n_removed']:,} removed")
 
 
 def _relabel(train, phi, probs, erm, val, settings: RunSettings, strategy: str, device):

@@ -131,7 +131,8 @@ def test_split_and_noise(files, tmp_path):
     ok(rdia("split", d / "test.svm", "-o", tmp_path / "s", "--val", "0.2", "--test", "0.2"))
     for name in ("train", "val", "test"):
         assert (tmp_path / "s" / f"{name}.parquet").exists()
-    ok(rdia("noise", tmp_path / "s" / "train.parquet", "--rate", "0.5", "-o", tmp_path / "n.parquet"))
+    ok(rdia("noise", tmp_path / "s" / "train.parquet", "--rate", "0.5",
+            "-o", tmp_path / "n.parquet"))
     import pyarrow.parquet as pq
 
     t = pq.read_table(tmp_path / "n.parquet")
@@ -147,7 +148,8 @@ def _fails(result, code, *fragments):
 
 
 def test_error_missing_file(tmp_path):
-    _fails(rdia("train", tmp_path / "nope.svm", "-o", tmp_path / "m.pt"), 2, "nope.svm", "not exist")
+    _fails(rdia("train", tmp_path / "nope.svm", "-o", tmp_path / "m.pt"), 2, "nope.svm",
+           "not exist")
     assert not (tmp_path / "m.pt").exists()
 
 
