@@ -34,15 +34,16 @@ from rdia_cli.models.io import ModelFile
 from rdia_cli.relabel import relabel_targets, select_harmful
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
-WEIGHTS = (0.0, 0.3, 1.0)
+WEIGHTS = (0.0, 1.0)
 ACTIONS = ("drop", "hard")
 
 
 @dataclass(frozen=True)
 class Config:
     action: str  # drop | hard (relabel to the most likely other class)
-    fraction: float  # top fraction of training rows by Φ (only Φ > 0)
+    fraction: float  # top fraction of training rows by the ranking score (only score > 0)
     weight: float  # ω: weight of each kept training row; validation rows weigh 1
+    ranker: str = "phi"  # phi: influence Φ | clean: -log p(label) under a clean-set model
 
     @property
     def label(self) -> str:
@@ -50,7 +51,8 @@ class Config:
             return "clean set only"
         if self.fraction == 0:
             return f"train+val, ω={self.weight:g}"
-        return f"{self.action} top {self.fraction:.0%}, ω={self.weight:g}"
+        by = "Φ" if self.ranker == "phi" else "clean-model loss"
+        return f"{self.action} top {self.fraction:.0%} by {by}, ω={self.weight:g}"
 
 
 @dataclass
@@ -62,15 +64,35 @@ class AutoCleanResult:
     verdict: dict[str, Any] = field(default_factory=dict)
 
 
-def candidates(fractions=FRACTIONS, weights=WEIGHTS, actions=ACTIONS) -> list[Config]:
+RANKERS = ("phi", "clean")
+
+
+def candidates(fractions=FRACTIONS, weights=WEIGHTS, actions=ACTIONS,
+               rankers=RANKERS) -> list[Config]:
     out = [Config("drop", 0.0, 0.0)]  # clean set alone
     for w in weights:
         if w == 0:
             continue
         out.append(Config("drop", 0.0, w))
-        for a in actions:
-            out += [Config(a, f, w) for f in fractions if f > 0]
+        for r in rankers:
+            for a in actions:
+                out += [Config(a, f, w, r) for f in fractions if f > 0]
     return out
+
+
+def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="cpu"):
+    """-log p(label) of every training row under a model fitted on ``val`` alone, shifted so
+    that rows the clean model finds likelier than chance are ≤ 0 (never selected), plus that
+    model's probabilities (the hard relabel target for this ranking)."""
+    from rdia_cli import api
+    from rdia_cli.training import train_logreg
+
+    clean = train_logreg(val, l2=1.0 / val.n_samples,
+                         fit_intercept=erm.arch_args.get("fit_intercept", True), tol=1e-6,
+                         device=device)
+    probs = api.probabilities(clean, train, device=device)
+    nll = -np.log(np.clip(probs[np.arange(train.n_samples), train.y], 1e-15, 1.0))
+    return nll - np.log(train.n_classes), probs
 
 
 def _stack(blocks):
@@ -189,7 +211,7 @@ def auto_clean(
 
     def fit(ds: Dataset, init=None) -> ModelFile:
         lam = l2 if l2 is not None else 1.0 / ds.n_samples
-        return train_logreg(ds, l2=lam, fit_intercept=fit_intercept, tol=1e-6, max_iter=100,
+        return train_logreg(ds, l2=lam, fit_intercept=fit_intercept, tol=1e-5, max_iter=100,
                             device=device, init=init)
 
     total = len(fold_rows) * len(configs)
@@ -201,10 +223,14 @@ def auto_clean(
         v_in, v_out = val.subset(inner), val.subset(rows)
         with threads_for(train.n_samples * train.n_features * train.n_classes):
             phi = score_logreg(erm, train, v_in, device=device).phi
+        ranked = {"phi": (phi, probs)}
+        if any(c.ranker == "clean" for c in configs):
+            ranked["clean"] = clean_model_scores(train, v_in, erm, device=device)
         erm_loss[rows] = _row_losses(api.probabilities(erm, v_out, device=device), v_out.y)
         warm: dict[float, ModelFile] = {}
         for i, cfg in enumerate(configs):
-            ds = build_training_set(train, phi, probs, v_in, cfg)
+            score, p = ranked[cfg.ranker]
+            ds = build_training_set(train, score, p, v_in, cfg)
             model = fit(ds, init=warm.get(cfg.weight))
             warm.setdefault(cfg.weight, model)
             row_loss[i, rows] = _row_losses(api.probabilities(model, v_out, device=device),
@@ -219,11 +245,16 @@ def auto_clean(
 
     with threads_for(train.n_samples * train.n_features * train.n_classes):
         phi_full = score_logreg(erm, train, val, device=device).phi
-    cleaned = build_training_set(train, phi_full, probs, val, config)
+    if config.ranker == "clean":
+        score_full, probs_full = clean_model_scores(train, val, erm, device=device)
+    else:
+        score_full, probs_full = phi_full, probs
+    cleaned = build_training_set(train, score_full, probs_full, val, config)
     model = fit(cleaned)
-    model.meta["strategy"] = {"name": "auto", "action": config.action,
+    model.meta["strategy"] = {"name": "auto", "action": config.action, "ranker": config.ranker,
                               "fraction": config.fraction, "weight": config.weight}
-    cv = [{"action": c.action, "fraction": c.fraction, "weight": c.weight, "label": c.label,
+    cv = [{"action": c.action, "ranker": c.ranker, "fraction": c.fraction, "weight": c.weight,
+           "label": c.label,
            "cv_loss": float(loss)} for c, loss in zip(configs, losses, strict=True)]
     clean_only = float(losses[0])
     plain = [float(loss) for c, loss in zip(configs, losses, strict=True)

@@ -202,7 +202,15 @@ def train(
     check_output(output, data, val, labels, val_labels)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     dev = device_of(device)
-    ds = load(data, opts, what="training data")
+    from rdia_cli import distributed
+
+    shard = distributed.Sharding.from_env(dev)  # under torchrun: this rank's rows only
+    if shard is None:
+        ds, n_total = load(data, opts, what="training data"), None
+    else:
+        dev = shard.device
+        distributed._check_logreg(model_type)
+        ds, n_total = distributed.load_shard(data, opts, shard, what="training data")
     net = _net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed, hidden,
                        rdia_ls, self_teaching, noise_rate, gamma, tk)
     t0 = time.perf_counter()
@@ -216,11 +224,20 @@ def train(
             else:
                 bar.update(task, completed=step, info=f"loss {total_or_loss:.6g} |g| {extra:.2e}")
 
-        model = api.train_model(ds, model_type=model_type, device=dev, l2=l2,
-                                fit_intercept=not no_intercept, tol=tol, max_iter=max_iter,
-                                net_options=net, progress=progress)
+        if shard is None:
+            model = api.train_model(ds, model_type=model_type, device=dev, l2=l2,
+                                    fit_intercept=not no_intercept, tol=tol, max_iter=max_iter,
+                                    net_options=net, progress=progress)
+        else:
+            model = distributed.train_logreg(ds, shard, n_total, l2=l2, device=dev,
+                                             fit_intercept=not no_intercept, tol=tol,
+                                             max_iter=max_iter, progress=progress)
     seconds = time.perf_counter() - t0
-    rows = [("data", f"{data}  ({ds.n_samples:,} rows × {ds.n_features:,} features, "
+    if shard is not None:
+        shard.close()
+        if not shard.is_root:  # rank 0 writes the one model file
+            return
+    rows = [("data", f"{data}  ({n_total or ds.n_samples:,} rows × {ds.n_features:,} features, "
                      f"{ds.n_classes} classes{', sparse' if ds.is_sparse else ''})"),
             ("model", model_type), ("device", str(dev))]
     m = model.meta.get("metrics", {})
@@ -279,19 +296,38 @@ def score(
     check_output(output, data, val, model, labels, val_labels)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     dev = device_of(device)
+    from rdia_cli import distributed
+
+    shard = distributed.Sharding.from_env(dev)  # under torchrun: this rank's rows only
+    if shard is not None:
+        dev = shard.device
     m = load_model(model)
     schema = api.schema_of_model(m)
-    ds = load(data, opts, what="training data", schema=schema)
+    if shard is None:
+        ds = load(data, opts, what="training data", schema=schema)
+    else:
+        distributed._check_logreg(m.arch)
+        ds, n_total = distributed.load_shard(data, opts, shard, what="training data",
+                                             schema=schema)
     vds = load(val, opts, what="validation data", schema=schema, labels=val_labels)
-    if ds.fingerprint() != m.meta.get("train_fingerprint"):
+    if ds.fingerprint() != m.meta.get("train_fingerprint") and (shard is None or shard.is_root):
         err.print(f"[yellow]warning:[/] `{data}` is not the data `{model}` was trained on "
                   "(fingerprints differ); Φ assumes θ̂ minimizes the loss on DATA.")
     t0 = time.perf_counter()
-    result = api.score_model(m, ds, vds, device=dev, solver=solver, damping=damping, tol=tol,
-                             max_iter=max_iter, hessian=hessian, hessian_samples=hessian_samples,
-                             seed=seed)
+    if shard is None:
+        result = api.score_model(m, ds, vds, device=dev, solver=solver, damping=damping, tol=tol,
+                                 max_iter=max_iter, hessian=hessian,
+                                 hessian_samples=hessian_samples, seed=seed)
+    else:
+        result = distributed.score_logreg(m, ds, vds, shard, n_total, solver=solver,
+                                          damping=damping, tol=tol, max_iter=max_iter)
     seconds = time.perf_counter() - t0
     probs = api.probabilities(m, ds, device=dev)
+    if shard is not None:  # rank 0 gathers every row and writes the one scores file
+        result, ds, probs = distributed.gather_scores(shard, result, ds, probs)
+        shard.close()
+        if result is None:
+            return
     meta = dict(result.info)
     meta.update({
         "model_fingerprint": file_fingerprint(model), "model": str(model),

@@ -36,6 +36,8 @@ SOLVERS = ("cg", "lissa")
 # stays; for the GGN, torch.func jvp + vjp was ~1.5x faster than a dual-number forward + backward.
 HVP_IMPL = "autograd"
 GGN_IMPL = "func"
+# GGN products use cached per-row output Jacobians when they fit in this many bytes.
+JACOBIAN_CACHE_BYTES = 1 << 30
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -450,6 +452,10 @@ def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = 
     vrows = Rows(val.X, shape, device=dev, dtype=tdtype)
     g_val, val_loss = prob.mean_grad(vrows, _targets(val, tdtype, dev))
 
+    ggn_cache = hessian == "ggn" and prob.jacobian_bytes(model.n_classes) <= JACOBIAN_CACHE_BYTES
+    if ggn_cache:
+        prob.cache_jacobian()
+
     def matvec(v, idx=None):
         return prob.matvec(v, hessian, idx=idx)
 
@@ -489,7 +495,8 @@ def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = 
         "solve_seconds": solve_seconds, "score_seconds": score_seconds,
         "val_loss": float(val_loss), "n_params": int(prob.n_params),
         "n_samples": int(train.n_samples), "n_val": int(val.n_samples),
-        "dtype": dtype, "seed": int(seed), "eval_mode": True, **extra,
+        "dtype": dtype, "seed": int(seed), "eval_mode": True, "ggn_jacobian_cache": ggn_cache,
+        **extra,
     }
     return ScoreResult(phi=phi, p_label=p_label.double().cpu().numpy(),
                        loss=loss.double().cpu().numpy(), info=info)

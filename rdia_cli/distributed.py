@@ -327,3 +327,60 @@ def _align_width(ds: Dataset, sharding: Sharding) -> Dataset:
         return ds
     X = sp.csr_matrix((ds.X.data, ds.X.indices, ds.X.indptr), shape=(ds.X.shape[0], width))
     return replace(ds, X=X)
+
+
+# --- the stages, sharded ---------------------------------------------------------------------
+def _check_logreg(arch: str) -> None:
+    if arch != "logreg":
+        raise InputError(
+            f"torchrun shards logistic regression only, not `{arch}`; run networks in one "
+            "process (without torchrun)."
+        )
+
+
+def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: str = "logreg",
+                 **kwargs):
+    """:func:`rdia_cli.training.train_logreg` on this rank's rows, sums all-reduced."""
+    from rdia_cli.training import train_logreg as _train
+
+    _check_logreg(model_type)
+    return _train(ds, reduce=sharding.reduce, n_total=n_total, **kwargs)
+
+
+def score_logreg(model, ds: Dataset, val: Dataset, sharding: Sharding, n_total: int, *,
+                 solver: str = "auto", damping: float | None = None, tol: float | None = None,
+                 max_iter: int | None = None, device=None, on_iter=None):
+    """Φ for this rank's rows (the same defaults as :func:`rdia_cli.api.score_model`)."""
+    from rdia_cli.api import check_model_data
+    from rdia_cli.influence.logreg import score_logreg as _score
+
+    _check_logreg(model.arch)
+    check_model_data(model, ds, "training data")
+    check_model_data(model, val, "validation data")
+    return _score(model, ds, val, solver=solver, damping=damping or 0.0, tol=tol or 1e-10,
+                  max_iter=max_iter or 1000, device=device or sharding.device,
+                  reduce=sharding.reduce, n_total=n_total, on_iter=on_iter)
+
+
+def gather_scores(sharding: Sharding, result, ds: Dataset, probs: np.ndarray):
+    """(result, rows, probs) over ALL rows on rank 0, (None, None, None) elsewhere.
+
+    ``rows`` is a Dataset of the row ids, labels and fingerprint of the full data (its X is an
+    empty placeholder of the right shape): what the scores file needs.
+    """
+    from rdia_cli.influence import ScoreResult
+
+    phi = sharding.gather_rows(np.asarray(result.phi, np.float64))
+    p_label = sharding.gather_rows(np.asarray(result.p_label, np.float64))
+    loss = sharding.gather_rows(np.asarray(result.loss, np.float64))
+    P = sharding.gather_rows(np.asarray(probs, np.float64))
+    row_id = sharding.gather_rows(ds.row_id)
+    y = sharding.gather_rows(ds.y)
+    if not sharding.is_root:
+        return None, None, None
+    n = len(phi)
+    info = dict(result.info, world_size=sharding.world_size)
+    rows = Dataset(X=sp.csr_matrix((n, ds.n_features), dtype=np.float32), y=y,
+                   classes=list(ds.classes), row_id=row_id, source=ds.source)
+    rows.__dict__["_fingerprint"] = ds.fingerprint()
+    return ScoreResult(phi=phi, p_label=p_label, loss=loss, info=info), rows, P

@@ -58,13 +58,17 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     import torch
+    import torch.distributed as dist
+    from typer.testing import CliRunner
 
     torch.set_num_threads(1)
+    from rdia_cli.cli import app
     from rdia_cli.distributed import Sharding, shard_dataset
     from rdia_cli.influence.logreg import score_logreg
     from rdia_cli.models.io import load_model
     from rdia_cli.training import train_logreg
 
+    dist.init_process_group("gloo")
     sh = Sharding.from_env("cpu")
     try:
         full, val = _data(), _data(n=500, seed=1)
@@ -80,22 +84,39 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             np.savez(os.path.join(out, "dist.npz"), phi=phi, row_id=row_id,
                      weight=model.state["weight"].numpy(), bias=model.state["bias"].numpy(),
                      fp=np.array(fp), fp_meta=np.array(model.meta["train_fingerprint"]))
+        # the CLI commands, as `torchrun -m rdia_cli ...` runs them on each rank
+        cli = CliRunner()
+        for args in (["train", "train.parquet", "-o", "cli.pt", "--tol", "1e-10"],
+                     ["score", "train.parquet", "--val", "val.parquet", "--model", "ref.pt",
+                      "-o", "scores.parquet"]):
+            r = cli.invoke(app, [*args, "--device", "cpu"], catch_exceptions=False)
+            assert r.exit_code == 0, r.output
     finally:
-        sh.close()
+        dist.destroy_process_group()
 
 
-def test_two_processes_match_one(tmp_path):
+def test_two_processes_match_one(tmp_path, monkeypatch):
+    """Library and CLI: 2 gloo processes give the 1-process model and Φ; one scores file that
+    a single-process `rdia relabel` accepts."""
     import torch.multiprocessing as mp
+    from typer.testing import CliRunner
 
+    from rdia_cli.cli import app
+    from rdia_cli.data.writers import write_dataset
     from rdia_cli.influence.logreg import score_logreg
-    from rdia_cli.models.io import save_model
+    from rdia_cli.models.io import load_model, save_model
+    from rdia_cli.scores import read_scores
     from rdia_cli.training import train_logreg
 
     full, val = _data(), _data(n=500, seed=1)
+    write_dataset(full, str(tmp_path / "train.parquet"), row_group_size=700)
+    write_dataset(val, str(tmp_path / "val.parquet"))
     ref = train_logreg(full, tol=1e-10, solver="cg")
     save_model(ref, tmp_path / "ref.pt")
     want = score_logreg(ref, full, val, solver="cg").phi
+    monkeypatch.chdir(tmp_path)
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+
     got = np.load(tmp_path / "dist.npz")
     np.testing.assert_array_equal(got["row_id"], full.row_id)
     rel = np.linalg.norm(got["phi"] - want) / np.linalg.norm(want)
@@ -103,6 +124,22 @@ def test_two_processes_match_one(tmp_path):
     assert str(got["fp"]) == full.fingerprint() == str(got["fp_meta"])
     w_ref = ref.state["weight"].numpy()
     assert np.linalg.norm(got["weight"] - w_ref) <= 1e-6 * np.linalg.norm(w_ref)
+
+    # CLI: one model file, one scores file (no temporaries left), same Φ, accepted by relabel
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cli.pt", "dist.npz", "ref.pt", "scores.parquet", "train.parquet", "val.parquet"]
+    cli_model = load_model(tmp_path / "cli.pt")
+    assert cli_model.meta["train_fingerprint"] == full.fingerprint()
+    assert cli_model.meta["n_train"] == full.n_samples
+    sc = read_scores(tmp_path / "scores.parquet")
+    np.testing.assert_array_equal(sc.row_id, full.row_id)
+    assert sc.meta["train_fingerprint"] == full.fingerprint()
+    assert sc.meta["n_train"] == full.n_samples and sc.meta["world_size"] == 2
+    assert np.linalg.norm(sc.phi - want) <= 1e-8 * np.linalg.norm(want)
+    r = CliRunner().invoke(app, ["relabel", "train.parquet", "--scores", "scores.parquet",
+                                 "--fraction", "0.05", "-o", "cleaned.parquet"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "cleaned.parquet").exists()
 
 
 def test_fingerprint_sections_match_dataset():
@@ -133,6 +170,7 @@ def test_fingerprint_sections_match_dataset():
         assert h.hexdigest() == d.fingerprint()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="needs torchrun")
 def test_torchrun_cli_train_score_then_relabel(tmp_path):
     """`torchrun -m rdia_cli train/score` on 2 processes; one scores file, accepted by relabel."""

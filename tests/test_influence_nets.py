@@ -165,16 +165,19 @@ def test_product_implementations_agree(hess):
     model = train_net(train, arch="lenet", arch_args={"kernel_size": 2, "channels": [3, 4]},
                       epochs=1, batch_size=16)
     out = []
-    for impl in ("autograd", "func") if hess == "exact" else ("dual", "func"):
+    for impl in ("autograd", "func") if hess == "exact" else ("dual", "func", "cache"):
         net = _net_from_model(model, torch.float64, torch.device("cpu"))
-        kw = {"hvp_impl": impl} if hess == "exact" else {"ggn_impl": impl}
+        kw = {"hvp_impl": impl} if hess == "exact" else {"ggn_impl": impl.replace("cache", "dual")}
         prob = NetProblem(net, dtype=torch.float64, batch_size=25, damping=0.1, **kw)
         prob.set_curvature_data(Rows(train.X, [1, 8, 8], device="cpu", dtype=torch.float64),
                                 torch.as_tensor(train.y), torch.as_tensor(train.weight))
+        if impl == "cache":  # cached per-row Jacobians: two mat-vecs per product
+            prob.cache_jacobian(chunk=7)
         v = torch.randn(prob.n_params, generator=torch.Generator().manual_seed(1),
                         dtype=torch.float64)
         out.append(prob.matvec(v, hess))
-    torch.testing.assert_close(out[0], out[1], rtol=1e-10, atol=1e-12)
+    for other in out[1:]:
+        torch.testing.assert_close(out[0], other, rtol=1e-10, atol=1e-12)
 
 
 def test_cg_raises_on_negative_curvature():

@@ -41,30 +41,43 @@ def _identity(t):
 
 
 class Design:
-    """The design matrix X on a device: ``X @ W`` and ``Xᵀ @ G`` for dense or CSR data."""
+    """The design matrix X on a device: ``X @ W`` and ``Xᵀ @ G`` for dense or CSR data.
 
-    def __init__(self, X, *, device, dtype):
+    Sparse X on the CPU is kept as one CSR in the compute dtype that shares its index arrays
+    with the input (one copy of the values, none when they already have that dtype); both
+    products run multi-threaded over row blocks (``torch.get_num_threads()``), ``Xᵀ @ G``
+    without a transposed copy. On other devices X is a CSR tensor plus its transpose (built
+    once, on the host) so that both products are plain CSR mat-vecs there.
+    """
+
+    def __init__(self, X, *, device, dtype, transpose: bool = True):
         import torch
 
-        self.device = device
+        self.device = torch.device(device)
+        device = self.device
         self.dtype = dtype
         self.shape = tuple(X.shape)
         self.sparse = sp.issparse(X)
         self._scipy = None
+        self._cpu = None
+        self._XT = None
         if self.sparse:
             X = X.tocsr()
             if device.type == "cpu":
                 self._scipy = X  # for the explicit Hessian's sparse Gram matrix
+                self._cpu = _CpuCSR(X, torch.empty(0, dtype=dtype).numpy().dtype)
+                self._X = None
+                return
             small = X.nnz < 2**31 - 1
             idx = torch.int32 if small else torch.int64
             self._X = self._csr(X, idx, device, dtype)
-            self._XT = self._csr(X.T.tocsr(), idx, device, dtype)
+            if transpose:
+                self._XT = self._csr(X.T.tocsr(), idx, device, dtype)
         else:
             X = np.asarray(X)
             if X.ndim > 2:
                 X = X.reshape(X.shape[0], -1)
             self._X = torch.as_tensor(X, device=device).to(dtype)
-            self._XT = None
 
     @staticmethod
     def _csr(A, idx, device, dtype):
@@ -80,15 +93,29 @@ class Design:
         )
 
     def mm(self, W):
+        if self._cpu is not None:
+            return self._cpu.mm(W)
+        if self.sparse and W.shape[1] == 1:  # CSR mat-vec is faster than mat-mat
+            return (self._X @ W[:, 0])[:, None]
         return self._X @ W
 
     def rmm(self, G):
-        return (self._XT @ G) if self.sparse else self._X.T @ G
+        if self._cpu is not None:
+            return self._cpu.rmm(G)
+        if not self.sparse:
+            return self._X.T @ G
+        if self._XT is None:
+            raise RuntimeError("this Design was built with transpose=False")
+        if G.shape[1] == 1:
+            return (self._XT @ G[:, 0])[:, None]
+        return self._XT @ G
 
     def col_sq_sums(self, c):
         """Σ_i c_i x_ia² for every column a (Jacobi preconditioner)."""
         import torch
 
+        if self._cpu is not None:
+            return self._cpu.rmm(c, square=True)
         if self.sparse:
             XT = self._XT
             X2T = torch.sparse_csr_tensor(
@@ -130,8 +157,123 @@ class Design:
                 "which is too large; use --solver cg."
             )
         if getattr(self, "_dense", None) is None:
-            self._dense = self._X.to_dense()
+            if self._cpu is not None:
+                import torch
+
+                self._dense = torch.from_numpy(self._cpu.A.toarray()).to(self.dtype)
+            else:
+                self._dense = self._X.to_dense()
         return self._dense
+
+
+_POOLS: dict = {}
+_BLOCK_NNZ = 1 << 22  # nonzeros per task of the threaded CPU products
+
+
+class _CpuCSR:
+    """CSR products on the CPU with scipy's compiled kernels (they release the GIL), over row
+    blocks in ``torch.get_num_threads()`` threads. ``Xᵀ @ G`` reads X row by row (X's CSR is
+    the CSC of Xᵀ), so no transpose is stored; each thread sums into its own (P, C) buffer."""
+
+    def __init__(self, X, dtype):
+        data = X.data if X.data.dtype == dtype else X.data.astype(dtype)
+        indices, indptr = X.indices, X.indptr
+        if indptr.dtype != indices.dtype:
+            indptr = indptr.astype(indices.dtype)
+        self.A = sp.csr_matrix((data, indices, indptr), shape=X.shape, copy=False)
+        self.dtype = np.dtype(dtype)
+        n, nnz = X.shape[0], int(X.nnz)
+        steps = min(max(8, -(-nnz // _BLOCK_NNZ)), max(1, n))
+        cuts = np.searchsorted(indptr, np.linspace(0, nnz, steps + 1)[1:-1])
+        self.tasks = [
+            (int(a), int(b))
+            for a, b in zip(*(lambda e: (e[:-1], e[1:]))(np.unique(np.r_[0, cuts, n])),
+                            strict=True)
+            if b > a
+        ] or [(0, n)]
+        self._binary = None
+
+    @property
+    def binary(self) -> bool:
+        """All stored values are 1 (one-hot data): X∘X = X."""
+        if self._binary is None:
+            d = self.A.data
+            self._binary = all(bool((d[a : a + (1 << 22)] == 1).all())
+                               for a in range(0, d.size, 1 << 22))
+        return self._binary
+
+    def _run(self, job) -> None:
+        """job(task, slot) for every task; tasks of one slot run in order in one thread."""
+        import torch
+
+        threads = max(1, min(torch.get_num_threads(), len(self.tasks)))
+        if threads == 1:
+            for t in self.tasks:
+                job(t, 0)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="rdia")
+        slots = [(k, self.tasks[k::threads]) for k in range(threads)]
+        for f in [pool.submit(lambda k, ts: [job(t, k) for t in ts], k, ts) for k, ts in slots]:
+            f.result()
+
+    def mm(self, W):
+        """X @ W for a (P, C) CPU tensor."""
+        import torch
+        from scipy.sparse import _sparsetools as st
+
+        A = self.A
+        Wn = np.ascontiguousarray(W.detach().numpy(), dtype=self.dtype)
+        C = Wn.shape[1]
+        out = np.zeros((A.shape[0], C), dtype=self.dtype)
+
+        def job(task, _slot):
+            a, b = task
+            ptr = A.indptr[a : b + 1]
+            if C == 1:
+                st.csr_matvec(b - a, A.shape[1], ptr, A.indices, A.data, Wn[:, 0], out[a:b, 0])
+            else:
+                st.csr_matvecs(b - a, A.shape[1], C, ptr, A.indices, A.data, Wn.reshape(-1),
+                               out[a:b].reshape(-1))
+
+        self._run(job)
+        return torch.from_numpy(out)
+
+    def rmm(self, G, *, square: bool = False):
+        """Xᵀ @ G, or (X∘X)ᵀ @ G with ``square``, for an (N, C) CPU tensor."""
+        import torch
+        from scipy.sparse import _sparsetools as st
+
+        A = self.A
+        Gn = np.ascontiguousarray(G.detach().numpy(), dtype=self.dtype)
+        C, P = Gn.shape[1], A.shape[1]
+        square = square and not self.binary
+        outs: dict[int, np.ndarray] = {}
+
+        def job(task, slot):
+            a, b = task
+            out = outs.get(slot)
+            if out is None:
+                out = outs[slot] = np.zeros((P, C), dtype=self.dtype)
+            ptr, idx, data = A.indptr[a : b + 1], A.indices, A.data
+            if square:  # squares of this block only: a bounded temporary
+                s, e = int(ptr[0]), int(ptr[-1])
+                ptr, idx, data = ptr - ptr.dtype.type(s), idx[s:e], np.square(data[s:e])
+            if C == 1:
+                st.csc_matvec(P, b - a, ptr, idx, data, Gn[a:b, 0], out[:, 0])
+            else:
+                st.csc_matvecs(P, b - a, C, ptr, idx, data, Gn[a:b].reshape(-1),
+                               out.reshape(-1))
+
+        self._run(job)
+        parts = list(outs.values())
+        total = parts[0] if parts else np.zeros((P, C), dtype=self.dtype)
+        for o in parts[1:]:
+            total += o
+        return torch.from_numpy(total)
 
 
 @dataclass
@@ -403,6 +545,10 @@ def fit(
     from rdia_cli.influence.solvers import conjugate_gradient
 
     start = time.perf_counter()
+    if solver == "auto" and problem.n_params > 200:
+        # a Newton step by Cholesky costs N·P² (K² Gram blocks for softmax); by CG about
+        # 4·N·P per iteration, and the forcing tolerance needs few iterations
+        solver = "cg"
     solver = choose_solver(problem, solver)
     zero = problem.zeros()
     _, g0, _ = problem.value_grad(zero)
@@ -491,7 +637,8 @@ def predict_proba(state: dict, X, *, n_classes: int, device="cpu", batch_rows: i
             X = X.reshape(X.shape[0], -1)
     out = []
     for start in range(0, X.shape[0], batch_rows):
-        design = Design(X[start : start + batch_rows], device=device, dtype=torch.float64)
+        design = Design(X[start : start + batch_rows], device=device, dtype=torch.float64,
+                        transpose=False)
         Z = design.mm(W) + b
         if n_classes == 2:
             p1 = torch.sigmoid(Z[:, 0])
