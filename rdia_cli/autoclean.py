@@ -33,7 +33,7 @@ from rdia_cli.errors import InputError
 from rdia_cli.models.io import ModelFile
 from rdia_cli.relabel import relabel_targets, select_harmful
 
-FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 WEIGHTS = (0.0, 1.0)
 ACTIONS = ("drop", "hard")
 
@@ -205,6 +205,8 @@ def auto_clean(
         raise InputError(f"validation data `{val.source}` has {val.n_samples} rows; the auto "
                          "strategy cross-validates over it and needs at least 4.")
     configs = configs or candidates()
+    if val.n_samples < 100:
+        folds = max(folds, 10)  # small clean sets: keep most of them in every fit
     fold_rows = _folds(val.y, folds, seed)
     probs = api.probabilities(erm, train, device=device)
     fit_intercept = erm.arch_args.get("fit_intercept", True)

@@ -388,10 +388,10 @@ def relabel(
     output: Output,
     alpha: Annotated[str | None, typer.Option("--alpha", help="Relabel rows with Φ > α, or `auto` to choose α on --val.")] = None,
     fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction of rows by Φ (only Φ > 0).")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="rdia, drop, uids, optlr or random.")] = "rdia",
+    strategy: Annotated[str, typer.Option("--strategy", help="rdia, drop, uids, optlr, random, or auto (cross-validated on --val; logreg).")] = "rdia",
     targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper (Eq. 12), gradient or hard.")] = "paper",
-    val: Annotated[Path | None, typer.Option("--val", help="Validation data (for --alpha auto).")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto).")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data (for --alpha auto and --strategy auto).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto and --strategy auto).")] = None,
     device: Device = "auto",
     seed: Seed = 0,
     labels: Labels = None,
@@ -410,6 +410,8 @@ def relabel(
 
     check_output(output, data, scores, val, model, labels, val_labels)
     a = parse_alpha(alpha)
+    if strategy == "auto":
+        a = a or "auto"
     if a is None and fraction is None:
         raise InputError("give --alpha A, --alpha auto or --fraction Q (which rows to relabel).")
     if a is not None and fraction is not None:
@@ -418,6 +420,9 @@ def relabel(
     sc = read_scores(scores)
     ds = load(data, opts, what="training data")
     check_scores_match(sc, ds.fingerprint(), ds.row_id, str(data))
+    if strategy == "auto":
+        _relabel_auto(ds, sc, output, val, model, opts, val_labels, device, seed)
+        return
     if a == "auto":
         if val is None or model is None:
             raise InputError("--alpha auto retrains on candidates: give --val and --model too.")
@@ -443,6 +448,36 @@ def relabel(
             "sweep": outcome.sweep}
     write_dataset(outcome.dataset, str(output), meta={"relabel": meta})
     _print_relabel_summary(outcome, ds, output)
+
+
+def _relabel_auto(ds, sc, output, val, model, opts, val_labels, device, seed) -> None:
+    """--strategy auto: cross-validated cleaning; the output holds the cleaned training rows
+    followed by the validation rows (column `part`: 0 train, 1 validation)."""
+    from rdia_cli import api
+    from rdia_cli.autoclean import auto_clean, verdict_lines
+    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.models.io import load_model
+
+    if val is None or model is None:
+        raise InputError("--strategy auto cross-validates on the clean set: give --val and --model.")
+    dev = device_of(device)
+    m = load_model(model)
+    vds = load(val, opts, what="validation data", schema=api.schema_of_model(m), labels=val_labels)
+    with progress_bar() as bar:
+        task = bar.add_task("cross-validating", total=None, info="")
+        ac = auto_clean(ds, vds, m, seed=seed, device=dev,
+                        progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
+    meta = {"strategy": "auto", "action": ac.config.action, "ranker": ac.config.ranker,
+            "fraction": ac.config.fraction, "weight": ac.config.weight, "l2": ac.model.meta["l2"],
+            "scores": str(sc.path), "source_fingerprint": ds.fingerprint(), "verdict": ac.verdict,
+            "cv": ac.cv, "n_relabeled": int(ac.cleaned.extra["relabeled"].sum())}
+    write_dataset(ac.cleaned, str(output), meta={"relabel": meta})
+    err.print(_summary_table("rdia relabel --strategy auto", [
+        ("rows", f"{ds.n_samples:,} training + {vds.n_samples:,} validation"),
+        ("wrote", f"{output}  ({ac.cleaned.n_samples:,} rows; retrain on it with `rdia retrain`)"),
+    ]))
+    for line in verdict_lines(ac.verdict):
+        err.print(f"  {line}")
 
 
 def _print_relabel_summary(outcome, ds, output) -> None:
@@ -492,6 +527,8 @@ def retrain(
     opts = read_opts(fmt="parquet")
     ds = load(cleaned, opts, what="cleaned data", schema=api.schema_of_model(m))
     net = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
+    if l2 is None:  # the auto strategy fits with λ = 1/rows; keep what it chose
+        l2 = ds.meta.get("relabel", {}).get("l2") if isinstance(ds.meta.get("relabel"), dict) else None
     t0 = time.perf_counter()
     m2 = api.retrain_model(ds, m, from_scratch=from_scratch, device=dev, l2=l2, net_options=net)
     m2.meta["retrained_from"] = str(model)

@@ -112,7 +112,9 @@ def test_run_writes_erm_then_strategy_then_baselines(files, tmp_path):
             "-o", tmp_path / "run", "--compare", "--device", "cpu"))
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     names = [x["name"] for x in m["models"]]
-    assert names[:2] == ["erm", "rdia"] and set(names[2:]) == {"drop", "uids", "optlr", "random"}
+    assert names[:2] == ["erm", "rdia"]
+    honest = {"clean-only", "train+val"}
+    assert set(names[2:]) - {"cleanlab"} == {"auto", "drop", "uids", "optlr", "random"} | honest
     for name in names:
         assert (tmp_path / "run" / f"{name}.pt").exists()
     assert (tmp_path / "run" / "scores.parquet").exists()
@@ -260,3 +262,20 @@ def test_readme_commands_are_real():
     used = set(re.findall(r"^rdia (\w+)", readme, flags=re.M))
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     assert used and used <= names, used - names
+
+
+def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
+    import pyarrow.parquet as pq
+
+    d = pipeline
+    res = ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
+                  "auto", "--val", d / "val.svm", "--model", d / "lr.pt",
+                  "-o", tmp_path / "auto.parquet"))
+    assert "cross-validation" in res.stderr
+    t = pq.read_table(tmp_path / "auto.parquet")
+    part = t.column("part").to_numpy()
+    assert (part == 1).sum() == 100  # the validation rows are training data too
+    ok(rdia("retrain", tmp_path / "auto.parquet", "--model", d / "lr.pt",
+            "-o", tmp_path / "auto.pt"))
+    _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
+                "auto", "-o", tmp_path / "x.parquet"), 2, "--val")
