@@ -211,9 +211,9 @@ def auto_clean(
     probs = api.probabilities(erm, train, device=device)
     fit_intercept = erm.arch_args.get("fit_intercept", True)
 
-    def fit(ds: Dataset, init=None) -> ModelFile:
+    def fit(ds: Dataset, init=None, tol: float = 1e-8) -> ModelFile:
         lam = l2 if l2 is not None else 1.0 / ds.n_samples
-        return train_logreg(ds, l2=lam, fit_intercept=fit_intercept, tol=1e-5, max_iter=100,
+        return train_logreg(ds, l2=lam, fit_intercept=fit_intercept, tol=tol, max_iter=100,
                             device=device, init=init)
 
     total = len(fold_rows) * len(configs)
@@ -229,12 +229,16 @@ def auto_clean(
         if any(c.ranker == "clean" for c in configs):
             ranked["clean"] = clean_model_scores(train, v_in, erm, device=device)
         erm_loss[rows] = _row_losses(api.probabilities(erm, v_out, device=device), v_out.y)
-        warm: dict[float, ModelFile] = {}
+        warm: dict[tuple, ModelFile] = {}
         for i, cfg in enumerate(configs):
             score, p = ranked[cfg.ranker]
             ds = build_training_set(train, score, p, v_in, cfg)
-            model = fit(ds, init=warm.get(cfg.weight))
-            warm.setdefault(cfg.weight, model)
+            # warm start from the neighbouring fraction of the same family; CV fits need a
+            # loss, not the parameters to influence precision: a looser tolerance is enough
+            family = (cfg.weight, cfg.ranker, cfg.action)
+            model = fit(ds, init=warm.get(family, warm.get((cfg.weight,))), tol=1e-5)
+            warm[family] = model
+            warm.setdefault((cfg.weight,), model)
             row_loss[i, rows] = _row_losses(api.probabilities(model, v_out, device=device),
                                             v_out.y)
             done += 1
