@@ -22,6 +22,7 @@ from rdia_cli.models.io import ModelFile
 from rdia_cli.relabel import Cleaning, clean, gradient_norms
 
 NET_ARCHS = ("mlp", "lenet", "cnn")
+NET_HESSIAN_SAMPLES = 2000  # networks: curvature on this many rows unless --hessian-samples
 MODEL_TYPES = ("logreg", *NET_ARCHS)
 
 
@@ -107,6 +108,10 @@ def score_model(
     from rdia_cli.deep import score_net
 
     net_solver = "cg" if solver in ("auto", "cg") else solver
+    if hessian_samples is None:
+        hessian_samples = min(train.n_samples, NET_HESSIAN_SAMPLES)
+    elif hessian_samples <= 0 or hessian_samples >= train.n_samples:
+        hessian_samples = None  # curvature on every training row
     if net_solver not in ("cg", "lissa"):
         raise InputError(f"--solver for networks must be cg or lissa, not {solver!r}.")
     return score_net(model, train, val, hessian=hessian, solver=net_solver,

@@ -275,7 +275,7 @@ def score(
     tol: Annotated[float | None, typer.Option("--tol", help="Relative residual of the solve (default 1e-10 logreg, 1e-6 networks).")] = None,
     max_iter: Annotated[int | None, typer.Option("--max-iter", help="Solver iterations at most.")] = None,
     hessian: Annotated[str, typer.Option("--hessian", help="Networks: exact or ggn (Gauss-Newton).")] = "ggn",
-    hessian_samples: Annotated[int | None, typer.Option("--hessian-samples", help="Networks: estimate curvature on this many rows.")] = None,
+    hessian_samples: Annotated[int | None, typer.Option("--hessian-samples", help="Networks: estimate the curvature on this many random rows (default 2000; 0 = all rows).")] = None,
     top: Annotated[int, typer.Option("--top", help="Rows shown in the summary.")] = 5,
     device: Device = "auto",
     seed: Seed = 0,

@@ -16,6 +16,16 @@ from rdia_cli.errors import RuntimeFailure
 from rdia_cli.influence.nets import NetProblem, Rows, ce_per_sample, cg, lissa
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks: one thread. With other jobs on the 2 cores, 2 threads made these tests ~4x
+    slower (OpenMP spinning), not faster."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _ds(lo, hi, weight=False, soft=False):
     d = load_digits()
     X = (d.data[lo:hi] / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)

@@ -14,6 +14,16 @@ from rdia_cli.models.io import load_model, save_model
 from rdia_cli.models.nets import build_net, complete_arch_args
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks: one thread. With other jobs on the 2 cores, 2 threads made these tests ~4x
+    slower (OpenMP spinning), not faster."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _digits(n: int, size: int = 8, offset: int = 0) -> Dataset:
     d = load_digits()
     X = (d.data[offset:offset + n] / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
