@@ -279,3 +279,39 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
             "-o", tmp_path / "auto.pt"))
     _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
                 "auto", "-o", tmp_path / "x.parquet"), 2, "--val")
+
+
+def _write_idx(folder, name, n, seed, size=16):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n).astype(np.uint8)
+    imgs = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    for k in range(3):  # class k lights up its own band of rows
+        imgs[labels == k, 4 * k: 4 * k + 3, :] += 150
+    with gzip.open(folder / f"{name}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + np.array([n, size, size], ">i4").tobytes() + imgs.tobytes())
+    with gzip.open(folder / f"{name}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + np.array([n], ">i4").tobytes() + labels.tobytes())
+    return folder / f"{name}-images-idx3-ubyte.gz", folder / f"{name}-labels-idx1-ubyte.gz"
+
+
+def test_lenet_pipeline_on_a_few_hundred_images(tmp_path):
+    tr, trl = _write_idx(tmp_path, "train", 300, 0)
+    va, val = _write_idx(tmp_path, "val", 100, 1)
+    ok(rdia("noise", tr, "--labels", trl, "--rate", "0.3", "-o", tmp_path / "noisy.parquet"))
+    noisy = tmp_path / "noisy.parquet"
+    ok(rdia("train", noisy, "--model-type", "lenet", "--epochs", "3", "--batch-size", "32",
+            "--lr", "0.01", "-o", tmp_path / "lenet.pt", "--device", "cpu"))
+    res = ok(rdia("score", noisy, "--val", va, "--val-labels", val, "--model",
+                  tmp_path / "lenet.pt", "-o", tmp_path / "scores.parquet",
+                  "--hessian-samples", "100", "--max-iter", "50"))
+    assert "ggn" in res.stderr
+    ok(rdia("relabel", noisy, "--scores", tmp_path / "scores.parquet", "--fraction", "0.1",
+            "-o", tmp_path / "cleaned.parquet"))
+    ok(rdia("retrain", tmp_path / "cleaned.parquet", "--model", tmp_path / "lenet.pt",
+            "--epochs", "1", "-o", tmp_path / "lenet_r.pt"))
+    ok(rdia("evaluate", tmp_path / "lenet.pt", tmp_path / "lenet_r.pt", "--data", va,
+            "--labels", val, "--json", tmp_path / "m.json"))
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert all(x["accuracy"] > 0.5 for x in m["models"])  # chance is 1/3
+    model = torch.load(tmp_path / "lenet_r.pt", weights_only=True)
+    assert model["arch"] == "lenet" and model["meta"]["retrained_from"].endswith("lenet.pt")
