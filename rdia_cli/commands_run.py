@@ -60,7 +60,7 @@ def run(
     l2: Annotated[float | None, typer.Option("--l2", help="λ (logreg; default 1/N).")] = None,
     alpha: Annotated[str | None, typer.Option("--alpha", help="Φ threshold, or auto (tuned on --val).")] = "auto",
     fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction by Φ instead of α.")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="rdia, drop, uids, optlr or random.")] = "rdia",
+    strategy: Annotated[str | None, typer.Option("--strategy", help="auto (default for logreg: cross-validated on --val, the clean set becomes training data), rdia (the paper; default for networks), drop, uids, optlr or random.", show_default=False)] = None,
     targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper, gradient or hard.")] = "paper",
     compare: Annotated[bool, typer.Option("--compare", help="Also run the baseline strategies.")] = False,
     solver: Annotated[str, typer.Option("--solver", help="Influence solver: auto, direct, cg (lissa for networks).")] = "auto",
@@ -113,10 +113,13 @@ def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.")] = Path("rdia-demo"),
     noise_rate: Annotated[float, typer.Option("--noise-rate", help="Share of training labels corrupted.")] = 0.4,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the baseline strategies.")] = False,
+    strategy: Annotated[str, typer.Option("--strategy", help="Main strategy: auto (default) or rdia, drop, uids, optlr, random.")] = "auto",
     device: Device = "auto",
     seed: Seed = 0,
 ) -> None:
-    """RDIA on scikit-learn's breast-cancer data with label noise, end to end (< 30 s)."""
+    """RDIA on scikit-learn's breast-cancer data with label noise, end to end (< 30 s).
+
+    Shows ERM, the default `auto` strategy and the paper's RDIA on the test set."""
     from rdia_cli.data.writers import write_dataset
     from rdia_cli.pipeline import RunSettings
 
@@ -131,7 +134,8 @@ def demo(
     err.print(f"breast-cancer (scikit-learn): {train.n_samples} train rows ({n_noisy} labels "
               f"corrupted, τ = {noise_rate}), {val.n_samples} clean validation, "
               f"{test.n_samples} test")
-    settings = RunSettings(alpha="auto", compare=compare, seed=seed)
+    settings = RunSettings(alpha="auto", compare=compare, seed=seed, strategy=strategy,
+                           also=("rdia",))
     _run_and_print(train, val, test, output, settings, dev)
     err.print(f"rerun any stage on the files in {output}/, e.g. "
               f"`rdia score {output}/train.parquet --val {output}/val.parquet "

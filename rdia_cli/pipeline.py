@@ -33,9 +33,10 @@ class RunSettings:
     l2: float | None = None
     alpha: float | str | None = "auto"
     fraction: float | None = None
-    strategy: str = "rdia"
+    strategy: str | None = None  # None: auto for logistic regression, rdia for networks
     targets: str = "paper"
     compare: bool = False
+    also: tuple[str, ...] = ()  # more strategies to run after the main one
     seed: int = 0
     solver: str = "auto"
     damping: float | None = None
@@ -88,9 +89,11 @@ def run_pipeline(
     n_pos = int((result.phi > 0).sum())
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
 
-    strategies = [settings.strategy]
+    if settings.strategy is None:
+        settings.strategy = "auto" if erm.arch == "logreg" else "rdia"
+    strategies = [settings.strategy] + [s for s in settings.also if s != settings.strategy]
     if settings.compare:
-        strategies += [s for s in ("auto", "rdia", *BASELINES) if s != settings.strategy]
+        strategies += [s for s in ("auto", "rdia", *BASELINES) if s not in strategies]
         if erm.arch != "logreg":
             strategies = [s for s in strategies if s != "auto"]
     models = [("erm", erm, outdir / "erm.pt")]
@@ -118,7 +121,9 @@ def run_pipeline(
             model = api.retrain_model(cleaned, erm, device=device)
             info = {"alpha": outcome.alpha, "n_relabeled": outcome.cleaning.n_relabeled,
                     "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
-        write_dataset(cleaned, str(cleaned_path), meta={"relabel": dict(info, strategy=name)})
+        write_dataset(cleaned, str(cleaned_path),
+                      meta={"relabel": dict(info, strategy=name,
+                                            source_fingerprint=train.fingerprint())})
         path = outdir / f"{name}.pt"
         save_model(model, path)
         timings[f"clean+retrain:{name}"] = time.perf_counter() - t
@@ -146,6 +151,8 @@ def run_pipeline(
         results.append({"name": name, "model": str(path), **metrics,
                         "val_loss": val_metrics["loss"]})
     payload = {"data": test.source, "models": results}
+    if verdict is not None:
+        payload["verdict"] = verdict
     _write_json(outdir / "metrics.json", payload)
     _write_json(outdir / "run.json", {
         "settings": asdict(settings), "train": train.source, "val": val.source,
@@ -153,7 +160,6 @@ def run_pipeline(
         "n_test": test.n_samples, "strategies": details, "timings": timings,
         "score_info": result.info, "verdict": verdict,
     })
-    payload["verdict"] = verdict
     return payload
 
 

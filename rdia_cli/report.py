@@ -302,6 +302,8 @@ class RunReport:
     noise_note: str | None = None
     noise_meta: dict | None = None
     train_path: str | None = None
+    sweep_strategy: str | None = None  # whose α sweep is shown (the main strategy's, if any)
+    sweep_alpha: float | None = None
 
 
 def _read_json(path: Path) -> dict:
@@ -431,11 +433,16 @@ def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunR
     if train is not None and not Path(train).is_file():
         raise InputError(f"Training data `{train}` does not exist; check the path.")
     noise, note, noise_meta = _noise_stats(run_dir, run, scores, train_path)
+    sweep_name = strategy
+    if not info.get("sweep"):  # e.g. `auto` cross-validates instead: show another's sweep
+        sweep_name = next((n for n, d in run["strategies"].items() if d.get("sweep")), strategy)
+    sweep_info = run["strategies"][sweep_name]
     return RunReport(
         run_dir=str(run_dir), run=run, metrics=metrics, phi=scores.phi, classes=classes,
-        strategy=strategy, alpha=info.get("alpha"), sweep=list(info.get("sweep") or []),
+        strategy=strategy, alpha=info.get("alpha"), sweep=list(sweep_info.get("sweep") or []),
         matrix=matrix, noise=noise, noise_note=note, noise_meta=noise_meta,
         train_path=None if train_path is None else str(train_path),
+        sweep_strategy=sweep_name, sweep_alpha=sweep_info.get("alpha"),
     )
 
 
@@ -682,11 +689,12 @@ def _sweep_section(rep: RunReport, figures: bool) -> list[str]:
                if settings.get("fraction") is not None else f"α fixed at {_num(rep.alpha)}")
         out.append(f'<p class="note">No sweep was run ({_e(how)}).</p></section>')
         return out
-    out.append(f'<p class="note">Candidate thresholds for <b>{_e(rep.strategy)}</b>: the model '
-               "was retrained on each cleaned set and its validation loss measured; the lowest "
-               "wins (highlighted). The prediction is the first-order change from Φ.</p>")
+    out.append(f'<p class="note">Candidate thresholds for <b>{_e(rep.sweep_strategy)}</b>: the '
+               "model was retrained on each cleaned set and its validation loss measured; the "
+               "lowest wins (highlighted). The prediction is the first-order change from Φ.</p>")
     if figures:
-        out.append(_img(sweep_png(rep.sweep, chosen_alpha=rep.alpha, strategy=rep.strategy),
+        out.append(_img(sweep_png(rep.sweep, chosen_alpha=rep.sweep_alpha,
+                                  strategy=rep.sweep_strategy),
                         "validation loss against the number of rows selected"))
     head = _th("α", "selected", "relabeled", "removed", "predicted val loss",
                "val loss after retrain",
@@ -694,7 +702,7 @@ def _sweep_section(rep: RunReport, figures: bool) -> list[str]:
                         "val loss after retrain"))
     rows = []
     for i, r in enumerate(rep.sweep):
-        cls = ' class="hl"' if r.get("alpha") == rep.alpha else ""
+        cls = ' class="hl"' if r.get("alpha") == rep.sweep_alpha else ""
         a = r.get("alpha")
         cells = [
             _td("none (erm)" if a is None else f"{a:.4g}", cls="n", value=a, sweep=i,

@@ -112,20 +112,32 @@ def test_run_writes_erm_then_strategy_then_baselines(files, tmp_path):
             "-o", tmp_path / "run", "--compare", "--device", "cpu"))
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     names = [x["name"] for x in m["models"]]
-    assert names[:2] == ["erm", "rdia"]
+    assert names[:2] == ["erm", "auto"]  # the default strategy comes second
     honest = {"clean-only", "train+val"}
-    assert set(names[2:]) - {"cleanlab"} == {"auto", "drop", "uids", "optlr", "random"} | honest
+    assert set(names[2:]) - {"cleanlab"} == {"rdia", "drop", "uids", "optlr", "random"} | honest
     for name in names:
         assert (tmp_path / "run" / f"{name}.pt").exists()
     assert (tmp_path / "run" / "scores.parquet").exists()
+    assert m["verdict"]["cv_loss_chosen"] <= m["verdict"]["cv_loss_erm"]
+
+
+def test_run_with_paper_strategy(files, tmp_path):
+    d = files
+    res = ok(rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
+                  "-o", tmp_path / "run", "--strategy", "rdia", "--alpha", "0.5"))
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [x["name"] for x in m["models"]] == ["erm", "rdia"]
+    assert "rdia vs erm" in res.stderr
 
 
 def test_demo_rdia_beats_erm(tmp_path):
     res = ok(rdia("demo", "-o", tmp_path / "demo", "--device", "cpu"))
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert m["models"][0]["name"] == "erm"
-    assert m["models"][1]["loss"] < m["models"][0]["loss"]
-    assert "erm" in res.stdout
+    by_name = {x["name"]: x for x in m["models"]}
+    assert [x["name"] for x in m["models"]] == ["erm", "auto", "rdia"]
+    assert by_name["rdia"]["loss"] < by_name["erm"]["loss"]
+    assert by_name["auto"]["loss"] < by_name["erm"]["loss"]
+    assert "erm" in res.stdout and "verdict" in res.stderr
 
 
 def test_split_and_noise(files, tmp_path):
