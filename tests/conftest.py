@@ -61,3 +61,15 @@ def digits():
     tr, va = idx[:1200], idx[1200:1500]
     mk = lambda i: Dataset(X=X[i], y=y[i], classes=list(range(10)), row_id=i)  # noqa: E731
     return mk(tr), mk(va)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks: one thread. With other jobs on the 2 cores, 2 threads made these tests ~4x
+    slower (OpenMP spinning), not faster."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

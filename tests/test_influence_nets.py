@@ -15,15 +15,7 @@ from rdia_cli.deep import _net_from_model, score_net, train_net
 from rdia_cli.errors import RuntimeFailure
 from rdia_cli.influence.nets import NetProblem, Rows, ce_per_sample, cg, lissa
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread. With other jobs on the 2 cores, 2 threads made these tests ~4x
-    slower (OpenMP spinning), not faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ds(lo, hi, weight=False, soft=False):

@@ -13,15 +13,7 @@ from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.models.io import load_model, save_model
 from rdia_cli.models.nets import build_net, complete_arch_args
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread. With other jobs on the 2 cores, 2 threads made these tests ~4x
-    slower (OpenMP spinning), not faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _digits(n: int, size: int = 8, offset: int = 0) -> Dataset:

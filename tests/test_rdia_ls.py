@@ -19,15 +19,7 @@ from rdia_cli.deep import (
     train_net,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread. With other jobs on the 2 cores, 2 threads made these tests ~4x
-    slower (OpenMP spinning), not faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # 5 rows, 3 classes, hand-made
 LOGITS = [[2.0, 0.0, 0.0],    # label 0: p_m large -> small CE
