@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ def synth(
     signal: Annotated[float, typer.Option("--signal", help="Std of the planted model's logits.")] = 1.0,
     row_group_size: Annotated[int, typer.Option("--row-group-size", help="Parquet rows per row group.")] = 1 << 18,
     stream: Annotated[int, typer.Option("--stream", help="Row stream: 0 training, 1 validation, 2 test (same planted model, other rows).")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes generating rows (0: one per core); the data do not depend on it.")] = 1,
     seed: Seed = 0,
 ) -> None:
     """Write synthetic Avazu-shaped sparse data (-o FILE.parquet), streamed row group by row group.
@@ -39,7 +41,7 @@ def synth(
                      stream=stream)
     with progress_bar() as bar:
         task = bar.add_task("generating", total=rows, info="")
-        summary = write_synth(str(output), spec,
+        summary = write_synth(str(output), spec, jobs=jobs or (os.cpu_count() or 1),
                               progress=lambda done, total: bar.update(task, completed=done))
     n = summary.n_samples
     err.print(

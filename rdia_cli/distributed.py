@@ -300,22 +300,21 @@ def load_shard(
     """
     from rdia_cli.data import readers
 
-    read_rows = getattr(readers, "read_dataset_rows", None)
     fmt = opts.format
     if fmt == "auto":
         fmt = readers._detect_format(readers._Source(str(path), what))
-    if fmt == "parquet" and read_rows is not None:
-        import pyarrow.parquet as pq
+    if fmt != "parquet":
+        full = readers.read_dataset(str(path), opts, schema=schema, what=what)
+        return shard_dataset(full, sharding), full.n_samples
+    import pyarrow.parquet as pq
 
-        n_total = pq.ParquetFile(str(path)).metadata.num_rows
-        start, stop = row_range(n_total, sharding.rank, sharding.world_size)
-        ds = read_rows(str(path), opts, rows=(start, stop), schema=schema, what=what)
-        ds = _align_width(ds, sharding)
-        n_total = sum(sharding.all_gather_object(ds.n_samples))
-        ds.__dict__["_fingerprint"] = sharding.fingerprint(ds, n_total)
-        return ds, n_total
-    full = readers.read_dataset(str(path), opts, schema=schema, what=what)
-    return shard_dataset(full, sharding), full.n_samples
+    n_file = pq.ParquetFile(str(path)).metadata.num_rows
+    rows = row_range(n_file, sharding.rank, sharding.world_size)
+    ds = readers.read_dataset(str(path), opts, schema=schema, what=what, rows=rows)
+    ds = _align_width(ds, sharding)
+    n_total = sum(sharding.all_gather_object(ds.n_samples))  # after any --classes filter
+    ds.__dict__["_fingerprint"] = sharding.fingerprint(ds, n_total)
+    return ds, n_total
 
 
 def _align_width(ds: Dataset, sharding: Sharding) -> Dataset:

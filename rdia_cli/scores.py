@@ -55,43 +55,57 @@ class Scores:
         return -self.phi / (self.meta["n_train"] * np.maximum(1.0 - self.p_label, 1e-12))
 
 
-def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict) -> None:
+def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
+                 row_group_size: int = 1 << 20) -> None:
+    """Write the scores file atomically, one row group at a time (no whole-file table; the
+    labels are taken from the class values without a Python object per row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = len(result.phi)
     n_train = int(meta["n_train"])
-    label_values = np.asarray(classes, dtype=object)[labels]
     if all(isinstance(c, int) for c in classes):
-        label_arr = pa.array(label_values.astype(np.int64))
+        values = pa.array(np.asarray(classes, dtype=np.int64).reshape(-1))
     elif all(isinstance(c, (int, float)) for c in classes):
-        label_arr = pa.array(label_values.astype(np.float64))
+        values = pa.array(np.asarray(classes, dtype=np.float64).reshape(-1))
     else:
-        label_arr = pa.array([str(v) for v in label_values])
+        values = pa.array([str(c) for c in classes], type=pa.string())
+    labels = np.asarray(labels, dtype=np.int64)
+    row_id = np.asarray(row_id, dtype=np.int64)
+    phi = np.asarray(result.phi, dtype=np.float64)
+    p_label = np.asarray(result.p_label, dtype=np.float64)
+    loss = np.asarray(result.loss, dtype=np.float64)
     k = probs.shape[1]
-    probs_arr = pa.FixedSizeListArray.from_arrays(
-        pa.array(np.ascontiguousarray(probs, dtype=np.float32).reshape(-1)), k
-    )
-    table = pa.table(
-        {
-            "row_id": pa.array(np.asarray(row_id, dtype=np.int64)),
-            "label": label_arr,
-            "phi": pa.array(result.phi.astype(np.float64)),
-            "delta_remove": pa.array(-result.phi / n_train),
-            "delta_relabel": pa.array(
-                -result.phi / (n_train * np.maximum(1.0 - result.p_label, 1e-12))
-            ),
-            "p_label": pa.array(result.p_label),
-            "loss": pa.array(result.loss),
-            "probs": probs_arr,
-        }
-    )
     full_meta = dict(meta, classes=list(classes), n_rows=n, kind="scores", format_version=1)
-    table = table.replace_schema_metadata(
-        {f"rdia.{k}": json.dumps(v) for k, v in full_meta.items()}
+    schema = pa.schema(
+        [("row_id", pa.int64()), ("label", values.type), ("phi", pa.float64()),
+         ("delta_remove", pa.float64()), ("delta_relabel", pa.float64()),
+         ("p_label", pa.float64()), ("loss", pa.float64()), ("probs", pa.list_(pa.float32(), k))],
+        metadata={f"rdia.{key}": json.dumps(v) for key, v in full_meta.items()},
     )
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=1 << 20)
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        if n == 0:
+            writer.write_table(schema.empty_table())
+        for a in range(0, n, row_group_size):
+            b = min(n, a + row_group_size)
+            ph = phi[a:b]
+            probs_arr = pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(probs[a:b], dtype=np.float32).reshape(-1)), k
+            )
+            table = pa.Table.from_arrays(
+                [
+                    pa.array(row_id[a:b]),
+                    values.take(pa.array(labels[a:b])),
+                    pa.array(ph),
+                    pa.array(-ph / n_train),
+                    pa.array(-ph / (n_train * np.maximum(1.0 - p_label[a:b], 1e-12))),
+                    pa.array(p_label[a:b]),
+                    pa.array(loss[a:b]),
+                    probs_arr,
+                ],
+                schema=schema,
+            )
+            writer.write_table(table, row_group_size=b - a)
 
 
 def read_scores(path) -> Scores:
@@ -116,8 +130,7 @@ def read_scores(path) -> Scores:
             + "; make one with `rdia score`."
         )
     classes = meta["classes"]
-    index = {str(c): i for i, c in enumerate(classes)}
-    labels = np.array([index[str(v)] for v in table.column("label").to_pylist()], dtype=np.int64)
+    labels = _label_indices(table.column("label"), classes, p)
     probs_col = table.column("probs").combine_chunks()
     k = len(classes)
     probs = probs_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, k).astype(np.float64)
@@ -132,6 +145,25 @@ def read_scores(path) -> Scores:
         meta=meta,
         path=str(p),
     )
+
+
+def _label_indices(col, classes: list, path) -> np.ndarray:
+    """Class indices of a label column, vectorized (no Python object per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_integer(col.type) and all(isinstance(c, int) for c in classes):
+        keys, values = col, pa.array(classes, type=col.type)
+    else:
+        keys = pc.cast(col, pa.string())
+        values = pa.array([str(c) for c in classes], type=pa.string())
+    idx = pc.index_in(keys, value_set=values)
+    if idx.null_count:
+        r = int(np.flatnonzero(idx.is_null().to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"Scores file `{path}` has label `{col[r]}` in row {r + 1}, which is not "
+                         f"one of its classes {classes}; rerun `rdia score`.")
+    return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def check_scores_match(scores: Scores, fingerprint: str, row_id: np.ndarray, source: str) -> None:

@@ -13,7 +13,8 @@ b)). With ``noise`` τ each label is then flipped with probability τ; ``is_nois
 
 The file is written row group by row group (numpy arrays and ``pa.ListArray.from_arrays``, never a
 Python object per row), atomically, with the metadata ``rdia.read_dataset`` expects (classes,
-n_features, format version) and the fingerprint of the whole dataset, computed while streaming.
+n_features, format version); the fingerprint of the whole dataset, computed while streaming, is
+added to the file's footer key-value metadata (``rdia.fingerprint``) when it is known.
 Rows are generated in fixed blocks of :data:`BLOCK_ROWS` seeded by ``(seed, stream, block)``, so the
 data do not depend on the row-group size, and ``stream`` 1, 2... give validation and test rows
 from the same planted model (which depends on ``seed`` only).
@@ -159,13 +160,54 @@ def _block(model: _Model, spec: SynthSpec, b: int, n: int):
     return idx, label, clean, flip
 
 
+_WORKER: dict = {}
+
+
+def _worker_init(spec: SynthSpec, intercept: float) -> None:
+    model = _Model(spec)
+    model.intercept = intercept
+    _WORKER.update(model=model, spec=spec)
+
+
+def _worker_block(args: tuple[int, int]):
+    b, n = args
+    return _block(_WORKER["model"], _WORKER["spec"], b, n)
+
+
+def _blocks(model: _Model, spec: SynthSpec, jobs: int):
+    """The row blocks in order, generated in ``jobs`` processes (1: here)."""
+    n = spec.n_samples
+    todo = [(s // BLOCK_ROWS, min(BLOCK_ROWS, n - s)) for s in range(0, n, BLOCK_ROWS)]
+    if jobs <= 1 or len(todo) < 2:
+        for b, k in todo:
+            yield _block(model, spec, b, k)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold threads
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(spec, model.intercept)) as ex:
+        window = 2 * jobs  # blocks in flight: bounded memory
+        futures = [ex.submit(_worker_block, t) for t in todo[:window]]
+        for i in range(len(todo)):
+            yield futures[i].result()
+            futures[i] = None
+            if i + window < len(todo):
+                futures.append(ex.submit(_worker_block, todo[i + window]))
+
+
 def write_synth(
     path: str,
     spec: SynthSpec,
     *,
+    jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthSummary:
-    """Generate ``spec`` into the Parquet file ``path`` (atomically) and return a summary."""
+    """Generate ``spec`` into the Parquet file ``path`` (atomically) and return a summary.
+
+    ``jobs`` > 1 generates row blocks in that many processes (the same data as ``jobs=1``);
+    this process hashes and writes them in order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -209,8 +251,8 @@ def write_synth(
         with pq.ParquetWriter(tmp, schema) as writer:
             pending: list[tuple[np.ndarray, ...]] = []  # generated rows not yet written
             have = done = 0
-            for s in range(0, n, BLOCK_ROWS):
-                pending.append(_block(model, spec, s // BLOCK_ROWS, min(BLOCK_ROWS, n - s)))
+            for s, blk in zip(range(0, n, BLOCK_ROWS), _blocks(model, spec, jobs), strict=True):
+                pending.append(blk)
                 have += len(pending[-1][1])
                 while have >= rg or (have and s + BLOCK_ROWS >= n):
                     m = min(rg, have)

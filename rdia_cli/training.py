@@ -89,6 +89,7 @@ def train_logreg(
                 "grad_norm": result.grad_norm,
                 "rel_grad_norm": result.rel_grad_norm,
                 "iterations": result.iterations,
+                "cg_iterations": result.cg_iterations,
                 "converged": bool(result.converged),
                 "seconds": result.seconds,
             },

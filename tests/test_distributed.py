@@ -39,8 +39,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _data(n=3000, p=400, k=8, seed=0):
-    """Sparse one-hot-ish binary data with a planted model and 20% flipped labels."""
+def _data(n=3000, p=2600, k=8, seed=0):
+    """Sparse binary-label data with a planted model and 20% flipped labels; P > BLOCK_COLUMNS,
+    so the CG solves iterate (the frequent block does not cover every column)."""
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(p, size=(n, k), replace=True), axis=1)
     idx = np.unique(idx + np.arange(n)[:, None] * p)  # drop duplicates within a row

@@ -131,15 +131,24 @@ class Dataset:
             X.sort_indices()
             h.update(b"csr")
             h.update(np.asarray(X.shape, np.int64).tobytes())
-            h.update(np.ascontiguousarray(X.indptr, dtype=np.int64).tobytes())
-            h.update(np.ascontiguousarray(X.indices, dtype=np.int64).tobytes())
-            h.update(np.ascontiguousarray(X.data, dtype=np.float32).tobytes())
+            _hash_chunks(h, X.indptr, np.int64)
+            _hash_chunks(h, X.indices, np.int64)
+            _hash_chunks(h, X.data, np.float32)
         else:
             h.update(b"dense")
             h.update(np.asarray(self.flat_X().shape, np.int64).tobytes())
-            h.update(np.ascontiguousarray(self.flat_X(), dtype=np.float32).tobytes())
+            _hash_chunks(h, self.flat_X(), np.float32)
         h.update(repr([str(c) for c in self.classes]).encode())
-        h.update(np.ascontiguousarray(self.y).tobytes())
-        h.update(np.ascontiguousarray(self.row_id).tobytes())
+        _hash_chunks(h, self.y, np.int64)
+        _hash_chunks(h, self.row_id, np.int64)
         self.__dict__["_fingerprint"] = h.hexdigest()
         return self.__dict__["_fingerprint"]
+
+
+def _hash_chunks(h, a: np.ndarray, dtype, chunk_bytes: int = 1 << 24) -> None:
+    """``h.update`` with ``a`` as ``dtype``, C order, a few MB at a time: the same digest as
+    hashing the whole converted array, without an array-sized temporary."""
+    a = np.asarray(a)
+    rows = max(1, chunk_bytes // max(1, np.dtype(dtype).itemsize * int(np.prod(a.shape[1:]))))
+    for s in range(0, a.shape[0], rows):
+        h.update(np.ascontiguousarray(a[s : s + rows], dtype=dtype))

@@ -51,10 +51,18 @@ def score_logreg(
     on_iter: Callable[[int, float], None] | None = None,
 ) -> ScoreResult:
     """Φ for every row of ``train`` (this shard's rows under torch.distributed)."""
-    import torch
+    from rdia_cli.models.logreg import sparse_cpu_threads
 
     t0 = time.perf_counter()
     prob = problem_for(model, train, device=device, reduce=reduce, n_total=n_total)
+    with sparse_cpu_threads(prob.design):
+        return _score(prob, model, train, val, solver=solver, damping=damping, tol=tol,
+                      max_iter=max_iter, device=device, on_iter=on_iter, t0=t0)
+
+
+def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, on_iter, t0):
+    import torch
+
     theta = state_to_theta(model.state, fit_intercept=prob.fit_intercept, device=prob.design.device)
     Z = prob.logits(theta)
     # mean validation gradient (validation rows are the same on every shard: no reduce)
@@ -67,13 +75,17 @@ def score_logreg(
 
     solver = choose_solver(prob, solver)
     matvec = prob.hvp_operator(Z, damping=damping)
+    preconditioner = None
     if solver == "direct":
         s = solve_direct(prob.hessian(Z, damping=damping), g)
         iterations = 1
     else:
         try:
+            precond = prob.preconditioner(Z, damping=damping)
+            preconditioner = (f"frequent-block({len(precond.idx)})+jacobi"
+                              if callable(precond) else "jacobi")
             res = conjugate_gradient(
-                matvec, g, precond=prob.hessian_diagonal(Z, damping=damping),
+                matvec, g, precond=precond,
                 tol=tol, max_iter=max_iter, on_iter=on_iter,
             )
         except ArithmeticError as e:
@@ -103,6 +115,7 @@ def score_logreg(
         "solver": solver,
         "hessian": "exact",
         "iterations": int(iterations),
+        "preconditioner": preconditioner,
         "residual": residual,
         "damping": float(damping),
         "l2": float(prob.l2),

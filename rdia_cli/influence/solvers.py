@@ -26,7 +26,8 @@ def conjugate_gradient(
 ) -> CGResult:
     """Solve A x = b for symmetric positive definite A given as ``matvec``.
 
-    ``precond`` is the diagonal of A (Jacobi) or None. Stops when ‖r‖ ≤ tol·‖b‖.
+    ``precond`` is the diagonal of A (Jacobi), a callable r ↦ M⁻¹r (M symmetric positive
+    definite), or None. Stops when ‖r‖ ≤ tol·‖b‖.
     Raises ``ArithmeticError`` on non-positive curvature (A not positive definite).
     """
     import torch
@@ -36,7 +37,15 @@ def conjugate_gradient(
         return CGResult(torch.zeros_like(b), 0, 0.0, True)
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - matvec(x) if x0 is not None else b.clone()
-    z = r / precond if precond is not None else r
+    if callable(precond):
+        apply = precond
+    elif precond is not None:
+        def apply(v):
+            return v / precond
+    else:
+        def apply(v):
+            return v
+    z = apply(r)
     p = z.clone()
     rz = torch.dot(r, z)
     res = float(torch.linalg.vector_norm(r)) / bnorm
@@ -49,7 +58,7 @@ def conjugate_gradient(
         a = rz / pAp
         x.add_(p, alpha=float(a))
         r.sub_(Ap, alpha=float(a))
-        z = r / precond if precond is not None else r
+        z = apply(r)
         rz_new = torch.dot(r, z)
         p.mul_(float(rz_new / rz)).add_(z)
         rz = rz_new

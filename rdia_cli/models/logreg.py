@@ -19,6 +19,7 @@ the range of H, with no silent damping.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -32,6 +33,7 @@ from rdia_cli.errors import InputError, RuntimeFailure
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
+_CPU_KERNELS = True  # False: CPU data take the torch-CSR path that GPUs take (tests)
 DIRECT_MAX_PARAMS = 2500  # explicit Hessian + Cholesky up to this many parameters
 DENSE_MAX_ELEMENTS = 50_000_000  # sparse X densified for the explicit Hessian below this size
 
@@ -61,9 +63,12 @@ class Design:
         self._scipy = None
         self._cpu = None
         self._XT = None
+        self._host = None
+        self._counts = None
         if self.sparse:
             X = X.tocsr()
-            if device.type == "cpu":
+            self._host = X  # the input CSR (shared, not copied), for host-side set-up work
+            if device.type == "cpu" and _CPU_KERNELS:
                 self._scipy = X  # for the explicit Hessian's sparse Gram matrix
                 self._cpu = _CpuCSR(X, torch.empty(0, dtype=dtype).numpy().dtype)
                 self._X = None
@@ -125,6 +130,77 @@ class Design:
             return X2T @ c
         return (self._X**2).T @ c
 
+    def column_counts(self) -> np.ndarray:
+        """Nonzeros of every column (sparse X), cached."""
+        if self._counts is None:
+            if self._cpu is not None:
+                self._counts = self._cpu.counts
+            else:
+                A = self._host
+                self._counts = np.bincount(A.indices, minlength=A.shape[1]).astype(np.int64)
+        return self._counts
+
+    def frequent_gram(
+        self, cols: np.ndarray, c: np.ndarray, *, max_rows: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(Σ_i c_i x_iS x_iSᵀ, Σ_i c_i x_iS, Σ_i c_i) for the columns S = ``cols`` (sparse X,
+        on the host, float64), over row blocks in threads: O(Σ_i k_i²) for k_i nonzeros of row
+        i in S.
+
+        With ``max_rows``, only evenly spread row blocks holding about that many rows are
+        summed and the sums scaled up: an estimate, but the Gram matrix of [X_S, 1] of those
+        rows (positive semi-definite), enough for a preconditioner.
+        """
+        import torch
+
+        A = self._host
+        m = len(cols)
+        sel = sp.csr_matrix((np.ones(m), (cols, np.arange(m))), shape=(A.shape[1], m))
+        c = np.asarray(c, dtype=np.float64)
+        n, nnz = A.shape[0], int(A.nnz)
+        steps = min(max(1, -(-nnz // _BLOCK_NNZ)), max(1, n))
+        cuts = np.searchsorted(A.indptr, np.linspace(0, nnz, steps + 1)[1:-1])
+        cuts = np.unique(np.r_[0, cuts, n])
+        tasks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+        scale = 1.0
+        if max_rows is not None and n > max_rows and len(tasks) > 1:
+            tasks = tasks[:: max(1, round(n / max_rows))]
+            scale = n / sum(b - a for a, b in tasks)
+        want = (self._cpu.threads if self._cpu is not None else None) or torch.get_num_threads()
+        threads = max(1, min(want, len(tasks)))
+        acc = [(np.zeros((m, m)), np.zeros(m), np.zeros(1)) for _ in range(threads)]
+
+        def job(k):
+            G, col, tot = acc[k]
+            for a, b in tasks[k::threads]:
+                tot += c[a:b].sum()
+                s, e = int(A.indptr[a]), int(A.indptr[b])
+                Ab = sp.csr_matrix((A.data[s:e], A.indices[s:e], A.indptr[a : b + 1] - s),
+                                   shape=(b - a, A.shape[1]))
+                XS = (Ab @ sel).tocsr()
+                XSc = XS.copy()
+                XSc.data *= np.repeat(c[a:b], np.diff(XS.indptr))
+                G += (XS.T @ XSc).toarray()
+                col += np.asarray(XSc.sum(0)).ravel()
+
+        if threads == 1:
+            job(0)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as ex:
+                list(ex.map(job, range(threads)))
+        G, col, tot = acc[0]
+        for G2, c2, t2 in acc[1:]:
+            G += G2
+            col += c2
+            tot += t2
+        if scale != 1.0:
+            G *= scale
+            col *= scale
+            tot *= scale
+        return G, col, float(tot[0])
+
     def gram(self, coef, *, intercept: bool):
         """X̃ᵀ diag(coef) X̃ with X̃ = [X, 1] when ``intercept`` (explicit Hessian blocks)."""
         import torch
@@ -166,18 +242,68 @@ class Design:
         return self._dense
 
 
+@contextlib.contextmanager
+def sparse_cpu_threads(design: Design):
+    """While solving on sparse CPU data: torch's own (vector) ops on one thread, the sparse
+    products on torch's thread count (rdia's pool). OpenMP synchronisation costs the O(N)
+    vector ops more than it gains (7× slower Hessian-vector products on a loaded 2-core
+    machine); elsewhere nothing changes."""
+    import torch
+
+    cpu = getattr(design, "_cpu", None)
+    if cpu is None:
+        yield
+        return
+    n = torch.get_num_threads()
+    old = cpu.threads
+    cpu.threads = old or n
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+        cpu.threads = old
+
+
 _POOLS: dict = {}
 _BLOCK_NNZ = 1 << 22  # nonzeros per task of the threaded CPU products
+
+
+def _take_chunked(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """table[idx] a few MB at a time (no int64 temporary of idx's size)."""
+    out = np.empty(idx.shape, dtype=table.dtype)
+    for a in range(0, idx.size, 1 << 22):
+        np.take(table, idx[a : a + (1 << 22)], out=out[a : a + (1 << 22)])
+    return out
+
+
+REORDER_SHARE = 0.5  # renumber columns by frequency when the top 10% hold this share of nnz
 
 
 class _CpuCSR:
     """CSR products on the CPU with scipy's compiled kernels (they release the GIL), over row
     blocks in ``torch.get_num_threads()`` threads. ``Xᵀ @ G`` reads X row by row (X's CSR is
-    the CSC of Xᵀ), so no transpose is stored; each thread sums into its own (P, C) buffer."""
+    the CSC of Xᵀ), so no transpose is stored; each thread sums into its own (P, C) buffer.
+
+    When a few columns hold most nonzeros (hashed CTR features: the top 1% of avazu-shaped
+    columns hold 70%), columns are renumbered by falling frequency, so that the entries of the
+    vector the products gather from and scatter to are mostly a small, cache-resident head:
+    about 20% faster products, for one int32 copy of the indices. Callers never see it."""
 
     def __init__(self, X, dtype):
         data = X.data if X.data.dtype == dtype else X.data.astype(dtype)
         indices, indptr = X.indices, X.indptr
+        self.counts = np.bincount(indices, minlength=X.shape[1]).astype(np.int64)
+        self.order = self.newid = None
+        P = X.shape[1]
+        if P > 1 and X.nnz:
+            order = np.argsort(-self.counts, kind="stable")
+            head = self.counts[order[: max(1, P // 10)]].sum()
+            if head >= REORDER_SHARE * X.nnz and not (order[: P // 10] < P // 10).all():
+                newid = np.empty(P, dtype=indices.dtype)
+                newid[order] = np.arange(P, dtype=indices.dtype)
+                self.order, self.newid = order, newid
+                indices = _take_chunked(newid, indices)
         if indptr.dtype != indices.dtype:
             indptr = indptr.astype(indices.dtype)
         self.A = sp.csr_matrix((data, indices, indptr), shape=X.shape, copy=False)
@@ -192,6 +318,7 @@ class _CpuCSR:
             if b > a
         ] or [(0, n)]
         self._binary = None
+        self.threads: int | None = None  # None: torch.get_num_threads()
 
     @property
     def binary(self) -> bool:
@@ -206,7 +333,7 @@ class _CpuCSR:
         """job(task, slot) for every task; tasks of one slot run in order in one thread."""
         import torch
 
-        threads = max(1, min(torch.get_num_threads(), len(self.tasks)))
+        threads = max(1, min(self.threads or torch.get_num_threads(), len(self.tasks)))
         if threads == 1:
             for t in self.tasks:
                 job(t, 0)
@@ -227,6 +354,8 @@ class _CpuCSR:
 
         A = self.A
         Wn = np.ascontiguousarray(W.detach().numpy(), dtype=self.dtype)
+        if self.order is not None:
+            Wn = Wn[self.order]
         C = Wn.shape[1]
         out = np.zeros((A.shape[0], C), dtype=self.dtype)
 
@@ -273,6 +402,8 @@ class _CpuCSR:
         total = parts[0] if parts else np.zeros((P, C), dtype=self.dtype)
         for o in parts[1:]:
             total += o
+        if self.newid is not None:
+            total = total[self.newid]
         return torch.from_numpy(total)
 
 
@@ -465,6 +596,16 @@ class LogRegProblem:
             D = D + u * u
         return torch.clamp(D, min=1e-12)
 
+    def preconditioner(self, Z, *, damping: float = 0.0, block: int | None = None):
+        """What CG uses for M ≈ H + δI: the diagonal (Jacobi), or for binary problems on sparse
+        X a callable that also solves exactly on the intercept and the ``block`` most frequent
+        columns (:class:`FrequentBlockJacobi`, default :data:`BLOCK_COLUMNS`)."""
+        D = self.hessian_diagonal(Z, damping=damping)
+        m = BLOCK_COLUMNS if block is None else int(block)
+        if self.n_out != 1 or not self.design.sparse or m <= 0:
+            return D
+        return FrequentBlockJacobi.build(self, Z, D, damping=damping, m=m)
+
     def hessian(self, Z, *, damping: float = 0.0):
         """The explicit (n_params × n_params) matrix H + δI [+ uuᵀ] (small problems only)."""
         import torch
@@ -491,6 +632,73 @@ class LogRegProblem:
         if u is not None:
             H += torch.outer(u, u)
         return H
+
+
+BLOCK_COLUMNS = 2000  # frequent columns solved exactly inside the CG preconditioner
+BLOCK_ROWS = 1 << 18  # rows (per process) that estimate that block; more are sampled evenly
+
+
+class FrequentBlockJacobi:
+    """M⁻¹r for M = (H + δI) restricted to blocks: one dense block over S = the m most
+    frequent columns plus the intercept, solved by Cholesky, and the diagonal elsewhere.
+
+    Why: with one-hot categorical fields (CTR data) every field's columns sum to the intercept
+    column, so H has near-null directions "raise one field, lower the intercept" damped only by
+    λ; plain Jacobi leaves a dozen tiny outlying eigenvalues that CG must find one by one. The
+    small fields behind them are exactly the frequent columns. Measured on 1M Avazu-shaped
+    rows (influence solve to 1e-10): 139 CG iterations with Jacobi, 53 with m = 1000, 49 with
+    m = 2000, 46 with m = 3000; estimating the block from 10% of the rows changed 49 to 48.
+    Building it costs a column count over X (cached), a pass over BLOCK_ROWS sampled rows
+    (O(Σ_i k_i²), k_i the row's nonzeros in S) and an (m+1)² Cholesky. Any symmetric
+    positive definite M leaves CG's answer unchanged; only the iteration count depends on it.
+    Under torch.distributed the column counts and the block are all-reduced, so every rank
+    builds the same M.
+    """
+
+    def __init__(self, diag, idx, chol):
+        self.diag = diag
+        self.idx = idx
+        self.chol = chol
+
+    @classmethod
+    def build(cls, prob: LogRegProblem, Z, diag, *, damping: float, m: int):
+        import torch
+
+        design = prob.design
+        dev, dt = diag.device, diag.dtype
+        counts = torch.as_tensor(design.column_counts(), dtype=torch.float64, device=dev)
+        counts = prob.reduce(counts).cpu().numpy()
+        m = min(m, int((counts > 0).sum()))
+        if m <= 0:
+            return diag
+        cols = np.sort(np.argsort(-counts, kind="stable")[:m])
+        d, _ = prob._curvature(Z)
+        G, col, dsum = design.frequent_gram(cols, d.detach().cpu().numpy(), max_rows=BLOCK_ROWS)
+        k = m + int(prob.fit_intercept)
+        H = torch.zeros(k, k, dtype=torch.float64, device=dev)
+        H[:m, :m] = torch.as_tensor(G, device=dev)
+        if prob.fit_intercept:
+            colt = torch.as_tensor(col, device=dev)
+            H[:m, m] = colt
+            H[m, :m] = colt
+            H[m, m] = dsum
+        H = prob.reduce(H) / prob.n_total
+        H.diagonal()[:m] += prob.l2
+        H.diagonal().add_(damping)
+        L, info = torch.linalg.cholesky_ex(H.to(dt))
+        if int(info) != 0:  # numerically not positive definite: plain Jacobi
+            return diag
+        idx = torch.as_tensor(cols, dtype=torch.int64)
+        if prob.fit_intercept:
+            idx = torch.cat([idx, torch.tensor([prob.n_features])])
+        return cls(diag, idx.to(dev), L)
+
+    def __call__(self, r):
+        import torch
+
+        z = r / self.diag
+        z[self.idx] = torch.cholesky_solve(r[self.idx][:, None], self.chol)[:, 0]
+        return z
 
 
 def solve_direct(H, b):
@@ -527,6 +735,10 @@ class FitResult:
     converged: bool
     solver: str
     seconds: float
+    cg_iterations: int = 0  # inner CG iterations over all Newton steps
+
+
+BLOCK_FORCING = 1e-2  # Newton steps solved tighter than this get the frequent-block preconditioner
 
 
 def fit(
@@ -540,6 +752,12 @@ def fit(
 ) -> FitResult:
     """Minimize the objective by Newton's method (direct or CG inner solves) with Armijo
     backtracking. Stops when ‖∇L_D(θ)‖ ≤ tol·‖∇L_D(0)‖."""
+    with sparse_cpu_threads(problem.design):
+        return _fit(problem, theta0=theta0, tol=tol, max_iter=max_iter, solver=solver,
+                    progress=progress)
+
+
+def _fit(problem, *, theta0, tol, max_iter, solver, progress) -> FitResult:
     import torch
 
     from rdia_cli.influence.solvers import conjugate_gradient
@@ -556,21 +774,33 @@ def fit(
     theta = zero if theta0 is None else theta0.to(zero).clone()
     f, G, Z = problem.value_grad(theta)
     gnorm = float(torch.linalg.vector_norm(G))
-    it = 0
+    it = cg_its = 0
+    block = None  # built once the inner solves get tight, then kept (its diagonal refreshed)
     while gnorm > tol * g0norm and it < max_iter:
         g = G.reshape(-1)
         if solver == "direct":
             step = -solve_direct(problem.hessian(Z), g)
         else:
-            forcing = min(0.5, math.sqrt(gnorm / g0norm))
+            rel = gnorm / g0norm
+            # inexact Newton (forcing √rel), but no tighter than this step needs to reach tol:
+            # the last step would otherwise over-solve by orders of magnitude
+            forcing = min(0.5, max(math.sqrt(rel), 0.5 * tol / rel))
+            precond = problem.hessian_diagonal(Z)
+            if forcing <= BLOCK_FORCING:
+                if block is None:
+                    block = problem.preconditioner(Z)
+                if isinstance(block, FrequentBlockJacobi):
+                    block.diag = precond
+                    precond = block
             res = conjugate_gradient(
                 problem.hvp_operator(Z),
                 -g,
-                precond=problem.hessian_diagonal(Z),
+                precond=precond,
                 tol=forcing,
                 max_iter=250,
             )
             step = res.x
+            cg_its += res.iterations
         slope = float(g @ step)
         if slope >= 0:  # not a descent direction (numerical trouble): fall back to -g
             step, slope = -g, -float(g @ g)
@@ -602,6 +832,7 @@ def fit(
         converged=gnorm <= tol * g0norm,
         solver=solver,
         seconds=time.perf_counter() - start,
+        cg_iterations=cg_its,
     )
 
 
@@ -635,15 +866,16 @@ def predict_proba(state: dict, X, *, n_classes: int, device="cpu", batch_rows: i
         X = np.asarray(X)
         if X.ndim > 2:
             X = X.reshape(X.shape[0], -1)
-    out = []
+    out = np.empty((X.shape[0], n_classes))
     for start in range(0, X.shape[0], batch_rows):
         design = Design(X[start : start + batch_rows], device=device, dtype=torch.float64,
                         transpose=False)
-        Z = design.mm(W) + b
-        if n_classes == 2:
-            p1 = torch.sigmoid(Z[:, 0])
-            P = torch.stack([1 - p1, p1], 1)
-        else:
-            P = torch.softmax(Z, 1)
-        out.append(P.cpu().numpy())
-    return np.concatenate(out, 0) if out else np.zeros((0, n_classes))
+        with sparse_cpu_threads(design):
+            Z = design.mm(W) + b
+            if n_classes == 2:
+                p1 = torch.sigmoid(Z[:, 0])
+                P = torch.stack([1 - p1, p1], 1)
+            else:
+                P = torch.softmax(Z, 1)
+            out[start : start + len(P)] = P.cpu().numpy()
+    return out
