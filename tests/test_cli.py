@@ -327,3 +327,21 @@ def test_lenet_pipeline_on_a_few_hundred_images(tmp_path):
     assert all(x["accuracy"] > 0.5 for x in m["models"])  # chance is 1/3
     model = torch.load(tmp_path / "lenet_r.pt", weights_only=True)
     assert model["arch"] == "lenet" and model["meta"]["retrained_from"].endswith("lenet.pt")
+
+
+def test_rdia_beats_erm_on_breast_cancer_with_40_percent_noise():
+    """The paper's method (α chosen on the validation set), averaged over 3 seeds."""
+    from rdia_cli import api
+    from rdia_cli.commands_run import builtin_example
+
+    erm_losses, rdia_losses = [], []
+    for seed in range(3):
+        train, val, test = builtin_example(noise_rate=0.4, seed=seed)
+        erm = api.train_model(train)
+        result = api.score_model(erm, train, val)
+        probs = api.probabilities(erm, train)
+        outcome = api.auto_alpha(train, result.phi, probs, erm, val, strategy="rdia", seed=seed)
+        model = api.retrain_model(outcome.dataset, erm)
+        erm_losses.append(api.evaluate_model(erm, test)["loss"])
+        rdia_losses.append(api.evaluate_model(model, test)["loss"])
+    assert np.mean(rdia_losses) < np.mean(erm_losses), (rdia_losses, erm_losses)
