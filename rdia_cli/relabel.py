@@ -150,7 +150,9 @@ def clean(
     if strategy == "uids":
         threshold = alpha if alpha is not None else (phi[harmful].min() if harmful.any() else 0.0)
         scale = max(float(np.abs(phi).max()), 1e-300)
-        prob = _sigmoid(-uids_beta * phi / scale) / _sigmoid(-uids_beta * threshold / scale)
+        with np.errstate(divide="ignore", invalid="ignore"):  # α far above every Φ: keep all
+            prob = _sigmoid(-uids_beta * phi / scale) / _sigmoid(-uids_beta * threshold / scale)
+        prob = np.nan_to_num(prob, nan=1.0, posinf=1.0)
         keep = ~harmful | (rng.random(n) < np.minimum(prob, 1.0))
         return Cleaning(keep, onehot, none)
     if strategy == "optlr":
