@@ -64,12 +64,20 @@ def load_model(path: str | Path) -> ModelFile:
     p = Path(path)
     if not p.exists():
         raise InputError(f"Model file `{p}` does not exist.")
+    with open(p, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise InputError(
+                f"`{p}` is not an rdia model file (not a torch file); give a file written by "
+                "`rdia train`."
+            )
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kind = "a damaged torch file" if isinstance(e, (zipfile.BadZipFile, EOFError)) else (
+            "it holds objects other than tensors and plain data"
+        )
         raise InputError(
-            f"`{p}` is not an rdia model file (torch.load with weights_only=True failed: {first})."
+            f"`{p}` is not an rdia model file ({kind}); give a file written by `rdia train`."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"`{p}` is not an rdia model file (no `format: {FORMAT}` entry).")
