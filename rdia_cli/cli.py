@@ -310,9 +310,7 @@ def score(
         ds, n_total = distributed.load_shard(data, opts, shard, what="training data",
                                              schema=schema)
     vds = load(val, opts, what="validation data", schema=schema, labels=val_labels)
-    if ds.fingerprint() != m.meta.get("train_fingerprint") and (shard is None or shard.is_root):
-        err.print(f"[yellow]warning:[/] `{data}` is not the data `{model}` was trained on "
-                  "(fingerprints differ); Φ assumes θ̂ minimizes the loss on DATA.")
+    hashing = _hash_in_background(ds) if shard is None else None  # overlaps the solve
     t0 = time.perf_counter()
     if shard is None:
         result = api.score_model(m, ds, vds, device=dev, solver=solver, damping=damping, tol=tol,
@@ -322,7 +320,12 @@ def score(
         result = distributed.score_logreg(m, ds, vds, shard, n_total, solver=solver,
                                           damping=damping, tol=tol, max_iter=max_iter)
     seconds = time.perf_counter() - t0
-    probs = api.probabilities(m, ds, device=dev)
+    if hashing is not None:
+        hashing.join()
+    if ds.fingerprint() != m.meta.get("train_fingerprint") and (shard is None or shard.is_root):
+        err.print(f"[yellow]warning:[/] `{data}` is not the data `{model}` was trained on "
+                  "(fingerprints differ); Φ assumes θ̂ minimizes the loss on DATA.")
+    probs = result.probs if result.probs is not None else api.probabilities(m, ds, device=dev)
     if shard is not None:  # rank 0 gathers every row and writes the one scores file
         result, ds, probs = distributed.gather_scores(shard, result, ds, probs)
         shard.close()
@@ -338,6 +341,19 @@ def score(
     write_scores(output, row_id=ds.row_id, labels=ds.y, classes=ds.classes, result=result,
                  probs=probs, meta=meta)
     _print_score_summary(result, ds, meta, top, output)
+
+
+def _hash_in_background(ds):
+    """Start ``ds.fingerprint()`` (cached on ds) in a thread: hashing releases the GIL, so it
+    runs beside the solver. Any in-place sort of X's indices happens here, before the solver
+    reads X."""
+    import threading
+
+    if ds.is_sparse:
+        ds.X.sort_indices()
+    t = threading.Thread(target=ds.fingerprint, name="rdia-fingerprint", daemon=True)
+    t.start()
+    return t
 
 
 def _print_score_summary(result, ds, meta, top, output) -> None:
@@ -364,7 +380,8 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
         t = Table(title=f"top {min(top, n)} harmful rows", title_justify="left")
         for c in ("row_id", "label", "p_label", "Φ", "Δ val loss if relabeled"):
             t.add_column(c, justify="right")
-        for i in np.argsort(-phi, kind="stable")[:top]:
+        head = np.argpartition(-phi, min(top, n) - 1)[:top] if top < n else np.arange(n)
+        for i in head[np.lexsort((head, -phi[head]))]:
             t.add_row(str(ds.row_id[i]), str(ds.classes[ds.y[i]]), f"{result.p_label[i]:.3f}",
                       f"{phi[i]:.4g}", f"{-phi[i] / (n * max(1 - result.p_label[i], 1e-12)):+.2e}")
         err.print(t)

@@ -16,9 +16,12 @@ class ScoreResult:
     p_label float64 (N,): the model's probability of the row's current label (p_m).
     loss    float64 (N,): the row's cross-entropy at θ̂ (with its target if soft).
     info    JSON-able: solver, iterations, residual, damping, l2, val_loss, timings...
+    probs   float64 (N, K) class probabilities at θ̂ when the scorer has them (saves the
+            caller a pass over X), else None.
     """
 
     phi: np.ndarray
     p_label: np.ndarray
     loss: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    probs: np.ndarray | None = None

@@ -131,4 +131,5 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
         p_label=p_label.detach().cpu().numpy().astype(np.float64),
         loss=loss.detach().cpu().numpy().astype(np.float64),
         info=info,
+        probs=P.detach().cpu().numpy().astype(np.float64, copy=False),
     )

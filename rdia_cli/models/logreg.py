@@ -70,7 +70,8 @@ class Design:
             self._host = X  # the input CSR (shared, not copied), for host-side set-up work
             if device.type == "cpu" and _CPU_KERNELS:
                 self._scipy = X  # for the explicit Hessian's sparse Gram matrix
-                self._cpu = _CpuCSR(X, torch.empty(0, dtype=dtype).numpy().dtype)
+                self._cpu = _CpuCSR(X, torch.empty(0, dtype=dtype).numpy().dtype,
+                                    reorder=transpose)
                 self._X = None
                 return
             small = X.nnz < 2**31 - 1
@@ -290,13 +291,13 @@ class _CpuCSR:
     vector the products gather from and scatter to are mostly a small, cache-resident head:
     about 20% faster products, for one int32 copy of the indices. Callers never see it."""
 
-    def __init__(self, X, dtype):
+    def __init__(self, X, dtype, *, reorder: bool = True):
         data = X.data if X.data.dtype == dtype else X.data.astype(dtype)
         indices, indptr = X.indices, X.indptr
-        self.counts = np.bincount(indices, minlength=X.shape[1]).astype(np.int64)
+        self._X, self._counts = X, None
         self.order = self.newid = None
         P = X.shape[1]
-        if P > 1 and X.nnz:
+        if reorder and P > 1 and X.nnz:
             order = np.argsort(-self.counts, kind="stable")
             head = self.counts[order[: max(1, P // 10)]].sum()
             if head >= REORDER_SHARE * X.nnz and not (order[: P // 10] < P // 10).all():
@@ -319,6 +320,14 @@ class _CpuCSR:
         ] or [(0, n)]
         self._binary = None
         self.threads: int | None = None  # None: torch.get_num_threads()
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Nonzeros of every column (of the input X), cached."""
+        if self._counts is None:
+            X = self._X
+            self._counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.int64)
+        return self._counts
 
     @property
     def binary(self) -> bool:
