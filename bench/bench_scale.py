@@ -145,7 +145,8 @@ def main(argv=None) -> None:
     train, val, synth = ensure_data(args.cache, args.rows, args.features, args.nnz, args.nice)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     results: dict = {"machine": machine(), "shape": {"rows": args.rows, "features": args.features,
-                     "nnz": args.nnz}, "device": args.device, "synth": synth, "stages": {}}
+                     "nnz": args.nnz}, "device": args.device, "nice": args.nice, "synth": synth,
+                     "stages": {}}
     stages = args.stages.split(",")
     dev = args.device
     files = {"model": work / "lr.pt", "scores": work / "scores.parquet",
@@ -265,9 +266,9 @@ def report(res: dict) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m.get('mem_gb', '?')} GB RAM"
         + (f", GPU {m['gpu']}" if m.get("gpu") else "")
-        + f"; torch {m['torch']} ({m['torch_threads']} threads). Shared machine: the load average "
-        "(1/5/15 min) is recorded before and after each stage; CPU time (user + sys) is the "
-        "less load-sensitive number. Stages run with `nice -n 5`.",
+        + f"; torch {m['torch']} ({m['torch_threads']} threads). The load average (1/5/15 min) is "
+        "recorded before and after each stage, as the machine may be shared"
+        + (f"; stages run with `nice -n {res['nice']}`." if res.get("nice") else "."),
         "",
         "| stage | wall s | CPU s (user+sys) | peak RSS GB | load before → after |",
         "|---|---:|---:|---:|---|",
