@@ -45,6 +45,9 @@ DATA = {
     "cifar-catdog": DATASETS["cifar-catdog"],
 }
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
+# bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
+# in cells whose auto is older (the baselines do not depend on it)
+AUTO_REVISION = 3
 
 
 def load(name: str, root: Path):
@@ -70,7 +73,8 @@ def cap(ds, n: int, seed: int):
     return ds.subset(np.sort(keep))
 
 
-def cell(pool, test, *, clean: float, tau: float, seed: int) -> dict:
+def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu",
+         methods=METHODS) -> dict:
     from rdia_cli import api, baselines
     from rdia_cli.autoclean import auto_clean
     from rdia_cli.data import inject_noise, split_dataset
@@ -81,34 +85,44 @@ def cell(pool, test, *, clean: float, tau: float, seed: int) -> dict:
     t0 = time.perf_counter()
 
     def record(name, model, t):
-        m = api.evaluate_model(model, test)
+        m = api.evaluate_model(model, test, device=device)
         out[name] = {"loss": m["loss"], "accuracy": m["accuracy"],
                      "seconds": time.perf_counter() - t}
 
     t = time.perf_counter()
-    erm = api.train_model(train)
-    record("erm", erm, t)
-    t = time.perf_counter()
-    record("clean-only", baselines.clean_only(val, erm), t)
-    t = time.perf_counter()
-    record("train+val", baselines.train_plus_val(train, val, erm), t)
-    res = api.score_model(erm, train, val)
-    probs = api.probabilities(erm, train)
-    for strategy in ("drop", "rdia"):
+    erm = api.train_model(train, device=device)  # every method needs it (θ̂ for Φ)
+    if "erm" in methods:
+        record("erm", erm, t)
+    if "clean-only" in methods:
         t = time.perf_counter()
-        o = api.auto_alpha(train, res.phi, probs, erm, val, strategy=strategy)
-        record(strategy, api.retrain_model(o.dataset, erm), t)
+        record("clean-only", baselines.clean_only(val, erm, device=device), t)
+    if "train+val" in methods:
+        t = time.perf_counter()
+        record("train+val", baselines.train_plus_val(train, val, erm, device=device), t)
+    if "drop" in methods or "rdia" in methods:
+        res = api.score_model(erm, train, val, device=device)
+        probs = api.probabilities(erm, train, device=device)
+    for strategy in ("drop", "rdia"):
+        if strategy not in methods:
+            continue
+        t = time.perf_counter()
+        o = api.auto_alpha(train, res.phi, probs, erm, val, strategy=strategy, device=device)
+        record(strategy, api.retrain_model(o.dataset, erm, device=device), t)
         out[strategy]["selected"] = int(o.cleaning.n_relabeled + o.cleaning.n_removed)
-    t = time.perf_counter()
-    model, issues = baselines.cleanlab_drop(train, erm, seed=seed)
-    record("cleanlab", model, t)
-    out["cleanlab"]["selected"] = int(issues.sum())
-    t = time.perf_counter()
-    ac = auto_clean(train, val, erm, seed=seed)
-    record("auto", ac.model, t)
-    out["auto"]["chosen"] = ac.verdict["chosen"]
+    if "cleanlab" in methods:
+        t = time.perf_counter()
+        model, issues = baselines.cleanlab_drop(train, erm, seed=seed, device=device)
+        record("cleanlab", model, t)
+        out["cleanlab"]["selected"] = int(issues.sum())
+    if "auto" in methods:
+        t = time.perf_counter()
+        ac = auto_clean(train, val, erm, seed=seed, device=device)
+        record("auto", ac.model, t)
+        out["auto"]["chosen"] = ac.verdict["chosen"]
+        out["auto"]["revision"] = AUTO_REVISION
     out["_"] = {"n_train": train.n_samples, "n_val": val.n_samples, "n_test": test.n_samples,
-                "seconds": time.perf_counter() - t0, "load": list(os.getloadavg())}
+                "seconds": time.perf_counter() - t0, "load": list(os.getloadavg()),
+                "device": device}
     return out
 
 
@@ -118,10 +132,10 @@ def summarize(results: list[dict]) -> str:
     cells = defaultdict(list)
     for r in results:
         cells[(r["dataset"], r["clean"], r["tau"])].append(r["methods"])
-    lines = ["| dataset | clean | τ | " + " | ".join(METHODS) + " | auto chose |",
-             "|---|---|---|" + "---|" * (len(METHODS) + 1)]
-    wins = near = noisy = 0
-    never_worse = []
+    lines = ["| dataset | clean | τ | seeds | " + " | ".join(METHODS) + " | auto chose |",
+             "|---|---|---|---|" + "---|" * (len(METHODS) + 1)]
+    wins = near = noisy = seed_wins = seed_cells = 0
+    never_worse, short = [], []
     for (name, clean, tau), runs in sorted(cells.items()):
         mean = {m: float(np.mean([r[m]["loss"] for r in runs])) for m in METHODS}
         best = min(mean.values())
@@ -130,27 +144,47 @@ def summarize(results: list[dict]) -> str:
             v = f"{mean[m]:.3f}"
             row.append(f"**{v}**" if mean[m] <= best * 1.01 else v)
         chosen = "; ".join(sorted({r["auto"]["chosen"] for r in runs}))
-        lines.append(f"| {name} | {clean:.0%} | {tau} | " + " | ".join(row) + f" | {chosen} |")
+        lines.append(f"| {name} | {clean:.0%} | {tau} | {len(runs)} | " + " | ".join(row)
+                     + f" | {chosen} |")
         if tau > 0:
             noisy += 1
             wins += mean["auto"] <= best + 1e-12
             near += mean["auto"] <= best * 1.01
+            for r in runs:
+                seed_cells += 1
+                seed_wins += r["auto"]["loss"] <= min(r[m]["loss"] for m in METHODS) + 1e-12
+            if mean["auto"] > best + 1e-12:
+                winner = min((m for m in METHODS if m != "auto"), key=lambda m: mean[m])
+                short.append(f"- {name} {clean:.0%} τ={tau}: auto {mean['auto']:.3f} vs "
+                             f"{winner} {mean[winner]:.3f} (+{mean['auto'] / best - 1:.1%}; "
+                             f"auto chose {chosen})")
         else:
-            never_worse.append((name, clean, mean["auto"] - mean["erm"]))
-    seeds = sorted({r["seed"] for r in results})
+            never_worse.append((name, clean, mean["auto"] - mean["erm"], mean["erm"]))
+    per_data = defaultdict(set)
+    for r in results:
+        per_data[r["dataset"]].add(r["seed"])
+    worse = [(n, c, d, e) for n, c, d, e in never_worse if d > 1e-12]
     head = [
-        f"Seeds: {seeds}. Cells: {len(cells)} ({noisy} noisy). Test log-loss, mean over seeds; "
+        "Seeds per data set: " + ", ".join(f"{n} {sorted(v)}" for n, v in sorted(per_data.items()))
+        + f". Cells: {len(cells)} ({noisy} noisy). Test log-loss, mean over the seeds of a cell; "
         "bold = lowest in the row or within 1% of it.",
         "",
-        f"**auto has the lowest test loss in {wins} of {noisy} noisy cells "
+        f"**auto has the lowest mean test loss in {wins} of {noisy} noisy cells "
         f"({wins / max(noisy, 1):.0%}); it is lowest or within 1% of the lowest in {near} "
-        f"({near / max(noisy, 1):.0%}).**",
+        f"({near / max(noisy, 1):.0%}).** Seed by seed it is lowest in {seed_wins} of "
+        f"{seed_cells} noisy runs ({seed_wins / max(seed_cells, 1):.0%}).",
         "",
-        "τ = 0, auto minus ERM (≤ 0 means auto is not worse): "
-        + ", ".join(f"{n} {c:.0%}: {d:+.4f}" for n, c, d in never_worse),
+        f"**τ = 0: auto is worse than ERM in {len(worse)} of {len(never_worse)} cells.** auto "
+        "minus ERM (≤ 0: not worse): "
+        + ", ".join(f"{n} {c:.0%}: {d:+.4f}" for n, c, d, _ in never_worse),
         "",
     ]
-    return "\n".join(head + lines) + "\n"
+    tail = ["", "## Where auto falls short (generated)", ""] + (short or ["- nowhere"])
+    if worse:
+        tail += ["", "τ = 0 cells where auto is worse than ERM:"]
+        tail += [f"- {n} {c:.0%}: ERM {e:.4f}, auto {e + d:.4f} ({d / e:+.1%})"
+                 for n, c, d, e in worse]
+    return "\n".join(head + lines + tail) + "\n"
 
 
 def main(argv=None) -> int:
@@ -165,6 +199,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "results" / "default_strategy"))
     p.add_argument("--merge", default="", help="comma-separated result JSON files to add")
     p.add_argument("--report-only", action="store_true", help="only rewrite the .md")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (every fit of the cell)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="recompute only these in cells that exist (e.g. auto)")
     args = p.parse_args(argv)
     root = Path(args.data_root)
     out_json = Path(args.out + ".json")
@@ -178,7 +215,12 @@ def main(argv=None) -> int:
         out_json.write_text(json.dumps({"results": results}, indent=1))
     if args.report_only:
         args.datasets = ""
-    done = {(r["dataset"], r["clean"], r["tau"], r["seed"]) for r in results}
+    methods = tuple(m for m in METHODS if m in args.methods.split(","))
+    partial = set(methods) != set(METHODS)
+    have = {(r["dataset"], r["clean"], r["tau"], r["seed"]): r for r in results}
+    if args.report_only:
+        results = [r for r in results
+                   if r["methods"]["auto"].get("revision", 1) == AUTO_REVISION]
     for name in filter(None, args.datasets.split(",")):
         full, test_file = load(name, root)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -192,11 +234,20 @@ def main(argv=None) -> int:
             test = cap(test, args.max_rows, seed)
             for clean in map(float, args.clean.split(",")):
                 for tau in map(float, args.taus.split(",")):
-                    if (name, clean, tau, seed) in done:
+                    old = have.get((name, clean, tau, seed))
+                    if old is not None and (not partial or old["methods"]["auto"].get(
+                            "revision", 1) == AUTO_REVISION):
                         continue
-                    r = cell(pool, test, clean=clean, tau=tau, seed=seed)
-                    results.append({"dataset": name, "clean": clean, "tau": tau, "seed": seed,
-                                    "max_rows": args.max_rows, "methods": r})
+                    if old is None and partial:
+                        continue  # nothing to add the recomputed methods to
+                    r = cell(pool, test, clean=clean, tau=tau, seed=seed, device=args.device,
+                             methods=methods)
+                    if old is not None:
+                        old["methods"].update(r)
+                        r = old["methods"]
+                    else:
+                        results.append({"dataset": name, "clean": clean, "tau": tau,
+                                        "seed": seed, "max_rows": args.max_rows, "methods": r})
                     print(f"{name} clean={clean} tau={tau} seed={seed} "
                           + " ".join(f"{m}={r[m]['loss']:.3f}" for m in METHODS)
                           + f" [{r['auto']['chosen']}] {r['_']['seconds']:.0f}s", flush=True)

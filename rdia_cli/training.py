@@ -41,6 +41,7 @@ def train_logreg(
     progress: Callable[[int, float, float], None] | None = None,
     reduce=None,
     n_total: int | None = None,
+    record_fingerprint: bool = True,
 ) -> ModelFile:
     """Logistic regression to ‖∇L_D‖ ≤ tol·‖∇L_D(0)‖; λ defaults to 1/N (scikit-learn's C = 1).
 
@@ -80,7 +81,7 @@ def train_logreg(
     meta.update(
         {
             "l2": l2,
-            "train_fingerprint": ds.fingerprint(),
+            "train_fingerprint": ds.fingerprint() if record_fingerprint else None,
             "n_train": n_all,
             "training": {"tol": tol, "max_iter": max_iter, "solver": result.solver,
                          "warm_start": init is not None},

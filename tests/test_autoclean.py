@@ -4,10 +4,12 @@ import numpy as np
 
 from rdia_cli.autoclean import (
     Config,
-    _one_standard_error_choice,
+    _clean_only_at_full_size,
+    _guarded_choice,
     auto_clean,
     build_training_set,
     candidates,
+    out_of_fold_scores,
     verdict_lines,
 )
 from rdia_cli.data.protocol import inject_noise
@@ -40,15 +42,46 @@ def test_build_training_set_weights_and_parts(cancer):
     assert only.n_samples == val.n_samples
 
 
-def test_one_standard_error_keeps_default_unless_clearly_better():
+def test_guard_keeps_default_unless_clearly_better():
     configs = [Config("drop", 0.0, 0.0), Config("drop", 0.0, 1.0), Config("drop", 0.1, 1.0)]
     rng = np.random.default_rng(0)
     base = rng.uniform(0.1, 0.5, 200)
     wobble = np.where(np.arange(200) % 2 == 0, 0.05, -0.05)  # mean 0, SE 0.0035
     noise_only = np.vstack([base + 0.1, base, base - 0.001 + wobble])
-    assert _one_standard_error_choice(configs, noise_only) == 1
+    assert _guarded_choice(configs, noise_only) == 1
     clearly = np.vstack([base + 0.1, base, base - 0.05])
-    assert _one_standard_error_choice(configs, clearly) == 2
+    assert _guarded_choice(configs, clearly) == 2
+    # a gain of 1.5 standard errors is what the best of many noisy candidates shows by chance
+    se = 0.05 / np.sqrt(200)
+    assert _guarded_choice(configs, np.vstack([base + 0.1, base, base - 1.5 * se + wobble])) == 1
+    assert _guarded_choice(configs, np.vstack([base + 0.1, base, base - 2.5 * se + wobble])) == 2
+    # the clean set alone meets the survivor on the mean: no margin for one planned comparison
+    assert _guarded_choice(configs, np.vstack([base - 0.001 + wobble, base, base + 0.01])) == 0
+    assert _guarded_choice(configs, np.vstack([base - 0.04, base, base - 0.05])) == 2
+
+
+def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
+    _, val, _ = cancer
+    v_in, v_out = val.subset(np.arange(80)), val.subset(np.arange(80, val.n_samples))
+
+    def curve(loss_of_n):
+        def fit_predict(fit_on, predict_on):  # every row gets p(label) = exp(-loss_of_n(n))
+            p = np.exp(-loss_of_n(fit_on.n_samples))
+            probs = np.full((predict_on.n_samples, 2), 1 - p)
+            probs[np.arange(predict_on.n_samples), predict_on.y] = p
+            return probs
+        return fit_predict
+
+    learning_curve = curve(lambda n: 0.2 + 8.0 / n)
+    got = _clean_only_at_full_size(learning_curve, v_in, v_out, n_full=100, seed=0)
+    np.testing.assert_allclose(got, 0.2 + 8.0 / 100)  # the curve's value at the full size
+    # nothing to extrapolate when the fold already has every row, and never an upward shift
+    np.testing.assert_allclose(
+        _clean_only_at_full_size(learning_curve, v_in, v_out, n_full=80, seed=0), 0.2 + 0.1)
+
+    smaller_is_better = curve(lambda n: 0.2 + 0.001 * n)
+    up = _clean_only_at_full_size(smaller_is_better, v_in, v_out, n_full=100, seed=0)
+    np.testing.assert_allclose(up, 0.2 + 0.001 * 80)
 
 
 def test_auto_beats_erm_and_says_why(cancer):
@@ -65,5 +98,24 @@ def test_auto_beats_erm_and_says_why(cancer):
     v = result.verdict
     assert v["cv_loss_chosen"] <= v["cv_loss_erm"]
     assert len(result.cv) == len(candidates())
+    # racing: every candidate ran on the first folds, the anchors and the choice on all of them
+    finished = [c for c in result.cv if c["all_folds"]]
+    assert 12 <= len(finished) < len(result.cv)
+    assert {"clean set only", "train+val, ω=1", v["chosen"]} <= {c["label"] for c in finished}
+    assert all(np.isfinite(c["cv_loss"]) for c in result.cv)
     text = " ".join(verdict_lines(v))
     assert "cleaning helped" in text
+
+
+def test_out_of_fold_loss_ranks_the_flipped_rows_first(cancer):
+    from sklearn.metrics import roc_auc_score
+
+    train, _, _ = cancer
+    noisy = inject_noise(train, rate=0.2, seed=1)
+    score, probs = out_of_fold_scores(noisy, train_logreg(noisy), seed=0)
+    assert probs.shape == (noisy.n_samples, 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    assert roc_auc_score(noisy.extra["is_noisy"], score) > 0.9
+    # shifted by log K: a row the out-of-fold model finds likelier than chance scores ≤ 0
+    p_label = probs[np.arange(noisy.n_samples), noisy.y]
+    np.testing.assert_array_equal(score <= 0, p_label >= 0.5)

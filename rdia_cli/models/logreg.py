@@ -105,9 +105,16 @@ class Design:
         return self._X @ W
 
     def rmm(self, G):
+        import torch
+
         if self._cpu is not None:
             return self._cpu.rmm(G)
         if not self.sparse:
+            if self.device.type == "cpu" and G.shape[1] > 1 and not G.requires_grad:
+                # torch's CPU Xᵀ @ G on a transposed view of a tall matrix is several times
+                # slower than numpy's BLAS call on the same memory (measured: 33 vs 6 ms for
+                # 3000 × 784 × 10); both share X's buffer, nothing is copied
+                return torch.from_numpy(self._X.numpy().T @ G.contiguous().numpy())
             return self._X.T @ G
         if self._XT is None:
             raise RuntimeError("this Design was built with transpose=False")
