@@ -99,27 +99,37 @@ def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="
     return nll - np.log(train.n_classes), probs
 
 
-def out_of_fold_scores(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int = 0,
-                       device="cpu"):
-    """-log p(label) of every training row under a model fitted on the other ``folds`` - 1
-    parts of the training set (confident learning's self-confidence, cross-fitted), shifted like
-    ``clean_model_scores``, plus those out-of-fold probabilities. Independent of the clean set:
-    the noisy rows' own majority is the reference, which is what works at low noise when the
-    clean set is too small to train a good model on."""
+def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int = 0,
+                              device="cpu", tol: float = 1e-8, warm: bool = False) -> np.ndarray:
+    """(N, K) probabilities of every training row under a model fitted on the other ``folds``
+    - 1 parts of the training set (uniform where those parts hold a single class); ``warm``
+    starts each fit from ``erm``."""
     from rdia_cli import api
     from rdia_cli.training import train_logreg
 
     probs = np.zeros((train.n_samples, train.n_classes))
     fit_intercept = erm.arch_args.get("fit_intercept", True)
     for held in _folds(train.y, folds, seed):
-        rest = np.setdiff1d(np.arange(train.n_samples), held)
-        part = train.subset(rest)
+        part = train.subset(np.setdiff1d(np.arange(train.n_samples), held))
         if len(np.unique(part.y)) < 2:
             probs[held] = 1.0 / train.n_classes
             continue
-        m = train_logreg(part, l2=1.0 / part.n_samples, fit_intercept=fit_intercept,
-                         tol=CV_TOL, device=device, init=erm, record_fingerprint=False)
+        m = train_logreg(part, l2=1.0 / part.n_samples, fit_intercept=fit_intercept, tol=tol,
+                         device=device, init=erm if warm else None,
+                         record_fingerprint=tol < CV_TOL)
         probs[held] = api.probabilities(m, train.subset(held), device=device)
+    return probs
+
+
+def out_of_fold_scores(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int = 0,
+                       device="cpu"):
+    """-log p(label) of every training row under out-of-fold models of the training set
+    (confident learning's self-confidence, cross-fitted), shifted like ``clean_model_scores``,
+    plus those probabilities. Independent of the clean set: the noisy rows' own majority is the
+    reference, which is what works at low noise when the clean set is too small to train a good
+    model on."""
+    probs = out_of_fold_probabilities(train, erm, folds=folds, seed=seed, device=device,
+                                      tol=CV_TOL, warm=True)
     nll = -np.log(np.clip(probs[np.arange(train.n_samples), train.y], 1e-15, 1.0))
     return nll - np.log(train.n_classes), probs
 
@@ -300,17 +310,17 @@ def auto_clean(
     race_after = max(1, math.ceil(0.4 * len(fold_rows))) if len(fold_rows) > 2 else len(fold_rows)
     n_keep = min(len(configs), max(RACE_KEEP_MIN, len(configs) // 3))
     anchors = {i for i, c in enumerate(configs) if c.weight == 0 or c.fraction == 0}
-    total = race_after * len(configs) + (len(fold_rows) - race_after) * len(
-        set(range(n_keep)) | anchors)
+    total = len(fold_rows) * len(configs)  # until the race cuts the field
     done = 0
     row_loss = np.full((len(configs), val.n_samples), np.nan)  # out-of-fold loss per val row
-    erm_loss = np.zeros(val.n_samples)
+    erm_loss = _row_losses(api.probabilities(erm, val, device=device), val.y)
     active = list(range(len(configs)))
     for k, rows in enumerate(fold_rows):
         if k == race_after and k < len(fold_rows):
             seen = np.concatenate(fold_rows[:k])
             order = np.argsort(row_loss[:, seen].mean(1), kind="stable")
             active = sorted(set(order[:n_keep].tolist()) | anchors)
+            total = done + (len(fold_rows) - k) * len(active)
         inner = np.setdiff1d(np.arange(val.n_samples), rows)
         v_in, v_out = val.subset(inner), val.subset(rows)
         ranked = {"oof": oof}
@@ -319,7 +329,6 @@ def auto_clean(
                 ranked["phi"] = (score_logreg(erm, train, v_in, device=device).phi, probs)
         if any(configs[i].ranker == "clean" for i in active):
             ranked["clean"] = clean_model_scores(train, v_in, erm, device=device)
-        erm_loss[rows] = _row_losses(api.probabilities(erm, v_out, device=device), v_out.y)
         warm: dict[tuple, ModelFile] = {}
         for i in active:
             cfg = configs[i]

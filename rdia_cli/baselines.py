@@ -47,22 +47,11 @@ def cleanlab_drop(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int =
     if not cleanlab_available():
         raise InputError("the cleanlab baseline needs cleanlab: pip install 'rdia-cli[bench]'.")
     from cleanlab.filter import find_label_issues
-    from sklearn.model_selection import KFold, StratifiedKFold
 
-    from rdia_cli.training import predict_proba
+    from rdia_cli.autoclean import out_of_fold_probabilities
 
     y = train.y
-    counts = np.bincount(y, minlength=train.n_classes)
-    present = counts[counts > 0]
-    splitter = (StratifiedKFold if present.min() >= folds else KFold)(
-        n_splits=folds, shuffle=True, random_state=seed)
-    probs = np.zeros((train.n_samples, train.n_classes))
-    for fit_rows, held in splitter.split(np.zeros(len(y)), y):
-        part = train.subset(fit_rows)
-        if len(np.unique(part.y)) < 2:
-            continue
-        m = _fit(part, erm, device)
-        probs[held] = predict_proba(m, train.subset(held).flat_X(), device=device)
+    probs = out_of_fold_probabilities(train, erm, folds=folds, seed=seed, device=device)
     issues = find_label_issues(y, probs)
     keep = ~issues
     return _fit(train.subset(keep), erm, device), issues
