@@ -260,6 +260,16 @@ def _clean_only_at_full_size(fit_predict: Callable[[Dataset, Dataset], np.ndarra
     return full - ratio * max(slope, 0.0)
 
 
+def check_auto(arch: str, val: Dataset) -> None:
+    """What the auto strategy needs, checked before any work is done."""
+    if arch != "logreg":
+        raise InputError("--strategy auto needs --model-type logreg; for networks use "
+                         "--strategy rdia --alpha auto.")
+    if val.n_samples < 4:
+        raise InputError(f"validation data `{val.source}` has {val.n_samples} rows; the auto "
+                         "strategy cross-validates over it and needs at least 4.")
+
+
 def auto_clean(
     train: Dataset,
     val: Dataset,
@@ -282,12 +292,7 @@ def auto_clean(
     from rdia_cli.influence.logreg import score_logreg
     from rdia_cli.training import train_logreg
 
-    if erm.arch != "logreg":
-        raise InputError("--strategy auto needs --model-type logreg; for networks use "
-                         "--strategy rdia --alpha auto.")
-    if val.n_samples < 4:
-        raise InputError(f"validation data `{val.source}` has {val.n_samples} rows; the auto "
-                         "strategy cross-validates over it and needs at least 4.")
+    check_auto(erm.arch, val)
     configs = configs or candidates()
     if val.n_samples < 100:
         folds = max(folds, 10)  # small clean sets: keep most of them in every fit

@@ -12,6 +12,7 @@ DIR/run.json          settings, α chosen, sweeps, timings
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -59,7 +60,38 @@ def run_pipeline(
     device="cpu",
     say: Callable[[str], None] = lambda msg: None,
 ) -> dict:
-    """Run train → score → relabel → retrain → evaluate; return the metrics.json payload."""
+    """Run train → score → relabel → retrain → evaluate; return the metrics.json payload.
+
+    Settings are checked before any work; a folder this call creates is removed again if the
+    run fails, so a failed run leaves no half-filled folder behind."""
+    _check_settings(settings, val)
+    created = not outdir.exists()
+    try:
+        return _run_pipeline(train, val, test, outdir, settings, device=device, say=say)
+    except BaseException:
+        if created:
+            shutil.rmtree(outdir, ignore_errors=True)
+        raise
+
+
+def _check_settings(settings: RunSettings, val: Dataset) -> None:
+    from rdia_cli.autoclean import check_auto
+    from rdia_cli.relabel import STRATEGIES, TARGETS
+
+    valid = ("auto", *STRATEGIES)
+    for name in (settings.strategy, *settings.also):
+        if name is not None and name not in valid:
+            raise InputError(f"--strategy must be one of {', '.join(valid)}, not {name!r}.")
+    if settings.targets not in TARGETS:
+        raise InputError(f"--targets must be one of {', '.join(TARGETS)}, not "
+                         f"{settings.targets!r}.")
+    auto = settings.strategy == "auto" or (settings.strategy is None
+                                           and settings.model_type == "logreg")
+    if auto:
+        check_auto(settings.model_type, val)
+
+
+def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     from rdia_cli.data.writers import write_dataset
 
     outdir.mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,21 @@ def test_run_with_paper_strategy(files, tmp_path):
     assert "rdia vs erm" in res.stderr
 
 
+def test_run_refuses_bad_settings_before_any_work(files, tmp_path):
+    d = files
+    args = ("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm")
+    res = rdia(*args, "-o", tmp_path / "a", "--strategy", "bogus")
+    assert res.exit_code == 2 and "auto, rdia, drop" in res.stderr
+    res = rdia(*args, "-o", tmp_path / "b", "--targets", "soft")
+    assert res.exit_code == 2 and "--targets" in res.stderr
+    (tmp_path / "tiny.svm").write_text("".join((d / "val.svm").read_text().splitlines(True)[:3]))
+    res = rdia("run", d / "train.svm", "--val", tmp_path / "tiny.svm", "--test", d / "test.svm",
+               "-o", tmp_path / "c")
+    assert res.exit_code == 2 and "needs at least 4" in res.stderr
+    assert "trained ERM" not in res.stderr  # refused before training
+    assert not any((tmp_path / x).exists() for x in "abc")  # no half-filled folder
+
+
 def test_demo_rdia_beats_erm(tmp_path):
     res = ok(rdia("demo", "-o", tmp_path / "demo", "--device", "cpu"))
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
