@@ -170,6 +170,9 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         if baselines.cleanlab_available():
             extra.append(("cleanlab", lambda: baselines.cleanlab_drop(
                 train, erm, seed=settings.seed, device=device)[0]))
+        else:
+            say("cleanlab baseline skipped: cleanlab is not installed "
+                "(pip install cleanlab)")
         for name, make in extra:
             model = make()
             path = outdir / f"{name}.pt"
