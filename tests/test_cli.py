@@ -145,6 +145,26 @@ def test_run_refuses_bad_settings_before_any_work(files, tmp_path):
     assert not any((tmp_path / x).exists() for x in "abc")  # no half-filled folder
 
 
+def test_run_failing_midway_leaves_no_folder(files, tmp_path, monkeypatch):
+    from rdia_cli import api
+    from rdia_cli.errors import RuntimeFailure
+
+    def broken(*args, **kwargs):
+        raise RuntimeFailure("the solver gave up")
+
+    monkeypatch.setattr(api, "score_model", broken)
+    d = files
+    res = rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
+               "-o", tmp_path / "run")
+    assert res.exit_code == 1 and "the solver gave up" in res.stderr
+    assert not (tmp_path / "run").exists()  # erm.pt was written, then the folder removed
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    res = rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
+               "-o", tmp_path / "mine")
+    assert res.exit_code == 1 and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
 def test_demo_rdia_beats_erm(tmp_path):
     res = ok(rdia("demo", "-o", tmp_path / "demo", "--device", "cpu"))
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
