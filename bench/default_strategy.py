@@ -47,7 +47,7 @@ DATA = {
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
 # bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 3
+AUTO_REVISION = 5
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
@@ -122,6 +122,9 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
         ac = auto_clean(train, val, erm, seed=seed, device=device)
         record("auto", ac.model, t)
         out["auto"]["chosen"] = ac.verdict["chosen"]
+        out["auto"]["noise_z"] = ac.verdict["noise"]["z"]
+        out["auto"]["cv"] = {k: ac.verdict[k] for k in ("cv_loss_chosen", "cv_loss_clean_only",
+                                                        "cv_loss_train_plus_val")}
         out["auto"]["revision"] = AUTO_REVISION
     out["_"] = {"n_train": train.n_samples, "n_val": val.n_samples, "n_test": test.n_samples,
                 "seconds": time.perf_counter() - t0, "load": list(os.getloadavg()),
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="", help="a markdown file to put under the title")
     p.add_argument("--device", default="cpu", help="cpu or cuda (every fit of the cell)")
     p.add_argument("--methods", default=",".join(METHODS),
-                   help="recompute only these in cells that exist (e.g. auto)")
+                   help="recompute only these in cells that exist (e.g. auto); empty: all")
     args = p.parse_args(argv)
     root = Path(args.data_root)
     out_json = Path(args.out + ".json")
@@ -219,7 +222,7 @@ def main(argv=None) -> int:
         out_json.write_text(json.dumps({"results": results}, indent=1))
     if args.report_only:
         args.datasets = ""
-    methods = tuple(m for m in METHODS if m in args.methods.split(","))
+    methods = tuple(m for m in METHODS if m in (args.methods or ",".join(METHODS)).split(","))
     partial = set(methods) != set(METHODS)
     have = {(r["dataset"], r["clean"], r["tau"], r["seed"]): r for r in results}
     if args.report_only:

@@ -10,7 +10,8 @@
 #
 #   OUT=/tmp/out bash bench/device_session.sh      # from the repository root
 #
-# Knobs: BUDGET (seconds for the whole, default 540), GPU_CORES (default 6), DATA (the shared
+# Knobs: BUDGET (seconds for the whole, default 540), GPU_CORES (default 6), GPU_CHECKS (0 skips
+# bench/device_gpu.sh and gives the GPU to the grid at once), DATA (the shared
 # data folder, default .benchdata), CPU_JOBS / GPU_JOBS (lines "dataset seed clean tau
 # max_rows"; default bench/device_jobs_{cpu,gpu}.txt). Where cleanlab is not installed its
 # wheels are taken from .whl/ (pip download cleanlab termcolor).
@@ -42,7 +43,9 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 DEADLINE=$(( START + BUDGET - 15 ))
 # GPU: checks first (alone on the GPU), then the GPU share of the grid
 ( export DEADLINE OUT DATA
-  taskset -c "0-$(( GPU_CORES - 1 ))" bash bench/device_gpu.sh > "$OUT/gpu.log" 2>&1
+  if [ "${GPU_CHECKS:-1}" != 0 ]; then
+    taskset -c "0-$(( GPU_CORES - 1 ))" bash bench/device_gpu.sh > "$OUT/gpu.log" 2>&1
+  fi
   JOBS="$GPU_JOBS" P="$GPU_CORES" DEVICE=cuda taskset -c "0-$(( GPU_CORES - 1 ))" \
       bash bench/device_grid.sh ) &
 GPU_PID=$!

@@ -1,4 +1,5 @@
-"""The `auto` strategy: candidates, the training set it builds, the 1-SE guard, the verdict."""
+"""The `auto` strategy: candidates, the training set it builds, the guard, the noise test, the λ
+search, the verdict."""
 
 import numpy as np
 
@@ -6,12 +7,15 @@ from rdia_cli.autoclean import (
     Config,
     _clean_only_at_full_size,
     _guarded_choice,
+    _reg_line_search,
     auto_clean,
     build_training_set,
     candidates,
+    noise_evidence,
     out_of_fold_scores,
     verdict_lines,
 )
+from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
 from rdia_cli.training import predict_proba, train_logreg
 
@@ -97,7 +101,11 @@ def test_auto_beats_erm_and_says_why(cancer):
     assert loss(result.model) < loss(erm)
     v = result.verdict
     assert v["cv_loss_chosen"] <= v["cv_loss_erm"]
-    assert len(result.cv) == len(candidates())
+    # every candidate is listed, then the λ line search's extra fits of the finalists
+    assert [(c["action"], c["fraction"], c["weight"], c["ranker"])
+            for c in result.cv[:len(candidates())]] == [
+        (c.action, c.fraction, c.weight, c.ranker) for c in candidates()]
+    assert all(c["reg"] > 1 for c in result.cv[len(candidates()):])
     # racing: every candidate ran on the first folds, the anchors and the choice on all of them
     finished = [c for c in result.cv if c["all_folds"]]
     assert 12 <= len(finished) < len(result.cv)
@@ -119,3 +127,90 @@ def test_out_of_fold_loss_ranks_the_flipped_rows_first(cancer):
     # shifted by log K: a row the out-of-fold model finds likelier than chance scores ≤ 0
     p_label = probs[np.arange(noisy.n_samples), noisy.y]
     np.testing.assert_array_equal(score <= 0, p_label >= 0.5)
+
+
+def _noise_z(train, val, tau, seed=0):
+    noisy = inject_noise(train, rate=tau, seed=seed) if tau > 0 else train
+    (_, probs), val_probs = out_of_fold_scores(noisy, train_logreg(noisy), seed=0, val=val)
+    assert val_probs.shape == (5, val.n_samples, 2)
+    return noise_evidence(noisy.y, probs, val.y, val_probs)
+
+
+def test_noise_evidence_sees_flipped_labels_both_ways(cancer):
+    train, val, _ = cancer
+    clean = _noise_z(train, val, 0.0)
+    assert abs(clean["z"]) < 2
+    some = _noise_z(train, val, 0.3)
+    assert some["z"] > 4 and some["train_loss"] > 2 * clean["train_loss"]
+    # past τ = 0.5 the models learn the flipped labels: the clean rows disagree instead
+    most = _noise_z(train, val, 0.8)
+    assert most["z"] < -4 and most["val_loss"] > most["train_loss"]
+
+
+def test_auto_cleans_nothing_without_label_noise(cancer):
+    train, val, _ = cancer
+    result = auto_clean(train, val, train_logreg(train), seed=0)
+    assert result.config.fraction == 0  # train + val or the clean set alone, nothing cleaned
+    assert not result.cleaned.extra["relabeled"].any()
+    assert all(c["fraction"] == 0 for c in result.cv)  # the cleaning candidates never ran
+    assert "no sign of label noise" in " ".join(verdict_lines(result.verdict))
+
+
+def test_lambda_search_regularizes_an_overfit_model():
+    # 500 features, 2 of them informative, 300 labelled rows: λ = 1/rows overfits
+    def make(n, seed):
+        r = np.random.default_rng(seed)
+        X = r.normal(size=(n, 500))
+        y = (X[:, 0] + X[:, 1] + 0.5 * r.normal(size=n) > 0).astype(int)
+        return Dataset(X=X, y=y, classes=[0, 1], row_id=np.arange(n))
+
+    train, val, test = make(200, 1), make(100, 2), make(2000, 3)
+    result = auto_clean(train, val, train_logreg(train), seed=0)
+    assert result.config.reg >= 16
+    assert result.model.meta["l2"] == result.config.reg / result.cleaned.n_samples
+    assert "λ×" in result.verdict["chosen"]
+    plain = train_logreg(result.cleaned, l2=1.0 / result.cleaned.n_samples)
+
+    def loss(m):
+        return -np.log(predict_proba(m, test.X)[np.arange(test.n_samples), test.y]).mean()
+
+    assert loss(result.model) < 0.8 * loss(plain)
+
+
+def test_lambda_line_search_steps_up_only_on_clear_gains():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 300)
+    wobble = np.where(np.arange(300) % 2 == 0, 0.05, -0.05)  # mean 0, SE of a step 0.003
+    start = Config("drop", 0.0, 1.0)
+
+    def cv_of(curve):
+        asked = []
+
+        def cv(cfg):
+            asked.append(cfg.reg)
+            return base + curve(cfg.reg) + (wobble if cfg.reg > 1 else 0)
+        return cv, asked
+
+    # a real gain up to λ × 16, flat after it
+    cv, asked = cv_of(lambda r: 0.05 * max(0.0, 2 - np.log(r) / np.log(4)))
+    assert _reg_line_search(cv, start).reg == 16
+    assert min(asked) == 1  # never below 1/rows
+    # a gain within the noise (half a standard error) is not a reason to move
+    cv, _ = cv_of(lambda r: -0.0015 * (r > 1))
+    assert _reg_line_search(cv, start).reg == 1
+    # steps stop at the cap
+    cv, _ = cv_of(lambda r: -np.log(r))
+    assert _reg_line_search(cv, start).reg == 4.0 ** 6
+
+
+def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
+    v = {"chosen": "clean set only, λ×4", "cv_loss_chosen": 0.30, "cv_loss_erm": 0.60,
+         "cv_loss_clean_only": 0.30, "cv_loss_train_plus_val": 0.50, "n_folds": 5,
+         "noise": {"train_loss": 0.9, "val_loss": 0.4, "z": 6.2}}
+    text = " ".join(verdict_lines(v))
+    assert "clean set alone looks best" in text
+    assert "look noisy" in text and "6.2 standard errors" in text
+    quiet = dict(v, chosen="train+val, ω=1", noise={"train_loss": 0.41, "val_loss": 0.4,
+                                                    "z": 0.3})
+    text = " ".join(verdict_lines(quiet))
+    assert "no sign of label noise" in text and "clean set alone looks best" not in text

@@ -324,6 +324,14 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     assert (part == 1).sum() == 100  # the validation rows are training data too
     ok(rdia("retrain", tmp_path / "auto.parquet", "--model", d / "lr.pt",
             "-o", tmp_path / "auto.pt"))
+    # retrain keeps the λ that the cross-validation chose
+    import json
+
+    from rdia_cli.models.io import load_model
+
+    chosen = json.loads(t.schema.metadata[b"rdia.relabel"])
+    assert chosen["l2"] >= 1.0 / len(part)
+    assert load_model(tmp_path / "auto.pt").meta["l2"] == chosen["l2"]
     _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
                 "auto", "-o", tmp_path / "x.parquet"), 2, "--val")
 
