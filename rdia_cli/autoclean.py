@@ -483,14 +483,16 @@ def auto_clean(
                  "weight": c.weight, "reg": c.reg, "label": c.label,
                  "cv_loss": losses[c], "all_folds": bool(all_folds.get(c, False))}
                 for c in listed]
-    clean_only = min((losses[c] for c in listed if c.weight == 0), default=math.nan)
-    plain = [losses[c] for c in listed if c.weight == 1.0 and c.fraction == 0]
+    # the two anchors as the baselines fit them (λ = 1/rows), so that the chosen model's CV loss
+    # is never above the "uncleaned" one it is reported next to when it is that anchor
+    clean_only = next((losses[c] for c in configs if c.weight == 0), math.nan)
+    plain = [losses[c] for c in configs if c.weight == 1.0 and c.fraction == 0]
     verdict = {
         "chosen": config.label,
         "cv_loss_chosen": float(cv(config).mean()),
         "cv_loss_erm": float(erm_loss.mean()),
         "cv_loss_clean_only": clean_only,
-        "cv_loss_train_plus_val": min(plain) if plain else None,
+        "cv_loss_train_plus_val": plain[0] if plain else None,
         "n_folds": len(fold_rows),
         "noise": noise,
         "l2": model.meta["l2"],

@@ -154,6 +154,10 @@ def test_auto_cleans_nothing_without_label_noise(cancer):
     assert not result.cleaned.extra["relabeled"].any()
     assert all(c["fraction"] == 0 for c in result.cv)  # the cleaning candidates never ran
     assert "no sign of label noise" in " ".join(verdict_lines(result.verdict))
+    # the verdict's "train + clean set" is the anchor at λ = 1/rows, as the baseline fits it
+    anchor = next(c for c in result.cv if c["weight"] == 1 and c["fraction"] == 0
+                  and c["reg"] == 1)
+    assert result.verdict["cv_loss_train_plus_val"] == anchor["cv_loss"]
 
 
 def test_lambda_search_regularizes_an_overfit_model():
