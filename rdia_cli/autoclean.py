@@ -27,6 +27,7 @@ Logistic regression only (a fit takes well under a second); for networks use ``r
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -362,7 +363,6 @@ def auto_clean(
     if val.n_samples < 100:
         folds = max(folds, 10)  # small clean sets: keep most of them in every fit
     fold_rows = _folds(val.y, folds, seed)
-    probs = api.probabilities(erm, train, device=device)
     fit_intercept = erm.arch_args.get("fit_intercept", True)
     oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val)
     noise = noise_evidence(train.y, oof[1], val.y, val_fold_probs)
@@ -377,6 +377,9 @@ def auto_clean(
     parts = [(val.subset(np.setdiff1d(np.arange(val.n_samples), rows)), val.subset(rows))
              for rows in fold_rows]
     rankings: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    @functools.cache
+    def probs() -> np.ndarray:  # θ̂'s probabilities of the training rows: only Φ needs them
+        return api.probabilities(erm, train, device=device)
 
     def ranked(k: int, ranker: str):
         if ranker == "oof":
@@ -386,7 +389,7 @@ def auto_clean(
             if ranker == "phi":
                 with threads_for(train.n_samples * train.n_features * train.n_classes):
                     rankings[k, ranker] = (score_logreg(erm, train, v_in, device=device).phi,
-                                           probs)
+                                           probs())
             else:
                 rankings[k, ranker] = clean_model_scores(train, v_in, erm, device=device)
         return rankings[k, ranker]
@@ -469,7 +472,7 @@ def auto_clean(
     else:
         with threads_for(train.n_samples * train.n_features * train.n_classes):
             score_full = score_logreg(erm, train, val, device=device).phi
-        probs_full = probs
+        probs_full = probs()
     cleaned = build_training_set(train, score_full, probs_full, val, config)
     model = fit(cleaned, reg=config.reg)
     model.meta["strategy"] = {"name": "auto", "action": config.action, "ranker": config.ranker,
