@@ -57,7 +57,7 @@ def run(
     test: Annotated[Path, typer.Option("--test", help="Test data for the before/after table.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for every stage's files.")],
     model_type: Annotated[str, typer.Option("--model-type", help="logreg, mlp, lenet or cnn.")] = "logreg",
-    l2: Annotated[float | None, typer.Option("--l2", help="λ (logreg; default 1/N).")] = None,
+    l2: Annotated[float | None, typer.Option("--l2", help="λ of every logreg fit (default 1/N; --strategy auto then tunes it by CV, a given λ is kept).")] = None,
     alpha: Annotated[str | None, typer.Option("--alpha", help="Φ threshold, or auto (tuned on --val).")] = "auto",
     fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction by Φ instead of α.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="auto (default for logreg: cross-validated on --val, the clean set becomes training data), rdia (the paper; default for networks), drop, uids, optlr or random.", show_default=False)] = None,

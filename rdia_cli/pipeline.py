@@ -138,7 +138,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         if name == "auto":
             from rdia_cli.autoclean import auto_clean
 
-            ac = auto_clean(train, val, erm, seed=settings.seed, device=device)
+            ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
             cleaned, model = ac.cleaned, ac.model
             info = {"alpha": None, "fraction": ac.config.fraction, "action": ac.config.action,
                     "weight": ac.config.weight,

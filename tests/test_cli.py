@@ -121,6 +121,19 @@ def test_run_writes_erm_then_strategy_then_baselines(files, tmp_path):
     assert m["verdict"]["cv_loss_chosen"] <= m["verdict"]["cv_loss_erm"]
 
 
+def test_run_keeps_a_given_l2_in_every_fit(files, tmp_path):
+    from rdia_cli.models.io import load_model
+
+    d = files
+    ok(rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
+            "-o", tmp_path / "run", "--l2", "0.03"))
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [x["name"] for x in m["models"]] == ["erm", "auto"]
+    for name in ("erm", "auto"):  # auto tunes λ only when none is given
+        assert load_model(tmp_path / "run" / f"{name}.pt").meta["l2"] == 0.03
+    assert m["verdict"]["l2"] == 0.03
+
+
 def test_run_with_paper_strategy(files, tmp_path):
     d = files
     res = ok(rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
