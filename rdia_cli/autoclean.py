@@ -245,7 +245,7 @@ def _row_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-15, 1.0))
 
 
-GUARD_SE = 2.0  # standard errors by which a cleaning must beat "train + val" to be chosen
+GUARD_SE = 2.0  # standard errors by which a cleaning must beat each uncleaned anchor
 
 
 def _guarded_choice(configs: list[Config], row_loss: np.ndarray, z: float = GUARD_SE) -> int:
@@ -256,9 +256,11 @@ def _guarded_choice(configs: list[Config], row_loss: np.ndarray, z: float = GUAR
     errors of the paired per-row difference — the smallest of a dozen or more noisy CV
     estimates is optimistic by about two standard errors when nothing really differs (the
     expected maximum of 16 standard normals is 1.8), and a one-SE margin let noise-free data
-    get "cleaned" (measured: MNIST 10-class, 5% clean set, τ = 0). The winner, or the default,
-    then meets "clean set alone" on the mean alone: one comparison fixed in advance has no
-    winner's curse to guard against."""
+    get "cleaned" (measured: MNIST 10-class, 5% clean set, τ = 0). A winning cleaning must beat
+    "clean set alone" by the same margin, for the same reason: on the mean alone, cleanings whose
+    CV loss was 15–45% below the clean set's lost to it on test (breast-cancer and MNIST 1-vs-7,
+    20% clean set, τ ≥ 0.4). The default meets "clean set alone" on the mean: one comparison
+    fixed in advance has no winner's curse to guard against."""
     losses = row_loss.mean(1)
     default = next((i for i, c in enumerate(configs) if c.weight > 0 and c.fraction == 0), None)
     if default is None:
@@ -267,14 +269,24 @@ def _guarded_choice(configs: list[Config], row_loss: np.ndarray, z: float = GUAR
     cleaning = [i for i, c in enumerate(configs) if c.weight > 0 and c.fraction > 0]
     if cleaning:
         best = min(cleaning, key=lambda i: losses[i])
-        diff = row_loss[best] - row_loss[default]
-        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
-        if diff.mean() < -z * se:
+        if _beats(row_loss[best], row_loss[default], z):
             pick = best
     alone = next((i for i, c in enumerate(configs) if c.weight == 0), None)
-    if alone is not None and losses[alone] < losses[pick]:
-        pick = alone
+    if alone is not None:
+        if configs[pick].fraction > 0:
+            if not _beats(row_loss[pick], row_loss[alone], z):
+                pick = alone
+        elif losses[alone] < losses[pick]:
+            pick = alone
     return pick
+
+
+def _beats(a: np.ndarray, b: np.ndarray, z: float) -> bool:
+    """Whether per-row losses ``a`` are below ``b`` by more than ``z`` standard errors of the
+    paired difference."""
+    diff = a - b
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    return bool(diff.mean() < -z * se)
 
 
 def _clean_only_at_full_size(fit_predict: Callable[[Dataset, Dataset], np.ndarray],
@@ -463,7 +475,11 @@ def auto_clean(
         finalists = [_reg_line_search(cv, config)]
         if alone is not None and alone != config:
             finalists.append(_reg_line_search(cv, alone))
-        config = min(finalists, key=lambda c: cv(c).mean())
+        if config.fraction > 0 and len(finalists) == 2:  # a cleaning keeps its 2-SE margin
+            config = finalists[0] if _beats(cv(finalists[0]), cv(finalists[1]),
+                                            GUARD_SE) else finalists[1]
+        else:
+            config = min(finalists, key=lambda c: cv(c).mean())
 
     if config.ranker == "clean":
         score_full, probs_full = clean_model_scores(train, val, erm, device=device)
@@ -525,13 +541,16 @@ def verdict_lines(v: dict[str, Any]) -> list[str]:
                          f"({abs(noise['z']):.1f} standard errors apart).")
     gain = v["cv_loss_erm"] - v["cv_loss_chosen"]
     if v["chosen"].startswith("clean set only"):
-        lines.append("the noisy training rows do not help: the clean set alone looks best. "
-                     "Consider labeling more clean data instead of cleaning these rows.")
+        lines.append("the noisy training rows do not clearly help: the clean set alone looks "
+                     f"best (a cleaning must beat it by {GUARD_SE:g} standard errors of the CV "
+                     "loss). Consider labeling more clean data instead of cleaning these rows.")
     elif v["cv_loss_clean_only"] <= v["cv_loss_chosen"] + 1e-3:
         lines.append("warning: training on the clean set alone looks about as good; the noisy "
                      "rows add little.")
     if gain > 0:
-        lines.append(f"cleaning helped: CV loss {gain:.4f} below ERM "
+        what = ("training on the clean set alone" if v["chosen"].startswith("clean set only")
+                else "cleaning")
+        lines.append(f"{what} helped: CV loss {gain:.4f} below ERM "
                      f"({gain / max(v['cv_loss_erm'], 1e-12):.0%}).")
     else:
         lines.append("cleaning did not beat ERM on the validation folds.")

@@ -59,9 +59,13 @@ def test_guard_keeps_default_unless_clearly_better():
     se = 0.05 / np.sqrt(200)
     assert _guarded_choice(configs, np.vstack([base + 0.1, base, base - 1.5 * se + wobble])) == 1
     assert _guarded_choice(configs, np.vstack([base + 0.1, base, base - 2.5 * se + wobble])) == 2
-    # the clean set alone meets the survivor on the mean: no margin for one planned comparison
+    # the clean set alone meets the default on the mean: no margin for one planned comparison
     assert _guarded_choice(configs, np.vstack([base - 0.001 + wobble, base, base + 0.01])) == 0
     assert _guarded_choice(configs, np.vstack([base - 0.04, base, base - 0.05])) == 2
+    # … but a winning cleaning must beat the clean set alone by the same two standard errors
+    alone = base - 0.05 + wobble
+    assert _guarded_choice(configs, np.vstack([alone, base, base - 0.05 - 1.5 * se])) == 0
+    assert _guarded_choice(configs, np.vstack([alone, base, base - 0.05 - 2.5 * se])) == 2
 
 
 def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
@@ -112,7 +116,7 @@ def test_auto_beats_erm_and_says_why(cancer):
     assert {"clean set only", "train+val, ω=1", v["chosen"]} <= {c["label"] for c in finished}
     assert all(np.isfinite(c["cv_loss"]) for c in result.cv)
     text = " ".join(verdict_lines(v))
-    assert "cleaning helped" in text
+    assert " helped: CV loss " in text  # cleaning, or the clean set alone
 
 
 def test_out_of_fold_loss_ranks_the_flipped_rows_first(cancer):
@@ -212,7 +216,8 @@ def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
          "cv_loss_clean_only": 0.30, "cv_loss_train_plus_val": 0.50, "n_folds": 5,
          "noise": {"train_loss": 0.9, "val_loss": 0.4, "z": 6.2}}
     text = " ".join(verdict_lines(v))
-    assert "clean set alone looks best" in text
+    assert "clean set alone looks best" in text and "2 standard errors" in text
+    assert "training on the clean set alone helped: CV loss 0.3000 below ERM (50%)" in text
     assert "look noisy" in text and "6.2 standard errors" in text
     quiet = dict(v, chosen="train+val, ω=1", noise={"train_loss": 0.41, "val_loss": 0.4,
                                                     "z": 0.3})
