@@ -338,6 +338,20 @@ def _reg_line_search(cv: Callable[[Config], np.ndarray], cfg: Config) -> Config:
     return cur
 
 
+def _tuned_choice(cv: Callable[[Config], np.ndarray], pick: Config,
+                  alone: Config | None) -> Config:
+    """The pick and "clean set alone" each at their best λ (``_reg_line_search``); a cleaning
+    must still beat the clean set alone by ``GUARD_SE`` standard errors, an uncleaned pick
+    meets it on the mean (as in ``_guarded_choice``)."""
+    tuned = _reg_line_search(cv, pick)
+    if alone is None or alone == pick:
+        return tuned
+    alone = _reg_line_search(cv, alone)
+    if pick.fraction > 0:
+        return tuned if _beats(cv(tuned), cv(alone), GUARD_SE) else alone
+    return tuned if cv(tuned).mean() <= cv(alone).mean() else alone
+
+
 def check_auto(arch: str, val: Dataset) -> None:
     """What the auto strategy needs, checked before any work is done."""
     if arch != "logreg":
@@ -470,16 +484,8 @@ def auto_clean(
         return scored[cfg]
 
     config = configs[best]
-    if tune:  # the pick and "clean set alone" each at their best λ, then the lower mean
-        alone = next((c for c in configs if c.weight == 0), None)
-        finalists = [_reg_line_search(cv, config)]
-        if alone is not None and alone != config:
-            finalists.append(_reg_line_search(cv, alone))
-        if config.fraction > 0 and len(finalists) == 2:  # a cleaning keeps its 2-SE margin
-            config = finalists[0] if _beats(cv(finalists[0]), cv(finalists[1]),
-                                            GUARD_SE) else finalists[1]
-        else:
-            config = min(finalists, key=lambda c: cv(c).mean())
+    if tune:
+        config = _tuned_choice(cv, config, next((c for c in configs if c.weight == 0), None))
 
     if config.ranker == "clean":
         score_full, probs_full = clean_model_scores(train, val, erm, device=device)

@@ -8,6 +8,7 @@ from rdia_cli.autoclean import (
     _clean_only_at_full_size,
     _guarded_choice,
     _reg_line_search,
+    _tuned_choice,
     auto_clean,
     build_training_set,
     candidates,
@@ -209,6 +210,25 @@ def test_lambda_line_search_steps_up_only_on_clear_gains():
     # steps stop at the cap
     cv, _ = cv_of(lambda r: -np.log(r))
     assert _reg_line_search(cv, start).reg == 4.0 ** 6
+
+
+def test_tuned_cleaning_must_still_beat_the_tuned_clean_set_clearly():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.6, 300)
+    wobble = np.where(np.arange(300) % 2 == 0, 0.05, -0.05)  # mean 0, SE 0.003
+    se = 0.05 / np.sqrt(300)
+    alone, plain = Config("drop", 0.0, 0.0), Config("drop", 0.0, 1.0)
+    cleaning = Config("hard", 0.2, 1.0, "clean")
+
+    def cv_with(gain):  # λ changes nothing; the pick is `gain` below the clean set alone
+        return lambda cfg: base + (0.0 if cfg.weight == 0 else wobble - gain)
+
+    assert _tuned_choice(cv_with(1.5 * se), cleaning, alone) == alone
+    assert _tuned_choice(cv_with(2.5 * se), cleaning, alone) == cleaning
+    # an uncleaned pick meets the clean set alone on the mean
+    assert _tuned_choice(cv_with(0.5 * se), plain, alone) == plain
+    assert _tuned_choice(cv_with(-0.5 * se), plain, alone) == alone
+    assert _tuned_choice(cv_with(-1.0), alone, alone) == alone
 
 
 def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
