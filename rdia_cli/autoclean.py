@@ -272,13 +272,17 @@ def _guarded_choice(configs: list[Config], row_loss: np.ndarray, z: float = GUAR
         if _beats(row_loss[best], row_loss[default], z):
             pick = best
     alone = next((i for i, c in enumerate(configs) if c.weight == 0), None)
-    if alone is not None:
-        if configs[pick].fraction > 0:
-            if not _beats(row_loss[pick], row_loss[alone], z):
-                pick = alone
-        elif losses[alone] < losses[pick]:
-            pick = alone
+    if alone is not None and not _keeps(configs[pick], row_loss[pick], row_loss[alone], z):
+        pick = alone
     return pick
+
+
+def _keeps(pick: Config, pick_loss: np.ndarray, alone_loss: np.ndarray, z: float) -> bool:
+    """Whether ``pick`` stands against "clean set alone": a cleaning must beat it by ``z``
+    standard errors, an uncleaned pick meets it on the mean (ties keep the pick)."""
+    if pick.fraction > 0:
+        return _beats(pick_loss, alone_loss, z)
+    return bool(pick_loss.mean() <= alone_loss.mean())
 
 
 def _beats(a: np.ndarray, b: np.ndarray, z: float) -> bool:
@@ -330,9 +334,7 @@ def _reg_line_search(cv: Callable[[Config], np.ndarray], cfg: Config) -> Config:
     cur = cfg
     for _ in range(REG_MAX_STEPS):
         nxt = replace(cur, reg=cur.reg * REG_STEP)
-        diff = cv(nxt) - cv(cur)
-        se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
-        if not diff.mean() < -REG_SE * se:
+        if not _beats(cv(nxt), cv(cur), REG_SE):
             break
         cur = nxt
     return cur
@@ -347,9 +349,7 @@ def _tuned_choice(cv: Callable[[Config], np.ndarray], pick: Config,
     if alone is None or alone == pick:
         return tuned
     alone = _reg_line_search(cv, alone)
-    if pick.fraction > 0:
-        return tuned if _beats(cv(tuned), cv(alone), GUARD_SE) else alone
-    return tuned if cv(tuned).mean() <= cv(alone).mean() else alone
+    return tuned if _keeps(pick, cv(tuned), cv(alone), GUARD_SE) else alone
 
 
 def check_auto(arch: str, val: Dataset) -> None:
@@ -546,7 +546,8 @@ def verdict_lines(v: dict[str, Any]) -> list[str]:
             lines.append(f"the training labels look noisy: {seen} "
                          f"({abs(noise['z']):.1f} standard errors apart).")
     gain = v["cv_loss_erm"] - v["cv_loss_chosen"]
-    if v["chosen"].startswith("clean set only"):
+    alone = v["chosen"].startswith("clean set only")
+    if alone:
         lines.append("the noisy training rows do not clearly help: the clean set alone looks "
                      f"best (a cleaning must beat it by {GUARD_SE:g} standard errors of the CV "
                      "loss). Consider labeling more clean data instead of cleaning these rows.")
@@ -554,8 +555,7 @@ def verdict_lines(v: dict[str, Any]) -> list[str]:
         lines.append("warning: training on the clean set alone looks about as good; the noisy "
                      "rows add little.")
     if gain > 0:
-        what = ("training on the clean set alone" if v["chosen"].startswith("clean set only")
-                else "cleaning")
+        what = "training on the clean set alone" if alone else "cleaning"
         lines.append(f"{what} helped: CV loss {gain:.4f} below ERM "
                      f"({gain / max(v['cv_loss_erm'], 1e-12):.0%}).")
     else:
