@@ -50,6 +50,7 @@ NOISE_Z = 2.0  # standard errors of excess out-of-fold loss that count as label 
 REG_STEP = 4.0  # the λ line search multiplies λ by this
 REG_MAX_STEPS = 6  # … at most this many times (λ × 4096 at most)
 REG_SE = 1.0  # … each time it lowers the CV loss by this many standard errors
+SMALL_CLEAN = 50  # clean sets below this many rows get a warning in the verdict
 
 
 @dataclass(frozen=True)
@@ -519,6 +520,7 @@ def auto_clean(
         "cv_loss_clean_only": clean_only,
         "cv_loss_train_plus_val": plain[0] if plain else None,
         "n_folds": len(fold_rows),
+        "n_clean": val.n_samples,
         "noise": noise,
         "l2": model.meta["l2"],
     }
@@ -545,6 +547,12 @@ def verdict_lines(v: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"the training labels look noisy: {seen} "
                          f"({abs(noise['z']):.1f} standard errors apart).")
+    n_clean = v.get("n_clean")
+    if n_clean is not None and n_clean < SMALL_CLEAN:
+        lines.append(f"warning: the clean set has {n_clean} rows; with fewer than {SMALL_CLEAN} "
+                     "the choice is close to a coin toss between candidates a few percent apart "
+                     "(measured with 27-31 clean rows: over 20 splits auto was up to 24% worse "
+                     "than the best baseline). Label more clean rows if you can.")
     gain = v["cv_loss_erm"] - v["cv_loss_chosen"]
     alone = v["chosen"].startswith("clean set only")
     if alone:
