@@ -77,7 +77,7 @@ def cap(ds, n: int, seed: int):
 
 
 def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu",
-         methods=METHODS) -> dict:
+         methods=METHODS, candidates: Path | None = None) -> dict:
     from rdia_cli import api, baselines
     from rdia_cli.autoclean import auto_clean
     from rdia_cli.data import inject_noise, split_dataset
@@ -126,10 +126,32 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
         out["auto"]["cv"] = {k: ac.verdict[k] for k in ("cv_loss_chosen", "cv_loss_clean_only",
                                                         "cv_loss_train_plus_val")}
         out["auto"]["revision"] = AUTO_REVISION
+        if candidates is not None:
+            save_candidates(candidates, ac, test, device)
     out["_"] = {"n_train": train.n_samples, "n_val": val.n_samples, "n_test": test.n_samples,
                 "seconds": time.perf_counter() - t0, "load": list(os.getloadavg()),
                 "device": device}
     return out
+
+
+def save_candidates(path: Path, ac, test, device: str) -> None:
+    """Every candidate auto measured on all folds (the race's survivors, the anchors and the λ
+    steps): its out-of-fold loss per clean row and its test loss when fitted on the whole data
+    like the chosen one, so that rules choosing among them can be compared offline, without
+    refitting."""
+    from rdia_cli import api
+
+    configs = list(ac.row_losses)
+    test_loss = [api.evaluate_model(ac.refit(c)[1], test, device=device)["loss"]
+                 for c in configs]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, label=np.array([c.label for c in configs]),
+        action=np.array([c.action for c in configs]), ranker=np.array([c.ranker for c in configs]),
+        fraction=np.array([c.fraction for c in configs]),
+        weight=np.array([c.weight for c in configs]), reg=np.array([c.reg for c in configs]),
+        row_loss=np.vstack([ac.row_losses[c] for c in configs]), test_loss=np.array(test_loss),
+        chosen=ac.config.label, noise_z=ac.verdict["noise"]["z"], n_folds=ac.verdict["n_folds"])
 
 
 def summarize(results: list[dict]) -> str:
@@ -207,6 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="only rewrite the .md")
     p.add_argument("--note", default="", help="a markdown file to put under the title")
     p.add_argument("--device", default="cpu", help="cpu or cuda (every fit of the cell)")
+    p.add_argument("--candidates", default="", help="a folder: save every auto candidate's "
+                   "out-of-fold row losses and test loss per run (DATASET_CLEAN_TAU_SEED.npz)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help="recompute only these in cells that exist (e.g. auto); empty: all")
     args = p.parse_args(argv)
@@ -247,8 +271,10 @@ def main(argv=None) -> int:
                         continue
                     if old is None and partial:
                         continue  # nothing to add the recomputed methods to
+                    dump = (Path(args.candidates) / f"{name}_{clean:g}_{tau:g}_{seed}.npz"
+                            if args.candidates else None)
                     r = cell(pool, test, clean=clean, tau=tau, seed=seed, device=args.device,
-                             methods=methods)
+                             methods=methods, candidates=dump)
                     if old is not None:
                         old["methods"].update(r)
                         r = old["methods"]

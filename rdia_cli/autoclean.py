@@ -80,6 +80,11 @@ class AutoCleanResult:
     model: ModelFile  # fitted on ``cleaned``
     cv: list[dict[str, Any]] = field(default_factory=list)  # every candidate's CV loss
     verdict: dict[str, Any] = field(default_factory=dict)
+    # out-of-fold loss of every clean row, for each candidate measured on all folds (to compare
+    # choice rules without refitting: bench/default_strategy.py --candidates)
+    row_losses: dict[Config, np.ndarray] = field(default_factory=dict)
+    # fits any candidate on the whole data the way the chosen one was: (training set, model)
+    refit: Callable[[Config], tuple[Dataset, ModelFile]] | None = None
 
 
 RANKERS = ("phi", "clean", "oof")
@@ -488,16 +493,20 @@ def auto_clean(
     if tune:
         config = _tuned_choice(cv, config, next((c for c in configs if c.weight == 0), None))
 
-    if config.ranker == "clean":
-        score_full, probs_full = clean_model_scores(train, val, erm, device=device)
-    elif config.ranker == "oof":
-        score_full, probs_full = oof
-    else:
+    @functools.cache
+    def ranked_full(ranker: str):  # the ranking against the whole clean set
+        if ranker == "clean":
+            return clean_model_scores(train, val, erm, device=device)
+        if ranker == "oof":
+            return oof
         with threads_for(train.n_samples * train.n_features * train.n_classes):
-            score_full = score_logreg(erm, train, val, device=device).phi
-        probs_full = probs()
-    cleaned = build_training_set(train, score_full, probs_full, val, config)
-    model = fit(cleaned, reg=config.reg)
+            return score_logreg(erm, train, val, device=device).phi, probs()
+
+    def refit(cfg: Config) -> tuple[Dataset, ModelFile]:
+        ds = build_training_set(train, *ranked_full(cfg.ranker), val, cfg)
+        return ds, fit(ds, reg=cfg.reg)
+
+    cleaned, model = refit(config)
     model.meta["strategy"] = {"name": "auto", "action": config.action, "ranker": config.ranker,
                               "fraction": config.fraction, "weight": config.weight,
                               "reg": config.reg}
@@ -524,7 +533,8 @@ def auto_clean(
         "noise": noise,
         "l2": model.meta["l2"],
     }
-    return AutoCleanResult(config, cleaned, model, cv_table, verdict)
+    return AutoCleanResult(config, cleaned, model, cv_table, verdict,
+                           {c: r for c, r in scored.items() if not np.isnan(r).any()}, refit)
 
 
 def verdict_lines(v: dict[str, Any]) -> list[str]:

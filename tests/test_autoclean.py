@@ -2,6 +2,7 @@
 search, the verdict."""
 
 import numpy as np
+import pytest
 
 from rdia_cli.autoclean import (
     Config,
@@ -91,6 +92,22 @@ def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
     smaller_is_better = curve(lambda n: 0.2 + 0.001 * n)
     up = _clean_only_at_full_size(smaller_is_better, v_in, v_out, n_full=100, seed=0)
     np.testing.assert_allclose(up, 0.2 + 0.001 * 80)
+
+
+def test_auto_keeps_every_candidates_row_losses_and_refits_like_the_choice(cancer):
+    train, val, _ = cancer
+    noisy = inject_noise(train, rate=0.4, seed=0)
+    result = auto_clean(noisy, val, train_logreg(noisy), seed=0)
+    assert result.config in result.row_losses
+    assert len(result.row_losses) >= 3  # the anchors and at least one cleaning finished
+    for losses in result.row_losses.values():
+        assert losses.shape == (val.n_samples,) and np.isfinite(losses).all()
+    chosen = result.row_losses[result.config]
+    assert chosen.mean() == pytest.approx(result.verdict["cv_loss_chosen"])
+    cleaned, model = result.refit(result.config)
+    assert cleaned.n_samples == result.cleaned.n_samples
+    for name, tensor in result.model.state.items():
+        np.testing.assert_array_equal(model.state[name].numpy(), tensor.numpy())
 
 
 def test_auto_beats_erm_and_says_why(cancer):
