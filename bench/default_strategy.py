@@ -229,6 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="only rewrite the .md")
     p.add_argument("--note", default="", help="a markdown file to put under the title")
     p.add_argument("--device", default="cpu", help="cpu or cuda (every fit of the cell)")
+    p.add_argument("--recompute", action="store_true", help="with --methods: recompute them "
+                   "even where auto is at the current revision (e.g. with --candidates)")
     p.add_argument("--candidates", default="", help="a folder: save every auto candidate's "
                    "out-of-fold row losses and test loss per run (DATASET_CLEAN_TAU_SEED.npz)")
     p.add_argument("--methods", default=",".join(METHODS),
@@ -236,6 +238,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     root = Path(args.data_root)
     out_json = Path(args.out + ".json")
+    out_json.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out_json.read_text())["results"] if out_json.exists() else []
     for extra in filter(None, args.merge.split(",")):
         have = {(r["dataset"], r["clean"], r["tau"], r["seed"]) for r in results}
@@ -266,8 +269,8 @@ def main(argv=None) -> int:
             for clean in map(float, args.clean.split(",")):
                 for tau in map(float, args.taus.split(",")):
                     old = have.get((name, clean, tau, seed))
-                    if old is not None and (not partial or old["methods"]["auto"].get(
-                            "revision", 1) == AUTO_REVISION):
+                    if old is not None and (not partial or (not args.recompute and old[
+                            "methods"]["auto"].get("revision", 1) == AUTO_REVISION)):
                         continue
                     if old is None and partial:
                         continue  # nothing to add the recomputed methods to
