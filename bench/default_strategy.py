@@ -142,8 +142,8 @@ def save_candidates(path: Path, ac, test, device: str) -> None:
     from rdia_cli import api
 
     configs = list(ac.row_losses)
-    test_loss = [api.evaluate_model(ac.refit(c)[1], test, device=device)["loss"]
-                 for c in configs]
+    test_loss = [api.evaluate_model(ac.model if c == ac.config else ac.refit(c)[1], test,
+                                    device=device)["loss"] for c in configs]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path, label=np.array([c.label for c in configs]),

@@ -413,17 +413,18 @@ def auto_clean(
     def probs() -> np.ndarray:  # θ̂'s probabilities of the training rows: only Φ needs them
         return api.probabilities(erm, train, device=device)
 
-    def ranked(k: int, ranker: str):
+    def ranking(ranker: str, clean: Dataset):
+        """(score, probabilities) of the training rows, ranked against ``clean``."""
         if ranker == "oof":
             return oof
+        if ranker == "phi":
+            with threads_for(train.n_samples * train.n_features * train.n_classes):
+                return score_logreg(erm, train, clean, device=device).phi, probs()
+        return clean_model_scores(train, clean, erm, device=device)
+
+    def ranked(k: int, ranker: str):  # against fold k's training part of the clean set
         if (k, ranker) not in rankings:
-            v_in = parts[k][0]
-            if ranker == "phi":
-                with threads_for(train.n_samples * train.n_features * train.n_classes):
-                    rankings[k, ranker] = (score_logreg(erm, train, v_in, device=device).phi,
-                                           probs())
-            else:
-                rankings[k, ranker] = clean_model_scores(train, v_in, erm, device=device)
+            rankings[k, ranker] = ranking(ranker, parts[k][0])
         return rankings[k, ranker]
 
     warm: list[dict[tuple, ModelFile]] = [{} for _ in fold_rows]
@@ -493,14 +494,7 @@ def auto_clean(
     if tune:
         config = _tuned_choice(cv, config, next((c for c in configs if c.weight == 0), None))
 
-    @functools.cache
-    def ranked_full(ranker: str):  # the ranking against the whole clean set
-        if ranker == "clean":
-            return clean_model_scores(train, val, erm, device=device)
-        if ranker == "oof":
-            return oof
-        with threads_for(train.n_samples * train.n_features * train.n_classes):
-            return score_logreg(erm, train, val, device=device).phi, probs()
+    ranked_full = functools.cache(lambda ranker: ranking(ranker, val))
 
     def refit(cfg: Config) -> tuple[Dataset, ModelFile]:
         ds = build_training_set(train, *ranked_full(cfg.ranker), val, cfg)
@@ -534,7 +528,7 @@ def auto_clean(
         "l2": model.meta["l2"],
     }
     return AutoCleanResult(config, cleaned, model, cv_table, verdict,
-                           {c: r for c, r in scored.items() if not np.isnan(r).any()}, refit)
+                           {c: r for c, r in scored.items() if all_folds[c]}, refit)
 
 
 def verdict_lines(v: dict[str, Any]) -> list[str]:
