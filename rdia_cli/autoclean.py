@@ -567,7 +567,9 @@ def verdict_lines(v: dict[str, Any]) -> list[str]:
         lines.append("warning: training on the clean set alone looks about as good; the noisy "
                      "rows add little.")
     if gain > 0:
-        what = "training on the clean set alone" if alone else "cleaning"
+        what = ("training on the clean set alone" if alone
+                else "adding the clean set to the training data" if v["chosen"].startswith(
+                    "train+val") else "cleaning")
         lines.append(f"{what} helped: CV loss {gain:.4f} below ERM "
                      f"({gain / max(v['cv_loss_erm'], 1e-12):.0%}).")
     else:

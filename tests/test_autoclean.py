@@ -261,6 +261,9 @@ def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
     text = " ".join(verdict_lines(quiet))
     assert "no sign of label noise" in text and "clean set alone looks best" not in text
     assert "clean set has" not in text  # no size given, no size warning
+    # nothing cleaned: the gain is not called cleaning
+    assert "adding the clean set to the training data helped" in text
+    assert "cleaning helped" not in text
     small = " ".join(verdict_lines(dict(quiet, n_clean=31)))
     assert "the clean set has 31 rows" in small and "coin toss" in small
     assert "coin toss" not in " ".join(verdict_lines(dict(quiet, n_clean=150)))
