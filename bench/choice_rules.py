@@ -1,18 +1,20 @@
 """Score `auto`'s choice rule — and variants of it — offline, on the candidates that
 `default_strategy.py --candidates DIR` saved, without refitting anything.
 
-Each run's file holds every candidate auto measured on all folds (out-of-fold loss per clean
-row, test loss fitted like the chosen one). This script replays the rule of
-`rdia_cli.autoclean` (its own `_guarded_choice` and `_tuned_choice`) on them — checking that
-the replay picks what the run picked — and scores each variant per cell against the baselines
-of the results JSON, as `default_strategy.py` does. "oracle" is the candidate with the lowest
-test loss: what no rule choosing among these candidates can beat. A rule that picks a candidate
-the run itself never λ-tuned cannot tune it here (the λ steps were not measured): replaying
-revision 5 on revision-6 files reproduced 129 of 131 revision-5 runs, the other 2 for that
-reason.
+Each run's file holds every candidate auto measured on all folds: its out-of-fold probabilities
+and loss per clean row, and its test probabilities when fitted on the whole data like the chosen
+one. Because auto's final model averages the parameters of two logistic regressions, and that
+average's log-probabilities are the blend of the two's, any blend's CV and test loss can be
+computed from these files exactly, and so is ERM's (its probabilities are saved too). This
+script replays the library's rule (its own `_guarded_choice`, `_reg_line_search`,
+`_blend_share` and `_beats`) — checking it against the auto
+losses of the results JSON where they are of the current revision — and scores each variant per
+cell against the baselines there, as `default_strategy.py` does. "oracle" is the single
+candidate with the lowest test loss. A rule that needs a λ step the run never measured cannot
+take it here: the line search stops.
 
     python bench/default_strategy.py --datasets breast-cancer --seeds 20 --methods auto \\
-        --candidates /tmp/cand          # (auto must be older than AUTO_REVISION to re-run)
+        --recompute --candidates /tmp/cand
     python bench/choice_rules.py /tmp/cand
 """
 
@@ -36,54 +38,74 @@ def load(path: Path) -> dict:
     configs = [Config(str(a), float(f), float(w), str(r), float(g)) for a, f, w, r, g in
                zip(z["action"], z["fraction"], z["weight"], z["ranker"], z["reg"], strict=True)]
     return {"configs": configs, "row_loss": z["row_loss"], "test_loss": z["test_loss"],
-            "chosen": str(z["chosen"]), "noise_z": float(z["noise_z"])}
+            "row_probs": z["row_probs"].astype(np.float64), "shift": z["alone_shift"],
+            "test_probs": z["test_probs"].astype(np.float64), "val_y": z["val_y"],
+            "test_y": z["test_y"], "noise_z": float(z["noise_z"]),
+            "erm_val": ac._row_losses(z["erm_val_probs"].astype(np.float64), z["val_y"]),
+            "erm_test": float(ac._row_losses(z["erm_test_probs"].astype(np.float64),
+                                             z["test_y"]).mean())}
 
 
-def on_the_mean(pick, pick_loss, alone_loss, z) -> bool:
-    """Revision 5's test against "clean set alone": every pick meets it on the mean."""
-    return bool(pick_loss.mean() <= alone_loss.mean())
-
-
-def choose(run: dict, guard_se: float = ac.GUARD_SE, tune: bool = True, keeps=None) -> int:
-    """The candidate auto's rule picks, with ``guard_se`` in place of GUARD_SE and ``keeps`` in
-    place of ``_keeps`` (the test against "clean set alone")."""
-    saved_keeps = ac._keeps
-    ac._keeps = keeps or saved_keeps
-    try:
-        return _choose(run, guard_se, tune)
-    finally:
-        ac._keeps = saved_keeps
-
-
-def _choose(run: dict, guard_se: float, tune: bool) -> int:
+def _tuned(run: dict, i: int, tune: bool) -> int:
+    """``_reg_line_search`` on the measured candidates (a step never measured ends it)."""
+    if not tune:
+        return i
     configs, row_loss = run["configs"], run["row_loss"]
-    at = {c: i for i, c in enumerate(configs)}
-    first = [i for i, c in enumerate(configs) if c.reg == 1]
-    pick = configs[first[ac._guarded_choice([configs[i] for i in first], row_loss[first],
-                                            guard_se)]]
-    if tune:
-        missing = np.full(row_loss.shape[1], np.inf)  # a λ step the run never needed
+    at = {c: k for k, c in enumerate(configs)}
+    missing = np.full(row_loss.shape[1], np.inf)
+    with np.errstate(invalid="ignore"):  # inf − inf in a missing step's SE
+        cfg = ac._reg_line_search(lambda c: row_loss[at[c]] if c in at else missing, configs[i])
+    return at[cfg]
 
-        def cv(cfg: Config) -> np.ndarray:
-            return row_loss[at[cfg]] if cfg in at else missing
 
-        saved, ac.GUARD_SE = ac.GUARD_SE, guard_se
-        try:
-            with np.errstate(invalid="ignore"):  # inf − inf in a missing step's SE
-                pick = ac._tuned_choice(cv, pick,
-                                        next((c for c in configs if c.weight == 0), None))
-        finally:
-            ac.GUARD_SE = saved
-    return at[pick]
+def parts(run: dict, guard_se: float = ac.GUARD_SE, tune: bool = True) -> tuple[int, int]:
+    """(training-based pick, clean set alone), each at its λ, as the library chooses them."""
+    configs, row_loss = run["configs"], run["row_loss"]
+    based = [i for i, c in enumerate(configs) if c.reg == 1 and c.weight > 0]
+    pick = based[ac._guarded_choice([configs[i] for i in based], row_loss[based], guard_se)]
+    alone = next(i for i, c in enumerate(configs) if c.reg == 1 and c.weight == 0)
+    return _tuned(run, pick, tune), _tuned(run, alone, tune)
+
+
+def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool = False,
+            **kw) -> float:
+    """Test loss of the library's rule: the share of "clean set alone" by CV (``grid``; only
+    0 or 1 without a sign of noise unless ``always``). ``keep_erm``: without a sign of noise,
+    ERM unless the choice beats it by GUARD_SE standard errors (measured, not adopted)."""
+    pick, alone = parts(run, **kw)
+    quiet = abs(run["noise_z"]) < ac.NOISE_Z
+    if quiet and not always:
+        grid = (0.0, 1.0)
+    probs = run["row_probs"]
+    share = ac._blend_share(probs[pick], probs[alone], run["val_y"], run["shift"][alone], grid)
+    chosen = run["row_loss"][alone if share == 1.0 else pick]
+    if keep_erm and quiet and not ac._beats(chosen, run["erm_val"], ac.GUARD_SE):
+        return run["erm_test"]
+    test = ac._blend_probs(run["test_probs"][pick], run["test_probs"][alone], share)
+    return float(ac._row_losses(test, run["test_y"]).mean())
+
+
+def one_model(run: dict) -> float:
+    """Revision 6: one of the two, never a blend — a cleaning had to beat the clean set alone by
+    GUARD_SE standard errors, an uncleaned pick on the mean."""
+    pick, alone = parts(run)
+    loss = run["row_loss"]
+    if run["configs"][pick].fraction > 0:
+        keep = ac._beats(loss[pick], loss[alone], ac.GUARD_SE)
+    else:
+        keep = loss[pick].mean() <= loss[alone].mean()
+    return float(run["test_loss"][pick if keep else alone])
 
 
 RULES = {
-    "auto": choose,
-    "oracle": lambda run: int(np.argmin(run["test_loss"])),
-    "guard 1 SE": lambda run: choose(run, 1.0),
-    "guard 3 SE": lambda run: choose(run, 3.0),
-    "no λ search": lambda run: choose(run, tune=False),
-    "alone on the mean (rev. 5)": lambda run: choose(run, keeps=on_the_mean),
+    "auto": blended,
+    "oracle (one model)": lambda run: float(run["test_loss"].min()),
+    "keep ERM without noise": lambda run: blended(run, keep_erm=True),
+    "rev. 6 (one model)": one_model,
+    "shares 0, ½, 1": lambda run: blended(run, grid=(0.0, 0.5, 1.0)),
+    "blend without noise": lambda run: blended(run, always=True),
+    "guard 1 SE": lambda run: blended(run, guard_se=1.0),
+    "no λ search": lambda run: blended(run, tune=False),
 }
 
 
@@ -92,19 +114,24 @@ def main(argv=None) -> int:
     p.add_argument("candidates", help="the folder given to default_strategy.py --candidates")
     p.add_argument("--results", default=str(HERE / "results" / "default_strategy.json"))
     args = p.parse_args(argv)
+    import default_strategy
+
     results = {(r["dataset"], r["clean"], r["tau"], r["seed"]): r["methods"]
                for r in json.loads(Path(args.results).read_text())["results"]}
     cells = collections.defaultdict(list)
-    replayed = 0
+    checked = same = 0
     files = sorted(Path(args.candidates).glob("*.npz"))
     for f in files:
         name, clean, tau, seed = f.stem.rsplit("_", 3)
         run = load(f)
-        replayed += run["configs"][choose(run)].label == run["chosen"]
-        losses = {rule: float(run["test_loss"][pick(run)]) for rule, pick in RULES.items()}
+        losses = {rule: fn(run) for rule, fn in RULES.items()}
         methods = results[(name, float(clean), float(tau), int(seed))]
+        if methods["auto"].get("revision") == default_strategy.AUTO_REVISION:
+            checked += 1
+            same += abs(methods["auto"]["loss"] - losses["auto"]) < 1e-5
         cells[(name, float(clean), float(tau))].append((methods, losses))
-    print(f"{len(files)} runs; the replay picks what the run picked in {replayed}")
+    print(f"{len(files)} runs; of the {checked} whose auto result is of the current revision, the "
+          f"replay gives the same test loss in {same}")
     wins = collections.Counter()
     noisy = 0
     print("| dataset | clean | τ | runs | best baseline | " + " | ".join(RULES) + " |")

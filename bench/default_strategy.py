@@ -47,7 +47,7 @@ DATA = {
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
 # bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 6
+AUTO_REVISION = 7
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
@@ -127,14 +127,14 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
                                                         "cv_loss_train_plus_val")}
         out["auto"]["revision"] = AUTO_REVISION
         if candidates is not None:
-            save_candidates(candidates, ac, test, device)
+            save_candidates(candidates, ac, test, device, erm=erm, val=val)
     out["_"] = {"n_train": train.n_samples, "n_val": val.n_samples, "n_test": test.n_samples,
                 "seconds": time.perf_counter() - t0, "load": list(os.getloadavg()),
                 "device": device}
     return out
 
 
-def save_candidates(path: Path, ac, test, device: str) -> None:
+def save_candidates(path: Path, ac, test, device: str, erm=None, val=None) -> None:
     """Every candidate auto measured on all folds (the race's survivors, the anchors and the λ
     steps): its out-of-fold loss per clean row and its test loss when fitted on the whole data
     like the chosen one, so that rules choosing among them can be compared offline, without
@@ -142,8 +142,10 @@ def save_candidates(path: Path, ac, test, device: str) -> None:
     from rdia_cli import api
 
     configs = list(ac.row_losses)
-    test_loss = [api.evaluate_model(ac.model if c == ac.config else ac.refit(c)[1], test,
-                                    device=device)["loss"] for c in configs]
+    models = [ac.model if c == ac.config and ac.clean_only_share in (0.0, 1.0) else ac.refit(c)[1]
+              for c in configs]  # a blended model is not its training-based part's
+    test_loss = [api.evaluate_model(m, test, device=device)["loss"] for m in models]
+    test_probs = np.stack([api.probabilities(m, test, device=device) for m in models])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path, label=np.array([c.label for c in configs]),
@@ -151,7 +153,15 @@ def save_candidates(path: Path, ac, test, device: str) -> None:
         fraction=np.array([c.fraction for c in configs]),
         weight=np.array([c.weight for c in configs]), reg=np.array([c.reg for c in configs]),
         row_loss=np.vstack([ac.row_losses[c] for c in configs]), test_loss=np.array(test_loss),
-        chosen=ac.config.label, noise_z=ac.verdict["noise"]["z"], n_folds=ac.verdict["n_folds"])
+        chosen=ac.config.label, noise_z=ac.verdict["noise"]["z"], n_folds=ac.verdict["n_folds"],
+        row_probs=np.stack([ac.row_probs[c] for c in configs]).astype(np.float32),
+        alone_shift=np.stack([ac.alone_shift.get(c, np.zeros(len(ac.row_losses[c])))
+                              for c in configs]),
+        test_probs=test_probs.astype(np.float32), test_y=test.y,
+        val_y=ac.cleaned.y[-len(ac.row_losses[configs[0]]):],  # the validation rows come last
+        **({} if erm is None else {  # ERM never saw the clean rows: its losses there are honest
+            "erm_val_probs": api.probabilities(erm, val, device=device).astype(np.float32),
+            "erm_test_probs": api.probabilities(erm, test, device=device).astype(np.float32)}))
 
 
 def summarize(results: list[dict]) -> str:
@@ -163,7 +173,7 @@ def summarize(results: list[dict]) -> str:
     lines = ["| dataset | clean | τ | seeds | " + " | ".join(METHODS) + " | auto chose |",
              "|---|---|---|---|" + "---|" * (len(METHODS) + 1)]
     wins = near = noisy = seed_wins = seed_cells = 0
-    never_worse, short = [], []
+    never_worse, short, stale = [], [], []
     for (name, clean, tau), runs in sorted(cells.items()):
         mean = {m: float(np.mean([r[m]["loss"] for r in runs])) for m in METHODS}
         best = min(mean.values())
@@ -172,6 +182,10 @@ def summarize(results: list[dict]) -> str:
             v = f"{mean[m]:.3f}"
             row.append(f"**{v}**" if mean[m] <= best * 1.01 else v)
         chosen = "; ".join(sorted({r["auto"]["chosen"] for r in runs}))
+        old = sorted({r["auto"].get("revision", 1) for r in runs} - {AUTO_REVISION})
+        if old:  # auto of an older revision in this cell: marked, counted apart
+            stale.append((name, clean, tau, tau > 0 and mean["auto"] <= best * TIE))
+            chosen = f"† revision {', '.join(map(str, old))}: {chosen}"
         lines.append(f"| {name} | {clean:.0%} | {tau} | {len(runs)} | " + " | ".join(row)
                      + f" | {chosen} |")
         if tau > 0:
@@ -183,7 +197,8 @@ def summarize(results: list[dict]) -> str:
                 seed_wins += r["auto"]["loss"] <= min(r[m]["loss"] for m in METHODS) * TIE
             if mean["auto"] > best * TIE:
                 winner = min((m for m in METHODS if m != "auto"), key=lambda m: mean[m])
-                short.append(f"- {name} {clean:.0%} τ={tau}: auto {mean['auto']:.3f} vs "
+                short.append(f"- {'† ' if old else ''}{name} {clean:.0%} τ={tau}: auto "
+                             f"{mean['auto']:.3f} vs "
                              f"{winner} {mean[winner]:.3f} (+{mean['auto'] / best - 1:.1%}; "
                              f"auto chose {chosen})")
         else:
@@ -202,6 +217,19 @@ def summarize(results: list[dict]) -> str:
         f"({near / max(noisy, 1):.0%}).** Seed by seed it is lowest in {seed_wins} of "
         f"{seed_cells} noisy runs ({seed_wins / max(seed_cells, 1):.0%}).",
         "",
+    ]
+    noisy_stale = [c for c in stale if c[2] > 0]
+    if stale:
+        current = noisy - len(noisy_stale)
+        won = wins - sum(c[3] for c in noisy_stale)
+        head += [
+            f"**† {len(stale)} cells ({len(noisy_stale)} noisy) hold `auto` results of an older "
+            f"revision** (not recomputed at revision {AUTO_REVISION}; the ‘auto chose’ column "
+            f"says which); auto is lowest in {sum(c[3] for c in noisy_stale)} of those noisy "
+            f"cells. In the {current} noisy cells at revision {AUTO_REVISION} alone it is "
+            f"lowest in {won} ({won / max(current, 1):.0%}).",
+            ""]
+    head += [
         f"**τ = 0: auto is worse than ERM in {len(worse)} of {len(never_worse)} cells.** auto "
         "minus ERM (≤ 0: not worse): "
         + ", ".join(f"{n} {c:.0%}: {d:+.4f}" for n, c, d, _ in never_worse),
@@ -252,9 +280,6 @@ def main(argv=None) -> int:
     methods = tuple(m for m in METHODS if m in (args.methods or ",".join(METHODS)).split(","))
     partial = set(methods) != set(METHODS)
     have = {(r["dataset"], r["clean"], r["tau"], r["seed"]): r for r in results}
-    if args.report_only:
-        results = [r for r in results
-                   if r["methods"]["auto"].get("revision", 1) == AUTO_REVISION]
     for name in filter(None, args.datasets.split(",")):
         full, test_file = load(name, root)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -288,6 +313,7 @@ def main(argv=None) -> int:
                           + " ".join(f"{m}={r[m]['loss']:.3f}" for m in METHODS)
                           + f" [{r['auto']['chosen']}] {r['_']['seconds']:.0f}s", flush=True)
                     out_json.write_text(json.dumps({"results": results}, indent=1))
+    out_json.write_text(json.dumps({"results": results}, indent=1))
     md = Path(args.out + ".md")
     note = Path(args.note).read_text() + "\n" if args.note else ""
     md.write_text("# Default strategy vs baselines (issue #7)\n\n"

@@ -488,6 +488,9 @@ def _relabel_auto(ds, sc, output, val, model, opts, val_labels, device, seed) ->
             "fraction": ac.config.fraction, "weight": ac.config.weight, "l2": ac.model.meta["l2"],
             "scores": str(sc.path), "source_fingerprint": ds.fingerprint(), "verdict": ac.verdict,
             "cv": ac.cv, "n_relabeled": int(ac.cleaned.extra["relabeled"].sum())}
+    if "blend" in ac.model.meta:  # `rdia retrain` refits both parts and blends them the same way
+        meta["blend"] = {"clean_only_share": ac.clean_only_share,
+                         "clean_only_l2": ac.model.meta["blend"]["l2"][1]}
     write_dataset(ac.cleaned, str(output), meta={"relabel": meta})
     err.print(_summary_table("rdia relabel --strategy auto", [
         ("rows", f"{ds.n_samples:,} training + {vds.n_samples:,} validation"),
@@ -528,7 +531,7 @@ def retrain(
     model: Annotated[Path, typer.Option("--model", help="The model to retrain (its settings are reused).")],
     output: Output,
     from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Do not warm-start from MODEL.")] = False,
-    l2: Annotated[float | None, typer.Option("--l2", help="Override λ (logreg).")] = None,
+    l2: Annotated[float | None, typer.Option("--l2", help="Override λ (logreg; on `relabel --strategy auto` output: one fit on all its rows, no blend with the clean set alone).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Networks: override epochs.")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Networks: override the learning rate (default: MODEL's ÷ 10 when warm-starting).")] = None,
     device: Device = "auto",
@@ -544,10 +547,19 @@ def retrain(
     opts = read_opts(fmt="parquet")
     ds = load(cleaned, opts, what="cleaned data", schema=api.schema_of_model(m))
     net = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
-    if l2 is None:  # the auto strategy fits with λ = 1/rows; keep what it chose
-        l2 = ds.meta.get("relabel", {}).get("l2") if isinstance(ds.meta.get("relabel"), dict) else None
+    relabel = ds.meta.get("relabel") if isinstance(ds.meta.get("relabel"), dict) else {}
+    blend = relabel.get("blend") if l2 is None and "part" in ds.extra else None
+    if l2 is None:  # the auto strategy tunes λ; keep what it chose
+        l2 = relabel.get("l2")
     t0 = time.perf_counter()
     m2 = api.retrain_model(ds, m, from_scratch=from_scratch, device=dev, l2=l2, net_options=net)
+    if blend:  # auto's model averages this fit with one on the clean rows alone
+        from rdia_cli.autoclean import blend_models
+
+        clean = ds.subset((ds.extra["part"] == 1).nonzero()[0])
+        alone = api.retrain_model(clean, m, from_scratch=from_scratch, device=dev,
+                                  l2=blend["clean_only_l2"])
+        m2 = blend_models(m2, alone, blend["clean_only_share"])
     m2.meta["retrained_from"] = str(model)
     m2.meta["source"] = str(cleaned)
     save_model(m2, output)
@@ -555,6 +567,8 @@ def retrain(
     rows = [("data", f"{cleaned}  ({ds.n_samples:,} rows, "
                      f"{int(ds.extra.get('relabeled', []).sum()) if 'relabeled' in ds.extra else 0:,} relabeled)"),
             ("start", "from scratch" if from_scratch else f"warm from {model}"),
+            *([("blend", f"{blend['clean_only_share']:.0%} of a fit on the clean rows alone "
+                         "(auto's choice)")] if blend else []),
             ("train objective", _fmt(mt.get("train_objective", mt.get("train_loss")), ".6f")),
             ("time", f"{time.perf_counter() - t0:.2f} s"), ("wrote", str(output))]
     err.print(_summary_table("rdia retrain", rows))

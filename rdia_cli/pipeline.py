@@ -141,7 +141,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
             ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
             cleaned, model = ac.cleaned, ac.model
             info = {"alpha": None, "fraction": ac.config.fraction, "action": ac.config.action,
-                    "weight": ac.config.weight,
+                    "weight": ac.config.weight, "clean_only_share": ac.clean_only_share,
                     "n_relabeled": int(cleaned.extra["relabeled"].sum()),
                     "n_removed": int(train.n_samples - (cleaned.extra["part"] == 0).sum()
                                      if ac.config.weight > 0 else train.n_samples),

@@ -6,11 +6,15 @@ import pytest
 
 from rdia_cli.autoclean import (
     Config,
+    _blend_cv,
+    _blend_probs,
+    _blend_share,
     _clean_only_at_full_size,
     _guarded_choice,
     _reg_line_search,
-    _tuned_choice,
+    _row_losses,
     auto_clean,
+    blend_models,
     build_training_set,
     candidates,
     noise_evidence,
@@ -49,25 +53,55 @@ def test_build_training_set_weights_and_parts(cancer):
 
 
 def test_guard_keeps_default_unless_clearly_better():
-    configs = [Config("drop", 0.0, 0.0), Config("drop", 0.0, 1.0), Config("drop", 0.1, 1.0)]
+    configs = [Config("drop", 0.0, 1.0), Config("drop", 0.1, 1.0)]
     rng = np.random.default_rng(0)
     base = rng.uniform(0.1, 0.5, 200)
     wobble = np.where(np.arange(200) % 2 == 0, 0.05, -0.05)  # mean 0, SE 0.0035
-    noise_only = np.vstack([base + 0.1, base, base - 0.001 + wobble])
-    assert _guarded_choice(configs, noise_only) == 1
-    clearly = np.vstack([base + 0.1, base, base - 0.05])
-    assert _guarded_choice(configs, clearly) == 2
+    assert _guarded_choice(configs, np.vstack([base, base - 0.001 + wobble])) == 0
+    assert _guarded_choice(configs, np.vstack([base, base - 0.05])) == 1
     # a gain of 1.5 standard errors is what the best of many noisy candidates shows by chance
     se = 0.05 / np.sqrt(200)
-    assert _guarded_choice(configs, np.vstack([base + 0.1, base, base - 1.5 * se + wobble])) == 1
-    assert _guarded_choice(configs, np.vstack([base + 0.1, base, base - 2.5 * se + wobble])) == 2
-    # the clean set alone meets the default on the mean: no margin for one planned comparison
-    assert _guarded_choice(configs, np.vstack([base - 0.001 + wobble, base, base + 0.01])) == 0
-    assert _guarded_choice(configs, np.vstack([base - 0.04, base, base - 0.05])) == 2
-    # … but a winning cleaning must beat the clean set alone by the same two standard errors
-    alone = base - 0.05 + wobble
-    assert _guarded_choice(configs, np.vstack([alone, base, base - 0.05 - 1.5 * se])) == 0
-    assert _guarded_choice(configs, np.vstack([alone, base, base - 0.05 - 2.5 * se])) == 2
+    assert _guarded_choice(configs, np.vstack([base, base - 1.5 * se + wobble])) == 0
+    assert _guarded_choice(configs, np.vstack([base, base - 2.5 * se + wobble])) == 1
+
+
+def test_a_blended_model_predicts_the_blended_probabilities(digits):
+    train, test = digits  # ten classes
+    val = train.subset(np.arange(200))
+    a, b = train_logreg(train), train_logreg(val, l2=16.0 / val.n_samples)
+    pa, pb = predict_proba(a, test.X), predict_proba(b, test.X)
+    for share in (0.0, 0.3, 1.0):
+        blended = blend_models(a, b, share)
+        np.testing.assert_allclose(predict_proba(blended, test.X),
+                                   _blend_probs(pa, pb, share), rtol=1e-6, atol=1e-12)
+        # log-sum-exp is convex: row by row never worse than the same mixture of the losses
+        mixed = (1 - share) * _row_losses(pa, test.y) + share * _row_losses(pb, test.y)
+        assert (_row_losses(_blend_probs(pa, pb, share), test.y) <= mixed + 1e-9).all()
+    assert blended.meta["train_fingerprint"] is None  # it minimizes no training loss
+    assert blended.meta["l2"] == a.meta["l2"]
+
+
+def test_blend_share_is_the_cross_validated_minimizer():
+    y = np.array([0, 1] * 50)
+
+    def sure(right, p=0.95):  # probability p on the label where ``right``, else on the other
+        onehot = np.eye(2)[y]
+        return np.where(right[:, None], onehot * p + (1 - onehot) * (1 - p),
+                        onehot * (1 - p) + (1 - onehot) * p)
+
+    half = np.arange(100) < 50
+    pick, alone = sure(half | (y == 0)), sure(~half | (y == 0))  # each wrong on other rows
+    share = _blend_share(pick, alone, y)
+    assert share == pytest.approx(0.5)  # symmetric errors: the even blend
+    good = sure(np.ones(100, bool))
+    assert _blend_share(good, alone, y) == 0.0
+    assert _blend_share(pick, good, y) == 1.0
+    # the learning-curve correction counts for the clean-set model's share of the blend
+    behind = sure(np.ones(100, bool), 0.93)
+    assert _blend_share(good, behind, y) == 0.0
+    assert _blend_share(good, behind, y, np.full(100, 0.5)) == 1.0
+    np.testing.assert_allclose(_blend_cv(good, behind, y, 0.4, np.full(100, 0.5)),
+                               _blend_cv(good, behind, y, 0.4) - 0.2)
 
 
 def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
@@ -102,12 +136,30 @@ def test_auto_keeps_every_candidates_row_losses_and_refits_like_the_choice(cance
     assert len(result.row_losses) >= 3  # the anchors and at least one cleaning finished
     for losses in result.row_losses.values():
         assert losses.shape == (val.n_samples,) and np.isfinite(losses).all()
-    chosen = result.row_losses[result.config]
+    # the final model blends the training-based pick with the clean set alone
+    share, alone = result.clean_only_share, result.clean_only
+    assert 0 < share < 1 and alone.weight == 0
+    pick_p, alone_p = result.row_probs[result.config], result.row_probs[alone]
+    shift = result.alone_shift[alone]
+    chosen = _blend_cv(pick_p, alone_p, val.y, share, shift)
     assert chosen.mean() == pytest.approx(result.verdict["cv_loss_chosen"])
+    for other in (0.0, 1.0):  # … and beats either part alone on the validation folds
+        assert chosen.mean() < _blend_cv(pick_p, alone_p, val.y, other, shift).mean()
+    # share 1 is "clean set alone" with its learning-curve correction, share 0 the pick
+    np.testing.assert_allclose(_blend_cv(pick_p, alone_p, val.y, 1.0, shift),
+                               result.row_losses[alone])
+    np.testing.assert_allclose(_blend_cv(pick_p, alone_p, val.y, 0.0, shift),
+                               result.row_losses[result.config])
+    assert (shift >= 0).all() and shift.max() > 0  # never upwards
     cleaned, model = result.refit(result.config)
     assert cleaned.n_samples == result.cleaned.n_samples
+    refitted = blend_models(model, result.refit(alone)[1], share)
     for name, tensor in result.model.state.items():
-        np.testing.assert_array_equal(model.state[name].numpy(), tensor.numpy())
+        np.testing.assert_array_equal(refitted.state[name].numpy(), tensor.numpy())
+    assert result.model.meta["strategy"]["blend"] == {"clean_only_share": share,
+                                                       "clean_only_reg": alone.reg}
+    assert f"{share:.0%} clean set only" in result.verdict["chosen"]
+    assert "averages the parameters of two fits" in " ".join(verdict_lines(result.verdict))
 
 
 def test_auto_beats_erm_and_says_why(cancer):
@@ -131,7 +183,8 @@ def test_auto_beats_erm_and_says_why(cancer):
     # racing: every candidate ran on the first folds, the anchors and the choice on all of them
     finished = [c for c in result.cv if c["all_folds"]]
     assert 12 <= len(finished) < len(result.cv)
-    assert {"clean set only", "train+val, ω=1", v["chosen"]} <= {c["label"] for c in finished}
+    assert {"clean set only", "train+val, ω=1", result.config.label,
+            result.clean_only.label} <= {c["label"] for c in finished}
     assert all(np.isfinite(c["cv_loss"]) for c in result.cv)
     text = " ".join(verdict_lines(v))
     assert " helped: CV loss " in text  # cleaning, or the clean set alone
@@ -173,6 +226,7 @@ def test_auto_cleans_nothing_without_label_noise(cancer):
     train, val, _ = cancer
     result = auto_clean(train, val, train_logreg(train), seed=0)
     assert result.config.fraction == 0  # train + val or the clean set alone, nothing cleaned
+    assert result.clean_only_share in (0.0, 1.0)  # and no blend: nothing to hedge against
     assert not result.cleaned.extra["relabeled"].any()
     assert all(c["fraction"] == 0 for c in result.cv)  # the cleaning candidates never ran
     assert "no sign of label noise" in " ".join(verdict_lines(result.verdict))
@@ -229,31 +283,12 @@ def test_lambda_line_search_steps_up_only_on_clear_gains():
     assert _reg_line_search(cv, start).reg == 4.0 ** 6
 
 
-def test_tuned_cleaning_must_still_beat_the_tuned_clean_set_clearly():
-    rng = np.random.default_rng(1)
-    base = rng.uniform(0.2, 0.6, 300)
-    wobble = np.where(np.arange(300) % 2 == 0, 0.05, -0.05)  # mean 0, SE 0.003
-    se = 0.05 / np.sqrt(300)
-    alone, plain = Config("drop", 0.0, 0.0), Config("drop", 0.0, 1.0)
-    cleaning = Config("hard", 0.2, 1.0, "clean")
-
-    def cv_with(gain):  # λ changes nothing; the pick is `gain` below the clean set alone
-        return lambda cfg: base + (0.0 if cfg.weight == 0 else wobble - gain)
-
-    assert _tuned_choice(cv_with(1.5 * se), cleaning, alone) == alone
-    assert _tuned_choice(cv_with(2.5 * se), cleaning, alone) == cleaning
-    # an uncleaned pick meets the clean set alone on the mean
-    assert _tuned_choice(cv_with(0.5 * se), plain, alone) == plain
-    assert _tuned_choice(cv_with(-0.5 * se), plain, alone) == alone
-    assert _tuned_choice(cv_with(-1.0), alone, alone) == alone
-
-
 def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
     v = {"chosen": "clean set only, λ×4", "cv_loss_chosen": 0.30, "cv_loss_erm": 0.60,
          "cv_loss_clean_only": 0.30, "cv_loss_train_plus_val": 0.50, "n_folds": 5,
          "noise": {"train_loss": 0.9, "val_loss": 0.4, "z": 6.2}}
     text = " ".join(verdict_lines(v))
-    assert "clean set alone looks best" in text and "2 standard errors" in text
+    assert "clean set alone looks best" in text and "every blend" in text
     assert "training on the clean set alone helped: CV loss 0.3000 below ERM (50%)" in text
     assert "look noisy" in text and "6.2 standard errors" in text
     quiet = dict(v, chosen="train+val, ω=1", noise={"train_loss": 0.41, "val_loss": 0.4,

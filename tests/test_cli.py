@@ -335,8 +335,9 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     t = pq.read_table(tmp_path / "auto.parquet")
     part = t.column("part").to_numpy()
     assert (part == 1).sum() == 100  # the validation rows are training data too
-    ok(rdia("retrain", tmp_path / "auto.parquet", "--model", d / "lr.pt",
-            "-o", tmp_path / "auto.pt"))
+    res = ok(rdia("retrain", tmp_path / "auto.parquet", "--model", d / "lr.pt",
+                  "-o", tmp_path / "auto.pt"))
+    assert "of a fit on the clean rows alone" in res.stderr
     # retrain keeps the λ that the cross-validation chose
     import json
 
@@ -344,7 +345,23 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
 
     chosen = json.loads(t.schema.metadata[b"rdia.relabel"])
     assert chosen["l2"] >= 1.0 / len(part)
-    assert load_model(tmp_path / "auto.pt").meta["l2"] == chosen["l2"]
+    retrained = load_model(tmp_path / "auto.pt")
+    assert retrained.meta["l2"] == chosen["l2"]
+    # … and the blend with the clean set alone: both parts refitted, averaged by the same share
+    from rdia_cli.data import ReadOptions, read_dataset
+    from rdia_cli.training import predict_proba, train_logreg
+
+    blend = chosen["blend"]
+    assert 0 < blend["clean_only_share"] < 1
+    assert retrained.meta["blend"]["share"] == blend["clean_only_share"]
+    rows = read_dataset(str(tmp_path / "auto.parquet"), ReadOptions(format="parquet"))
+    whole = train_logreg(rows, l2=chosen["l2"])
+    alone = train_logreg(rows.subset(np.flatnonzero(part == 1)), l2=blend["clean_only_l2"])
+    share = blend["clean_only_share"]
+    want = (1 - share) * np.log(predict_proba(whole, rows.X)) + share * np.log(
+        predict_proba(alone, rows.X))
+    want = np.exp(want) / np.exp(want).sum(1, keepdims=True)
+    np.testing.assert_allclose(predict_proba(retrained, rows.X), want, atol=1e-5)
     _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
                 "auto", "-o", tmp_path / "x.parquet"), 2, "--val")
 
