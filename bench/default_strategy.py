@@ -140,12 +140,13 @@ def save_candidates(path: Path, ac, test, device: str, erm=None, val=None) -> No
     like the chosen one, so that rules choosing among them can be compared offline, without
     refitting."""
     from rdia_cli import api
+    from rdia_cli.metrics import evaluate_probs
 
     configs = list(ac.row_losses)
     models = [ac.model if c == ac.config and ac.clean_only_share in (0.0, 1.0) else ac.refit(c)[1]
               for c in configs]  # a blended model is not its training-based part's
-    test_loss = [api.evaluate_model(m, test, device=device)["loss"] for m in models]
     test_probs = np.stack([api.probabilities(m, test, device=device) for m in models])
+    test_loss = [evaluate_probs(p, test.y)["loss"] for p in test_probs]  # one prediction each
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path, label=np.array([c.label for c in configs]),

@@ -564,15 +564,15 @@ def auto_clean(
     cleaned, model = refit(config)
     chosen_cv = cv(config)
     label = config.label
-    if 0.0 < share < 1.0:
-        model = blend_models(model, refit(alone)[1], share)
-        chosen_cv = _blend_cv(oof_probs[pick], oof_probs[alone], val.y, share, shifts[alone])
-        label = f"{1 - share:.0%} {pick.label} + {share:.0%} {alone.label}"
     model.meta["strategy"] = {"name": "auto", "action": config.action, "ranker": config.ranker,
                               "fraction": config.fraction, "weight": config.weight,
                               "reg": config.reg}
     if 0.0 < share < 1.0:
-        model.meta["strategy"]["blend"] = {"clean_only_share": share, "clean_only_reg": alone.reg}
+        model = blend_models(model, refit(alone)[1], share)  # copies the meta above
+        model.meta["strategy"] = dict(model.meta["strategy"], blend={
+            "clean_only_share": share, "clean_only_reg": alone.reg})
+        chosen_cv = _blend_cv(oof_probs[pick], oof_probs[alone], val.y, share, shifts[alone])
+        label = f"{1 - share:.0%} {pick.label} + {share:.0%} {alone.label}"
     all_folds = {c: not np.isnan(r).any() for c, r in scored.items()}
     listed = configs + [c for c in scored if c not in set(configs)]
     losses = {c: float(np.nanmean(row_loss[i])) for i, c in enumerate(configs)}
