@@ -7,7 +7,7 @@ one. Because auto's final model averages the parameters of two logistic regressi
 average's log-probabilities are the blend of the two's, any blend's CV and test loss can be
 computed from these files exactly, and so is ERM's (its probabilities are saved too). This
 script replays the library's rule (its own `_guarded_choice`, `_reg_line_search`,
-`_blend_share` and `_beats`) — checking it against the auto
+`_final_share`, `_blend_share` and `_beats`) — checking it against the auto
 losses of the results JSON where they are of the current revision — and scores each variant per
 cell against the baselines there, as `default_strategy.py` does. "oracle" is the single
 candidate with the lowest test loss. A rule that needs a λ step the run never measured cannot
@@ -68,16 +68,22 @@ def parts(run: dict, guard_se: float = ac.GUARD_SE, tune: bool = True) -> tuple[
 
 
 def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool = False,
-            **kw) -> float:
-    """Test loss of the library's rule: the share of "clean set alone" by CV (``grid``; only
-    0 or 1 without a sign of noise unless ``always``). ``keep_erm``: without a sign of noise,
-    ERM unless the choice beats it by GUARD_SE standard errors (measured, not adopted)."""
+            quiet_mean: bool = False, **kw) -> float:
+    """Test loss of the library's rule (``_final_share``) or a variant of it: ``grid``, the
+    shares of "clean set alone" tried when noise is seen; ``always``: that grid without a sign
+    of noise too; ``quiet_mean``: without a sign of noise, the clean set alone whenever its
+    mean CV loss is lower (revision 7) instead of by GUARD_SE standard errors; ``keep_erm``:
+    without a sign of noise, ERM unless the choice beats it by GUARD_SE standard errors
+    (measured, not adopted)."""
     pick, alone = parts(run, **kw)
     quiet = abs(run["noise_z"]) < ac.NOISE_Z
+    probs, y, shift = run["row_probs"], run["val_y"], run["shift"][alone]
     if quiet and not always:
-        grid = (0.0, 1.0)
-    probs = run["row_probs"]
-    share = ac._blend_share(probs[pick], probs[alone], run["val_y"], run["shift"][alone], grid)
+        share = (ac._blend_share(probs[pick], probs[alone], y, shift, (0.0, 1.0)) if quiet_mean
+                 else ac._final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
+                                      noisy=False))
+    else:
+        share = ac._blend_share(probs[pick], probs[alone], y, shift, grid)
     chosen = run["row_loss"][alone if share == 1.0 else pick]
     if keep_erm and quiet and not ac._beats(chosen, run["erm_val"], ac.GUARD_SE):
         return run["erm_test"]
@@ -101,6 +107,7 @@ RULES = {
     "auto": blended,
     "oracle (one model)": lambda run: float(run["test_loss"].min()),
     "keep ERM without noise": lambda run: blended(run, keep_erm=True),
+    "rev. 7 (quiet: on the mean)": lambda run: blended(run, quiet_mean=True),
     "rev. 6 (one model)": one_model,
     "shares 0, ½, 1": lambda run: blended(run, grid=(0.0, 0.5, 1.0)),
     "blend without noise": lambda run: blended(run, always=True),

@@ -47,7 +47,7 @@ DATA = {
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
 # bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 7
+AUTO_REVISION = 8
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
@@ -203,11 +203,14 @@ def summarize(results: list[dict]) -> str:
                              f"{winner} {mean[winner]:.3f} (+{mean['auto'] / best - 1:.1%}; "
                              f"auto chose {chosen})")
         else:
-            never_worse.append((name, clean, mean["auto"] - mean["erm"], mean["erm"]))
+            gap = np.array([r["auto"]["loss"] - r["erm"]["loss"] for r in runs])
+            se = float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else float("nan")
+            never_worse.append((name, clean, mean["auto"] - mean["erm"], mean["erm"], se,
+                                int((gap > 0).sum()), len(gap)))
     per_data = defaultdict(set)
     for r in results:
         per_data[r["dataset"]].add(r["seed"])
-    worse = [(n, c, d, e) for n, c, d, e in never_worse if e + d > e * TIE]
+    worse = [w for w in never_worse if w[3] + w[2] > w[3] * TIE]
     head = [
         "Seeds per data set: " + ", ".join(f"{n} {sorted(v)}" for n, v in sorted(per_data.items()))
         + f". Cells: {len(cells)} ({noisy} noisy). Test log-loss, mean over the seeds of a cell; "
@@ -233,14 +236,16 @@ def summarize(results: list[dict]) -> str:
     head += [
         f"**τ = 0: auto is worse than ERM in {len(worse)} of {len(never_worse)} cells.** auto "
         "minus ERM (≤ 0: not worse): "
-        + ", ".join(f"{n} {c:.0%}: {d:+.4f}" for n, c, d, _ in never_worse),
+        + ", ".join(f"{n} {c:.0%}: {d:+.4f}" for n, c, d, *_ in never_worse),
         "",
     ]
     tail = ["", "## Where auto falls short (generated)", ""] + (short or ["- nowhere"])
     if worse:
-        tail += ["", "τ = 0 cells where auto is worse than ERM:"]
-        tail += [f"- {n} {c:.0%}: ERM {e:.4f}, auto {e + d:.4f} ({d / e:+.1%})"
-                 for n, c, d, e in worse]
+        tail += ["", "τ = 0 cells where auto is worse than ERM (± one standard error of the "
+                 "paired difference over the seeds):"]
+        tail += [f"- {n} {c:.0%}: ERM {e:.4f}, auto {e + d:.4f} ({d:+.4f} ± {se:.4f}, "
+                 f"{d / e:+.1%}; worse in {k} of {runs} seeds)"
+                 for n, c, d, e, se, k, runs in worse]
     return "\n".join(head + lines + tail) + "\n"
 
 

@@ -10,6 +10,7 @@ from rdia_cli.autoclean import (
     _blend_probs,
     _blend_share,
     _clean_only_at_full_size,
+    _final_share,
     _guarded_choice,
     _reg_line_search,
     _row_losses,
@@ -102,6 +103,33 @@ def test_blend_share_is_the_cross_validated_minimizer():
     assert _blend_share(good, behind, y, np.full(100, 0.5)) == 1.0
     np.testing.assert_allclose(_blend_cv(good, behind, y, 0.4, np.full(100, 0.5)),
                                _blend_cv(good, behind, y, 0.4) - 0.2)
+
+
+def test_without_noise_the_clean_set_alone_needs_the_evidence_a_cleaning_needs():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+
+    def probs(p_label):  # probability p_label[i] on row i's label
+        out = np.empty((200, 2))
+        out[np.arange(200), y] = p_label
+        out[np.arange(200), 1 - y] = 1 - p_label
+        return out
+
+    pick = probs(rng.uniform(0.55, 0.95, 200))
+    # the clean set alone a little better on the mean, far inside the noise of 200 rows
+    p_close = np.clip(pick[np.arange(200), y] + rng.normal(0.004, 0.05, 200), 0.05, 0.99)
+    close = probs(p_close)
+    pick_loss = _row_losses(pick, y)
+    assert _row_losses(close, y).mean() < pick_loss.mean()
+    assert _final_share(pick, close, y, np.zeros(200), pick_loss, noisy=False) == 0.0
+    # … but with label noise seen, the CV minimizer over the blends, as _blend_share says
+    assert _final_share(pick, close, y, np.zeros(200), pick_loss, noisy=True) == _blend_share(
+        pick, close, y)
+    # clearly better: all of it, noise or not
+    far = probs(np.clip(pick[np.arange(200), y] + 0.03, None, 0.99))
+    assert _final_share(pick, far, y, np.zeros(200), pick_loss, noisy=False) == 1.0
+    # the learning-curve shift counts in the comparison
+    assert _final_share(pick, close, y, np.full(200, 0.5), pick_loss, noisy=False) == 1.0
 
 
 def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
@@ -227,6 +255,8 @@ def test_auto_cleans_nothing_without_label_noise(cancer):
     result = auto_clean(train, val, train_logreg(train), seed=0)
     assert result.config.fraction == 0  # train + val or the clean set alone, nothing cleaned
     assert result.clean_only_share in (0.0, 1.0)  # and no blend: nothing to hedge against
+    assert result.verdict["clean_only_held_back"] in (True, False)
+    assert not (result.verdict["clean_only_held_back"] and result.clean_only_share == 1.0)
     assert not result.cleaned.extra["relabeled"].any()
     assert all(c["fraction"] == 0 for c in result.cv)  # the cleaning candidates never ran
     assert "no sign of label noise" in " ".join(verdict_lines(result.verdict))
@@ -295,6 +325,9 @@ def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
                                                     "z": 0.3})
     text = " ".join(verdict_lines(quiet))
     assert "no sign of label noise" in text and "clean set alone looks best" not in text
+    assert "training rows are kept" not in text
+    held = " ".join(verdict_lines(dict(quiet, clean_only_held_back=True)))
+    assert "by less than 2 standard errors" in held and "training rows are kept" in held
     assert "clean set has" not in text  # no size given, no size warning
     # nothing cleaned: the gain is not called cleaning
     assert "adding the clean set to the training data helped" in text
