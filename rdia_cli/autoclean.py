@@ -663,7 +663,9 @@ def verdict_lines(v: dict[str, Any]) -> list[str]:
                      "Consider labeling more clean data instead of cleaning these rows.")
     elif v.get("clean_only_held_back"):
         lines.append(f"the clean set alone had a lower CV loss, but by less than {GUARD_SE:g} "
-                     "standard errors; with no sign of label noise the training rows are kept.")
+                     "standard errors; with no sign of label noise the training rows are kept "
+                     "(if you know the labels are noisy, `rdia run --compare` also writes the "
+                     "model fitted on the clean set alone, clean-only.pt).")
     elif v["cv_loss_clean_only"] <= v["cv_loss_chosen"] + 1e-3:
         lines.append("warning: training on the clean set alone looks about as good; the noisy "
                      "rows add little.")

@@ -328,6 +328,7 @@ def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
     assert "training rows are kept" not in text
     held = " ".join(verdict_lines(dict(quiet, clean_only_held_back=True)))
     assert "by less than 2 standard errors" in held and "training rows are kept" in held
+    assert "clean-only.pt" in held
     assert "clean set has" not in text  # no size given, no size warning
     # nothing cleaned: the gain is not called cleaning
     assert "adding the clean set to the training data helped" in text
