@@ -419,6 +419,10 @@ def check_auto(arch: str, val: Dataset) -> None:
     if val.n_samples < 4:
         raise InputError(f"validation data `{val.source}` has {val.n_samples} rows; the auto "
                          "strategy cross-validates over it and needs at least 4.")
+    labels = sorted({val.classes[int(i)] for i in val.y}) if val.target is None else None
+    if labels is not None and len(labels) < 2:
+        raise InputError(f"validation data `{val.source}` has one class (label {labels[0]}); "
+                         "the auto strategy fits models on it and needs at least two.")
 
 
 def auto_clean(

@@ -155,7 +155,14 @@ def test_run_refuses_bad_settings_before_any_work(files, tmp_path):
                "-o", tmp_path / "c")
     assert res.exit_code == 2 and "needs at least 4" in res.stderr
     assert "trained ERM" not in res.stderr  # refused before training
-    assert not any((tmp_path / x).exists() for x in "abc")  # no half-filled folder
+    rows = (d / "val.svm").read_text().splitlines(True)
+    first = rows[0].split()[0]
+    (tmp_path / "one.svm").write_text("".join(r for r in rows if r.split()[0] == first))
+    res = rdia("run", d / "train.svm", "--val", tmp_path / "one.svm", "--test", d / "test.svm",
+               "-o", tmp_path / "d")
+    assert res.exit_code == 2 and f"has one class (label {first})" in res.stderr
+    assert "trained ERM" not in res.stderr
+    assert not any((tmp_path / x).exists() for x in "abcd")  # no half-filled folder
 
 
 def test_run_failing_midway_leaves_no_folder(files, tmp_path, monkeypatch):
@@ -418,3 +425,12 @@ def test_rdia_beats_erm_on_breast_cancer_with_40_percent_noise():
         erm_losses.append(api.evaluate_model(erm, test)["loss"])
         rdia_losses.append(api.evaluate_model(model, test)["loss"])
     assert np.mean(rdia_losses) < np.mean(erm_losses), (rdia_losses, erm_losses)
+
+
+def test_train_names_the_one_class_it_found(files, tmp_path):
+    rows = (files / "train.svm").read_text().splitlines(True)
+    first = rows[0].split()[0]
+    (tmp_path / "one.svm").write_text("".join(r for r in rows if r.split()[0] == first))
+    res = rdia("train", tmp_path / "one.svm", "-o", tmp_path / "m.pt")
+    assert res.exit_code == 2 and f"has a single class (label {first})" in res.stderr
+    assert not (tmp_path / "m.pt").exists()
