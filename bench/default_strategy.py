@@ -210,7 +210,7 @@ def summarize(results: list[dict]) -> str:
     per_data = defaultdict(set)
     for r in results:
         per_data[r["dataset"]].add(r["seed"])
-    worse = [w for w in never_worse if w[3] + w[2] > w[3] * TIE]
+    worse = [(n, c, d, e, *rest) for n, c, d, e, *rest in never_worse if e + d > e * TIE]
     head = [
         "Seeds per data set: " + ", ".join(f"{n} {sorted(v)}" for n, v in sorted(per_data.items()))
         + f". Cells: {len(cells)} ({noisy} noisy). Test log-loss, mean over the seeds of a cell; "

@@ -419,9 +419,9 @@ def check_auto(arch: str, val: Dataset) -> None:
     if val.n_samples < 4:
         raise InputError(f"validation data `{val.source}` has {val.n_samples} rows; the auto "
                          "strategy cross-validates over it and needs at least 4.")
-    labels = sorted({val.classes[int(i)] for i in val.y}) if val.target is None else None
+    labels = set(val.label_values().tolist()) if val.target is None else None
     if labels is not None and len(labels) < 2:
-        raise InputError(f"validation data `{val.source}` has one class (label {labels[0]}); "
+        raise InputError(f"validation data `{val.source}` has one class (label {labels.pop()}); "
                          "the auto strategy fits models on it and needs at least two.")
 
 
@@ -573,9 +573,9 @@ def auto_clean(
         noisy = abs(noise["z"]) >= NOISE_Z
         share = _final_share(oof_probs[pick], oof_probs[alone], val.y, shifts[alone], cv(pick),
                              noisy=noisy)
-        held_back = not noisy and share == 0.0 and float(
-            _blend_cv(oof_probs[pick], oof_probs[alone], val.y, 1.0, shifts[alone]).mean()
-        ) < float(cv(pick).mean())
+        # what revision 7's rule (the mean alone) would have taken
+        held_back = not noisy and share == 0.0 and _blend_share(
+            oof_probs[pick], oof_probs[alone], val.y, shifts[alone], (0.0, 1.0)) == 1.0
     config = alone if share == 1.0 else pick
 
     ranked_full = functools.cache(lambda ranker: ranking(ranker, val))

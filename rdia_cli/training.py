@@ -23,8 +23,7 @@ def check_trainable(ds: Dataset) -> None:
         raise InputError(f"`{ds.source}` has no rows to train on.")
     present = len(set(ds.y.tolist())) if ds.target is None else ds.n_classes
     if ds.n_classes < 2 or present < 2:
-        seen = ds.classes if ds.n_classes < 2 or ds.target is not None else sorted(
-            {ds.classes[int(i)] for i in ds.y})
+        seen = ds.classes if ds.n_classes < 2 or ds.target is not None else ds.label_values()
         raise InputError(f"`{ds.source}` has a single class (label {seen[0]}); classification "
                          "needs at least two.")
 
