@@ -47,7 +47,7 @@ DATA = {
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
 # bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 8
+AUTO_REVISION = 9
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
@@ -160,6 +160,9 @@ def save_candidates(path: Path, ac, test, device: str, erm=None, val=None) -> No
                               for c in configs]),
         test_probs=test_probs.astype(np.float32), test_y=test.y,
         val_y=ac.cleaned.y[-len(ac.row_losses[configs[0]]):],  # the validation rows come last
+        union_reg=np.array(list(ac.union_losses), dtype=np.float64),
+        union_loss=(np.vstack(list(ac.union_losses.values())) if ac.union_losses
+                    else np.zeros((0, 0))),
         **({} if erm is None else {  # ERM never saw the clean rows: its losses there are honest
             "erm_val_probs": api.probabilities(erm, val, device=device).astype(np.float32),
             "erm_test_probs": api.probabilities(erm, test, device=device).astype(np.float32)}))

@@ -1,10 +1,13 @@
 """The `auto` strategy: candidates, the training set it builds, the guard, the noise test, the λ
 search, the verdict."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from rdia_cli.autoclean import (
+    NOISE_Z,
     Config,
     _blend_cv,
     _blend_probs,
@@ -285,6 +288,30 @@ def test_lambda_search_regularizes_an_overfit_model():
         return -np.log(predict_proba(m, test.X)[np.arange(test.n_samples), test.y]).mean()
 
     assert loss(result.model) < 0.8 * loss(plain)
+
+
+def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
+    train, val, _ = cancer
+    result = auto_clean(train, val, train_logreg(train), seed=0)
+    assert abs(result.verdict["noise"]["z"]) < NOISE_Z
+    union = result.union_losses
+    n = train.n_samples + val.n_samples
+    assert 1.0 in union and all(r.shape == (n,) for r in union.values())
+    assert result.config.weight > 0  # train + clean set
+    start = replace(result.config, reg=1.0)
+    assert result.config.reg == _reg_line_search(lambda c: union[c.reg], start).reg
+    assert result.verdict["lambda_rows"] == n
+    assert f"over all {n} training and clean rows" in " ".join(verdict_lines(result.verdict))
+
+
+def test_with_noise_lambda_is_cross_validated_over_the_clean_rows(cancer):
+    train, val, _ = cancer
+    noisy = inject_noise(train, rate=0.4, seed=0)
+    result = auto_clean(noisy, val, train_logreg(noisy), seed=0)
+    assert abs(result.verdict["noise"]["z"]) >= NOISE_Z
+    assert result.union_losses == {}  # the noisy training labels judge nothing
+    assert result.verdict["lambda_rows"] == val.n_samples
+    assert "training and clean rows" not in " ".join(verdict_lines(result.verdict))
 
 
 def test_lambda_line_search_steps_up_only_on_clear_gains():
