@@ -578,17 +578,20 @@ def auto_clean(
     pick = (configs[based[_guarded_choice([configs[i] for i in based], row_loss[based])]]
             if based else None)
     noisy = abs(noise["z"]) >= NOISE_Z
-    union_folds: list[np.ndarray] = []
     union_warm: dict[int, ModelFile] = {}
     union_scored: dict[float, np.ndarray] = {}
+
+    @functools.cache
+    def union_data() -> tuple[Dataset, list[np.ndarray]]:
+        both = build_training_set(train, np.zeros(train.n_samples), None, val,
+                                  Config("drop", 0.0, 1.0))
+        return both, _folds(both.y, UNION_FOLDS, seed)
 
     def union_cv(cfg: Config) -> np.ndarray:
         """Out-of-fold loss of every training and clean row under "train + clean set" at
         ``cfg.reg``: without a sign of label noise the training rows are clean rows too."""
         if cfg.reg not in union_scored:
-            both = build_training_set(train, np.zeros(train.n_samples), None, val, cfg)
-            if not union_folds:
-                union_folds.extend(_folds(both.y, UNION_FOLDS, seed))
+            both, union_folds = union_data()
             out = np.empty(both.n_samples)
             for k, rows in enumerate(union_folds):
                 part = both.subset(np.setdiff1d(np.arange(both.n_samples), rows))
@@ -656,7 +659,9 @@ def auto_clean(
         "cv_loss_train_plus_val": plain[0] if plain else None,
         "n_folds": len(fold_rows),
         "n_clean": val.n_samples,
-        "lambda_rows": (train.n_samples + val.n_samples) if union_scored else val.n_samples,
+        # the rows whose CV chose the final model's λ
+        "lambda_rows": (train.n_samples + val.n_samples) if union_scored and share == 0.0
+        else val.n_samples,
         "noise": noise,
         "l2": model.meta["l2"],
     }
