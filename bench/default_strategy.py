@@ -168,6 +168,27 @@ def save_candidates(path: Path, ac, test, device: str, erm=None, val=None) -> No
             "erm_test_probs": api.probabilities(erm, test, device=device).astype(np.float32)}))
 
 
+def describe_choices(labels: list[str]) -> str:
+    """What auto chose over a cell's runs, in words: how many runs went to each kind of model,
+    then the most frequent exact choice."""
+    from collections import Counter
+
+    def kind(label: str) -> str:
+        if " + " in label:
+            return "blend with the clean set alone"
+        if label.startswith("clean set only"):
+            return "clean set alone"
+        return "a cleaning" if " top " in label else "train+val"
+
+    n = len(labels)
+    kinds = Counter(kind(label) for label in labels)
+    (top, k), = Counter(labels).most_common(1)
+    if len(kinds) == 1 and k == n:
+        return f"{top} (all {n})" if n > 1 else top
+    parts = ", ".join(f"{what} {c}" for what, c in kinds.most_common())
+    return f"{parts} of {n}; " + (f"most often {top} ({k})" if k > 1 else f"e.g. {top}")
+
+
 def summarize(results: list[dict]) -> str:
     from collections import defaultdict
 
@@ -185,7 +206,7 @@ def summarize(results: list[dict]) -> str:
         for m in METHODS:
             v = f"{mean[m]:.3f}"
             row.append(f"**{v}**" if mean[m] <= best * 1.01 else v)
-        chosen = "; ".join(sorted({r["auto"]["chosen"] for r in runs}))
+        chosen = describe_choices([r["auto"]["chosen"] for r in runs])
         old = sorted({r["auto"].get("revision", 1) for r in runs} - {AUTO_REVISION})
         if old:  # auto of an older revision in this cell: marked, counted apart
             stale.append((name, clean, tau, tau > 0 and mean["auto"] <= best * TIE))
