@@ -143,10 +143,13 @@ def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="
 
 def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int = 0,
                               device="cpu", tol: float = 1e-8, warm: bool = False,
-                              also: Dataset | None = None):
+                              also: Dataset | None = None, reg: float = 1.0,
+                              fold_models: dict[int, ModelFile] | None = None):
     """(N, K) probabilities of every training row under a model fitted on the other ``folds``
-    - 1 parts of the training set (uniform where those parts hold a single class); ``warm``
-    starts each fit from ``erm``. With ``also``, returns as well the (folds, M, K)
+    - 1 parts of the training set (λ = reg / their rows; uniform where those parts hold a
+    single class); ``warm`` starts each fit from ``erm``. ``fold_models``, if given, holds the
+    fit of each fold by its index: a fold found there starts from it (a λ search along one set
+    of folds), and every new fit replaces it. With ``also``, returns as well the (folds, M, K)
     probabilities of ``also``'s rows under each of those models."""
     from rdia_cli import api
     from rdia_cli.training import train_logreg
@@ -154,16 +157,18 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     probs = np.zeros((train.n_samples, train.n_classes))
     extra = []
     fit_intercept = erm.arch_args.get("fit_intercept", True)
-    for held in _folds(train.y, folds, seed):
+    for k, held in enumerate(_folds(train.y, folds, seed)):
         part = train.subset(np.setdiff1d(np.arange(train.n_samples), held))
         if len(np.unique(part.y)) < 2:
             probs[held] = 1.0 / train.n_classes
             if also is not None:
                 extra.append(np.full((also.n_samples, train.n_classes), 1.0 / train.n_classes))
             continue
-        m = train_logreg(part, l2=1.0 / part.n_samples, fit_intercept=fit_intercept, tol=tol,
-                         device=device, init=erm if warm else None,
-                         record_fingerprint=tol < CV_TOL)
+        init = (fold_models or {}).get(k, erm if warm else None)
+        m = train_logreg(part, l2=reg / part.n_samples, fit_intercept=fit_intercept, tol=tol,
+                         device=device, init=init, record_fingerprint=tol < CV_TOL)
+        if fold_models is not None:
+            fold_models[k] = m
         probs[held] = api.probabilities(m, train.subset(held), device=device)
         if also is not None:
             extra.append(api.probabilities(m, also, device=device))
@@ -467,7 +472,8 @@ def auto_clean(
     fit_intercept = erm.arch_args.get("fit_intercept", True)
     oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val)
     noise = noise_evidence(train.y, oof[1], val.y, val_fold_probs)
-    if abs(noise["z"]) < NOISE_Z:  # no sign of label noise: nothing to clean, only the anchors
+    noisy = abs(noise["z"]) >= NOISE_Z
+    if not noisy:  # no sign of label noise: nothing to clean, only the anchors
         configs = [c for c in configs if c.weight == 0 or c.fraction == 0] or configs
 
     def fit(ds: Dataset, init=None, tol: float = 1e-8, reg: float = 1.0) -> ModelFile:
@@ -577,35 +583,25 @@ def auto_clean(
     alone = next((c for c in configs if c.weight == 0 and finished[configs.index(c)]), None)
     pick = (configs[based[_guarded_choice([configs[i] for i in based], row_loss[based])]]
             if based else None)
-    noisy = abs(noise["z"]) >= NOISE_Z
     union_warm: dict[int, ModelFile] = {}
     union_scored: dict[float, np.ndarray] = {}
-
-    @functools.cache
-    def union_data() -> tuple[Dataset, list[np.ndarray]]:
-        both = build_training_set(train, np.zeros(train.n_samples), None, val,
-                                  Config("drop", 0.0, 1.0))
-        return both, _folds(both.y, UNION_FOLDS, seed)
+    both = functools.cache(lambda: build_training_set(train, np.zeros(train.n_samples), None,
+                                                      val, Config("drop", 0.0, 1.0)))
 
     def union_cv(cfg: Config) -> np.ndarray:
         """Out-of-fold loss of every training and clean row under "train + clean set" at
         ``cfg.reg``: without a sign of label noise the training rows are clean rows too."""
         if cfg.reg not in union_scored:
-            both, union_folds = union_data()
-            out = np.empty(both.n_samples)
-            for k, rows in enumerate(union_folds):
-                part = both.subset(np.setdiff1d(np.arange(both.n_samples), rows))
-                model = fit(part, init=union_warm.get(k, erm), tol=CV_TOL, reg=cfg.reg)
-                union_warm[k] = model
-                out[rows] = _row_losses(api.probabilities(model, both.subset(rows),
-                                                          device=device), both.y[rows])
-                tick()
-            union_scored[cfg.reg] = out
+            probs = out_of_fold_probabilities(both(), erm, folds=UNION_FOLDS, seed=seed,
+                                              device=device, tol=CV_TOL, warm=True,
+                                              reg=cfg.reg, fold_models=union_warm)
+            union_scored[cfg.reg] = _row_losses(probs, both().y)
+            tick(UNION_FOLDS)
         return union_scored[cfg.reg]
 
     if tune:
-        plain = pick is not None and pick.weight > 0 and pick.fraction == 0
-        pick = (_reg_line_search(union_cv if plain and not noisy else cv, pick)
+        uncleaned = pick is not None and pick.weight > 0 and pick.fraction == 0
+        pick = (_reg_line_search(union_cv if uncleaned and not noisy else cv, pick)
                 if pick is not None else None)
         alone = _reg_line_search(cv, alone) if alone is not None else None
         if pick is not None:
