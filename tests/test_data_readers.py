@@ -166,6 +166,22 @@ def test_libsvm_malformed_line(tmp_path, text, line, expect):
     assert expect in msg
 
 
+def test_binary_data_without_nul_bytes_is_named_as_binary(tmp_path):
+    # random bytes (no NUL in the first 4 KiB) read as LIBSVM: named, never printed raw
+    data = np.random.default_rng(0).integers(1, 256, 600, dtype=np.uint8).tobytes()
+    with pytest.raises(InputError, match="holds binary data, not LIBSVM/SVMlight text"):
+        read(write(tmp_path, "random.bin", data), format="libsvm", what="training data")
+
+
+def test_a_malformed_token_is_escaped_and_cut(tmp_path):
+    path = write(tmp_path, "bad.svm", b"1 1:2\n1 1:\x1b[31m" + b"9" * 100 + b"\n")
+    with pytest.raises(InputError) as exc:
+        read(path, what="training data")
+    msg = str(exc.value)
+    assert "malformed line 2: expected a numeric value in `1:\\x1b[31m999" in msg
+    assert msg.isprintable() and "9" * 41 not in msg
+
+
 def test_libsvm_nan_and_inf_name_line_and_feature(tmp_path):
     path = write(tmp_path, "nan.svm", "# header\n1 1:2\n\n-1 2:1 5:nan\n")
     with pytest.raises(InputError, match=r"NaN or infinity\) on line 4, feature index 5"):

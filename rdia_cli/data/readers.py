@@ -278,6 +278,17 @@ def _peek(path: str, n: int) -> bytes:
         return b""
 
 
+def _looks_binary(head: bytes) -> bool:
+    """Whether the first bytes of a file are not text: a NUL byte, or more than a tenth of
+    them control characters (tabs and line ends aside) or not UTF-8 (a Latin-1 comment is
+    still text)."""
+    if b"\x00" in head:
+        return True
+    text = head.decode(errors="replace")
+    odd = sum(c == "\ufffd" or (not c.isprintable() and c not in "\t\n\r\f\v") for c in text)
+    return odd > 0.1 * max(len(text), 1)
+
+
 def _base_name(path: str) -> str:
     name = Path(path).name.lower()
     for ext in (".gz", ".bz2", ".xz"):
@@ -664,6 +675,15 @@ def _libsvm_where(src: _Source) -> Callable[[int], str]:
     return where
 
 
+def _shown(token: bytes, limit: int = 40) -> str:
+    """A token of a bad line as an error message shows it, in backticks: printable text as is,
+    anything else escaped, long tokens cut."""
+    text = token.decode(errors="replace")
+    if not text.isprintable():
+        text = ascii(token)[2:-1]
+    return f"`{text[:limit]}…`" if len(text) > limit else f"`{text}`"
+
+
 def _libsvm_find_error(src: _Source) -> str | None:
     """Scan the file in Python (error path only) for the first line sklearn rejects."""
     try:
@@ -674,7 +694,7 @@ def _libsvm_find_error(src: _Source) -> str | None:
             except ValueError:
                 return (
                     f"has a malformed line {lineno}: expected a numeric label first, got "
-                    f"`{label.decode(errors='replace')}`"
+                    f"{_shown(label)}"
                 )
             if feats and feats[0].startswith(b"qid:"):
                 try:
@@ -682,31 +702,31 @@ def _libsvm_find_error(src: _Source) -> str | None:
                 except ValueError:
                     return (
                         f"has a malformed line {lineno}: expected `qid:<integer>`, got "
-                        f"`{feats[0].decode(errors='replace')}`"
+                        f"{_shown(feats[0])}"
                     )
                 feats = feats[1:]
             prev = -1
             for tok in feats:
-                shown = tok.decode(errors="replace")
                 idx_s, colon, val_s = tok.partition(b":")
                 if not colon:
                     return (
                         f"has a malformed line {lineno}: expected `index:value` pairs after "
-                        f"the label, got `{shown}`"
+                        f"the label, got {_shown(tok)}"
                     )
                 try:
                     idx = int(idx_s)
                 except ValueError:
                     return (
                         f"has a malformed line {lineno}: expected an integer feature index in "
-                        f"`{shown}`"
+                        f"{_shown(tok)}"
                     )
                 try:
                     float(val_s)
                 except ValueError:
-                    return f"has a malformed line {lineno}: expected a numeric value in `{shown}`"
+                    return (f"has a malformed line {lineno}: expected a numeric value in "
+                            f"{_shown(tok)}")
                 if idx < 0:
-                    return f"has a malformed line {lineno}: negative feature index in `{shown}`"
+                    return f"has a malformed line {lineno}: negative feature index in {_shown(tok)}"
                 if idx <= prev:
                     return (
                         f"has a malformed line {lineno}: feature indices must be increasing "
@@ -819,7 +839,7 @@ def _read_libsvm(src: _Source, opts: ReadOptions, schema: Schema | None) -> Data
             f"could not be decompressed ({e}); the file is truncated or corrupt."
         ) from None
     except (ValueError, UnicodeDecodeError) as e:
-        if b"\x00" in _peek(src.path, 4096):
+        if _looks_binary(_peek(src.path, 4096)):
             raise src.error(
                 "holds binary data, not LIBSVM/SVMlight text; pass `format` (`--format`) if it "
                 "is another format."
