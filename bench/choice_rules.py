@@ -49,10 +49,10 @@ def load(path: Path) -> dict:
                                              z["test_y"]).mean())}
 
 
-def _tuned(run: dict, i: int, tune: bool, union: bool = True) -> int:
+def _tuned(run: dict, i: int, tune: bool, union: bool = True, down: bool = True) -> int:
     """``_reg_line_search`` on the measured candidates (a step never measured ends it). Without
     a sign of noise, train + clean set's λ comes from the CV over all its rows (revision 9),
-    where the dump holds it."""
+    where the dump holds it, and may go down from 1/rows (revision 10; ``down``)."""
     if not tune:
         return i
     configs, row_loss = run["configs"], run["row_loss"]
@@ -63,7 +63,8 @@ def _tuned(run: dict, i: int, tune: bool, union: bool = True) -> int:
         losses = run["union"]
         missing = np.full(len(next(iter(losses.values()))), np.inf)
         with np.errstate(invalid="ignore"):
-            cfg = ac._reg_line_search(lambda c: losses.get(c.reg, missing), cfg)
+            cfg = ac._reg_line_search(lambda c: losses.get(c.reg, missing), cfg,
+                                      down_se=ac.GUARD_SE if down else None)
         return at.get(cfg, i)
     missing = np.full(row_loss.shape[1], np.inf)
     with np.errstate(invalid="ignore"):  # inf − inf in a missing step's SE
@@ -72,13 +73,13 @@ def _tuned(run: dict, i: int, tune: bool, union: bool = True) -> int:
 
 
 def parts(run: dict, guard_se: float = ac.GUARD_SE, tune: bool = True,
-          union: bool = True) -> tuple[int, int]:
+          union: bool = True, down: bool = True) -> tuple[int, int]:
     """(training-based pick, clean set alone), each at its λ, as the library chooses them."""
     configs, row_loss = run["configs"], run["row_loss"]
     based = [i for i, c in enumerate(configs) if c.reg == 1 and c.weight > 0]
     pick = based[ac._guarded_choice([configs[i] for i in based], row_loss[based], guard_se)]
     alone = next(i for i, c in enumerate(configs) if c.reg == 1 and c.weight == 0)
-    return _tuned(run, pick, tune, union), _tuned(run, alone, tune, union)
+    return _tuned(run, pick, tune, union, down), _tuned(run, alone, tune, union, down)
 
 
 def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool = False,
@@ -108,7 +109,7 @@ def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool 
 def one_model(run: dict) -> float:
     """Revision 6: one of the two, never a blend — a cleaning had to beat the clean set alone by
     GUARD_SE standard errors, an uncleaned pick on the mean."""
-    pick, alone = parts(run)
+    pick, alone = parts(run, union=False)
     loss = run["row_loss"]
     if run["configs"][pick].fraction > 0:
         keep = ac._beats(loss[pick], loss[alone], ac.GUARD_SE)
@@ -121,6 +122,7 @@ RULES = {
     "auto": blended,
     "oracle (one model)": lambda run: float(run["test_loss"].min()),
     "keep ERM without noise": lambda run: blended(run, keep_erm=True),
+    "rev. 9 (quiet: λ up only)": lambda run: blended(run, down=False),
     "rev. 8 (quiet: λ on clean rows)": lambda run: blended(run, union=False),
     "rev. 7 (quiet: on the mean)": lambda run: blended(run, quiet_mean=True, union=False),
     "rev. 6 (one model)": one_model,

@@ -47,7 +47,7 @@ DATA = {
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
 # bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 9
+AUTO_REVISION = 10
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
@@ -291,6 +291,8 @@ def main(argv=None) -> int:
                    "even where auto is at the current revision (e.g. with --candidates)")
     p.add_argument("--candidates", default="", help="a folder: save every auto candidate's "
                    "out-of-fold row losses and test loss per run (DATASET_CLEAN_TAU_SEED.npz)")
+    p.add_argument("--only-runs", default="", help="a file of lines `DATASET CLEAN TAU SEED`: "
+                   "run only these (e.g. the runs a change of auto can touch)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help="recompute only these in cells that exist (e.g. auto); empty: all")
     args = p.parse_args(argv)
@@ -310,6 +312,13 @@ def main(argv=None) -> int:
     methods = tuple(m for m in METHODS if m in (args.methods or ",".join(METHODS)).split(","))
     partial = set(methods) != set(METHODS)
     have = {(r["dataset"], r["clean"], r["tau"], r["seed"]): r for r in results}
+    only = None
+    if args.only_runs:
+        only = {(d, float(c), float(t), int(s)) for d, c, t, s in
+                (line.split() for line in Path(args.only_runs).read_text().splitlines()
+                 if line.strip())}
+        args.datasets = ",".join(n for n in args.datasets.split(",") if any(
+            k[0] == n for k in only))
     for name in filter(None, args.datasets.split(",")):
         full, test_file = load(name, root)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -323,6 +332,8 @@ def main(argv=None) -> int:
             test = cap(test, args.max_rows, seed)
             for clean in map(float, args.clean.split(",")):
                 for tau in map(float, args.taus.split(",")):
+                    if only is not None and (name, clean, tau, seed) not in only:
+                        continue
                     old = have.get((name, clean, tau, seed))
                     if old is not None and (not partial or (not args.recompute and old[
                             "methods"]["auto"].get("revision", 1) == AUTO_REVISION)):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rdia_cli.autoclean import (
+    GUARD_SE,
     NOISE_Z,
     Config,
     _blend_cv,
@@ -299,9 +300,27 @@ def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
     assert 1.0 in union and all(r.shape == (n,) for r in union.values())
     assert result.config.weight > 0  # train + clean set
     start = replace(result.config, reg=1.0)
-    assert result.config.reg == _reg_line_search(lambda c: union[c.reg], start).reg
+    assert result.config.reg == _reg_line_search(lambda c: union[c.reg], start,
+                                                 down_se=GUARD_SE).reg
     assert result.verdict["lambda_rows"] == n
     assert f"over all {n} training and clean rows" in " ".join(verdict_lines(result.verdict))
+
+
+def test_without_noise_the_all_row_cv_can_lower_lambda(digits):
+    # digits (64 pixels, 10 classes, no label noise): λ = 1/rows underfits; the CV over all
+    # training and clean rows steps down from it, and the test loss agrees
+    data, rest = digits
+    train, val = data.subset(np.arange(900)), data.subset(np.arange(900, 990))
+    result = auto_clean(train, val, train_logreg(train), seed=0)
+    assert abs(result.verdict["noise"]["z"]) < NOISE_Z
+    assert result.config.weight > 0 and result.config.fraction == 0
+    assert result.config.reg < 1 and min(result.union_losses) < 1
+    plain = train_logreg(result.cleaned, l2=1.0 / result.cleaned.n_samples)
+
+    def loss(m):
+        return -np.log(predict_proba(m, rest.X)[np.arange(rest.n_samples), rest.y]).mean()
+
+    assert loss(result.model) < 0.9 * loss(plain)
 
 
 def test_with_noise_lambda_is_cross_validated_over_the_clean_rows(cancer):
@@ -340,6 +359,32 @@ def test_lambda_line_search_steps_up_only_on_clear_gains():
     assert _reg_line_search(cv, start).reg == 4.0 ** 6
 
 
+def test_lambda_line_search_steps_down_only_when_asked_and_up_gains_nothing():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 300)
+    wobble = np.where(np.arange(300) % 2 == 0, 0.05, -0.05)  # SE of a step from λ × 1: 0.003
+    start = Config("drop", 0.0, 1.0)
+    asked = []
+
+    def cv(cfg):  # lowest at λ × 1/16, a clear gain per step down to it
+        asked.append(cfg.reg)
+        return base + 0.05 * abs(np.log(cfg.reg) / np.log(4) + 2) + (wobble if cfg.reg != 1 else 0)
+
+    assert _reg_line_search(cv, start).reg == 1  # the clean-row CV: never below 1/rows
+    assert min(asked) == 1
+    assert _reg_line_search(cv, start, down_se=GUARD_SE).reg == 1 / 16
+    # a gain up comes first: the search does not then also try down
+    asked.clear()
+    shifted = _reg_line_search(lambda c: cv(replace(c, reg=c.reg / 64)), start, down_se=GUARD_SE)
+    assert shifted.reg == 4 and min(asked) == 1 / 64  # nothing below the shifted λ × 1 asked
+
+    def small(cfg):  # 1.5 standard errors down: enough to step up on, not down
+        return base - 0.0045 * (cfg.reg < 1) + (wobble if cfg.reg != 1 else 0)
+
+    assert _reg_line_search(small, start, down_se=GUARD_SE).reg == 1
+    assert _reg_line_search(small, start, down_se=1.0).reg == 1 / 4
+
+
 def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
     v = {"chosen": "clean set only, λ×4", "cv_loss_chosen": 0.30, "cv_loss_erm": 0.60,
          "cv_loss_clean_only": 0.30, "cv_loss_train_plus_val": 0.50, "n_folds": 5,
@@ -360,6 +405,8 @@ def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
     # nothing cleaned: the gain is not called cleaning
     assert "adding the clean set to the training data helped" in text
     assert "cleaning helped" not in text
+    tuned = " ".join(verdict_lines(dict(quiet, chosen="train+val, ω=1, λ×0.0625")))
+    assert "to the training data, with λ × 0.0625 (λ = 0.0625/rows), helped" in tuned
     small = " ".join(verdict_lines(dict(quiet, n_clean=31)))
     assert "the clean set has 31 rows" in small and "coin toss" in small
     assert "coin toss" not in " ".join(verdict_lines(dict(quiet, n_clean=150)))
