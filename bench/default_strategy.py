@@ -76,6 +76,18 @@ def cap(ds, n: int, seed: int):
     return ds.subset(np.sort(keep))
 
 
+def pool_and_test(full, test_file, seed: int, max_rows: int):
+    """The labelled pool and the test data of one seed: the data set's own test file, or a
+    stratified 20% of the data; both capped at ``max_rows`` (stratified)."""
+    if test_file is None:
+        from rdia_cli.data import split_dataset
+
+        pool, _, test = split_dataset(full, val=0.0, test=0.2, seed=seed)
+    else:
+        pool, test = full, test_file
+    return cap(pool, max_rows, seed), cap(test, max_rows, seed)
+
+
 def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu",
          methods=METHODS, candidates: Path | None = None) -> dict:
     from rdia_cli import api, baselines
@@ -322,14 +334,7 @@ def main(argv=None) -> int:
     for name in filter(None, args.datasets.split(",")):
         full, test_file = load(name, root)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            if test_file is None:
-                from rdia_cli.data import split_dataset
-
-                pool_all, _, test = split_dataset(full, val=0.0, test=0.2, seed=seed)
-            else:
-                pool_all, test = full, test_file
-            pool = cap(pool_all, args.max_rows, seed)
-            test = cap(test, args.max_rows, seed)
+            pool, test = pool_and_test(full, test_file, seed, args.max_rows)
             for clean in map(float, args.clean.split(",")):
                 for tau in map(float, args.taus.split(",")):
                     if only is not None and (name, clean, tau, seed) not in only:

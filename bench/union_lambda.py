@@ -27,7 +27,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from default_strategy import cap, load  # noqa: E402
+from default_strategy import load, pool_and_test  # noqa: E402
 
 GRID = [2.0 ** k for k in range(-8, 9)]
 SEEDS = {"breast-cancer": 100, "diabetes": 100, "a9a": 5, "mnist17": 5, "digits": 5}
@@ -49,11 +49,7 @@ def measure(name: str, seeds: int, root: Path) -> list[dict]:
     full, test_file = load(name, root)
     runs = []
     for seed in range(seeds):
-        if test_file is None:
-            pool_all, _, test = split_dataset(full, val=0.0, test=0.2, seed=seed)
-        else:
-            pool_all, test = full, test_file
-        pool, test = cap(pool_all, 3000, seed), cap(test, 3000, seed)
+        pool, test = pool_and_test(full, test_file, seed, 3000)
         for clean in (0.05, 0.2):
             t0 = time.perf_counter()
             train, val, _ = split_dataset(pool, val=clean, test=0.0, seed=seed)
@@ -97,40 +93,25 @@ def _one_se(grid, cv):
     return max(i for i, g in enumerate(grid) if g >= 1 and cv[i].mean() <= cv[best].mean() + se)
 
 
-def _down_too(grid, cv, z):
-    """From λ = 1/rows up in steps of ×4 while each step gains more than ``z`` standard errors
-    of the paired difference (``_beats``), and when not even the first does, down the same way.
-    """
-    import rdia_cli.autoclean as ac
-
-    cur = start = grid.index(1.0)
-    step = int(round(np.log2(ac.REG_STEP)))
-    for way in (step, -step):
-        while 0 <= cur + way < len(grid) and ac._beats(cv[cur + way], cv[cur], z):
-            cur += way
-        if cur != start:
-            break
-    return cur
-
-
 def rules() -> dict:
     import rdia_cli.autoclean as ac
 
-    def library(down_se):  # auto's own line search, on the measured grid
+    def library(down_se, up_se=ac.REG_SE):  # auto's own line search, on the measured grid
         def rule(grid, cv):
             at = {g: i for i, g in enumerate(grid)}
             missing = np.full(len(cv[0]), np.inf)
             with np.errstate(invalid="ignore"):
                 cfg = ac._reg_line_search(lambda c: cv[at[c.reg]] if c.reg in at else missing,
-                                          ac.Config("drop", 0.0, 1.0), down_se=down_se)
+                                          ac.Config("drop", 0.0, 1.0), up_se=up_se,
+                                          down_se=down_se)
             return at[cfg.reg]
         return rule
 
     return {
         "auto (×4 up on 1 SE, else down on 2 SE)": library(ac.GUARD_SE),
         "rev. 9 (×4 up on 1 SE)": library(None),
-        "×4 up, else down, on 1 SE": lambda grid, cv: _down_too(grid, cv, ac.REG_SE),
-        "×4 up, else down, on 2 SE": lambda grid, cv: _down_too(grid, cv, ac.GUARD_SE),
+        "×4 up, else down, on 1 SE": library(ac.REG_SE),
+        "×4 up, else down, on 2 SE": library(ac.GUARD_SE, ac.GUARD_SE),
         "λ = 1/rows": lambda grid, cv: grid.index(1.0),
         "CV argmin, λ ≥ 1/rows": lambda grid, cv: _argmin(grid, cv, 1.0),
         "CV argmin": lambda grid, cv: _argmin(grid, cv),

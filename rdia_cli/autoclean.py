@@ -406,9 +406,9 @@ def blend_models(a: ModelFile, b: ModelFile, share: float) -> ModelFile:
 
 
 def _reg_line_search(cv: Callable[[Config], np.ndarray], cfg: Config, *,
-                     down_se: float | None = None) -> Config:
+                     up_se: float = REG_SE, down_se: float | None = None) -> Config:
     """λ for ``cfg``: up from ``cfg.reg`` in steps of ×``REG_STEP`` while each step lowers the
-    cross-validated loss (``cv(config)``: per validation row) by more than ``REG_SE`` standard
+    cross-validated loss (``cv(config)``: per validation row) by more than ``up_se`` standard
     errors of the paired per-row difference; with ``down_se``, when not even the first step up
     does, down from ``cfg.reg`` in steps of ÷``REG_STEP`` while each gains more than
     ``down_se`` standard errors. At most ``REG_MAX_STEPS`` steps either way.
@@ -440,7 +440,7 @@ def _reg_line_search(cv: Callable[[Config], np.ndarray], cfg: Config, *,
             cur = nxt
         return cur
 
-    cur = steps(REG_STEP, REG_SE)
+    cur = steps(REG_STEP, up_se)
     return steps(1.0 / REG_STEP, down_se) if down_se is not None and cur == cfg else cur
 
 

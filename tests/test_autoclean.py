@@ -31,6 +31,15 @@ from rdia_cli.data.protocol import inject_noise
 from rdia_cli.training import predict_proba, train_logreg
 
 
+def _test_loss(model, data: Dataset) -> float:
+    return float(-np.log(predict_proba(model, data.X)[np.arange(data.n_samples), data.y]).mean())
+
+
+def _at_one_over_rows(result):
+    """The chosen training set refitted at λ = 1/rows: what auto's λ search is measured against."""
+    return train_logreg(result.cleaned, l2=1.0 / result.cleaned.n_samples)
+
+
 def test_candidates_include_the_honest_baselines():
     cs = candidates()
     assert Config("drop", 0.0, 0.0) in cs  # clean set alone
@@ -200,11 +209,7 @@ def test_auto_beats_erm_and_says_why(cancer):
     erm = train_logreg(noisy)
     result = auto_clean(noisy, val, erm, seed=0)
 
-    def loss(m):
-        p = predict_proba(m, test.X)[np.arange(test.n_samples), test.y]
-        return -np.log(p).mean()
-
-    assert loss(result.model) < loss(erm)
+    assert _test_loss(result.model, test) < _test_loss(erm, test)
     v = result.verdict
     assert v["cv_loss_chosen"] <= v["cv_loss_erm"]
     # every candidate is listed, then the λ line search's extra fits of the finalists
@@ -283,12 +288,7 @@ def test_lambda_search_regularizes_an_overfit_model():
     assert result.config.reg >= 16
     assert result.model.meta["l2"] == result.config.reg / result.cleaned.n_samples
     assert "λ×" in result.verdict["chosen"]
-    plain = train_logreg(result.cleaned, l2=1.0 / result.cleaned.n_samples)
-
-    def loss(m):
-        return -np.log(predict_proba(m, test.X)[np.arange(test.n_samples), test.y]).mean()
-
-    assert loss(result.model) < 0.8 * loss(plain)
+    assert _test_loss(result.model, test) < 0.8 * _test_loss(_at_one_over_rows(result), test)
 
 
 def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
@@ -315,12 +315,7 @@ def test_without_noise_the_all_row_cv_can_lower_lambda(digits):
     assert abs(result.verdict["noise"]["z"]) < NOISE_Z
     assert result.config.weight > 0 and result.config.fraction == 0
     assert result.config.reg < 1 and min(result.union_losses) < 1
-    plain = train_logreg(result.cleaned, l2=1.0 / result.cleaned.n_samples)
-
-    def loss(m):
-        return -np.log(predict_proba(m, rest.X)[np.arange(rest.n_samples), rest.y]).mean()
-
-    assert loss(result.model) < 0.9 * loss(plain)
+    assert _test_loss(result.model, rest) < 0.9 * _test_loss(_at_one_over_rows(result), rest)
 
 
 def test_with_noise_lambda_is_cross_validated_over_the_clean_rows(cancer):
