@@ -6,6 +6,8 @@
     python bench/bench_deep.py rdials     # ERM / self-teaching / RDIA-LS at τ ∈ {.2,.4,.6,.8}
     python bench/bench_deep.py all
 
+The paper's Table 6 protocol with all comparison methods and the memorizing MLP: bench/table6.py.
+
 Each section writes ``bench/results/deep_<section>.md``; ``bench/results/deep.md`` is rebuilt from
 the section files present. Numbers are what this run measured, with the machine's load average
 (the machine is shared), so read timings with that in mind.

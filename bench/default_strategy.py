@@ -47,7 +47,7 @@ DATA = {
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
 # bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 10
+AUTO_REVISION = 11  # 11: the noise test is one-sided (1.645 / -3) and has a label test
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
@@ -89,13 +89,16 @@ def pool_and_test(full, test_file, seed: int, max_rows: int):
 
 
 def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu",
-         methods=METHODS, candidates: Path | None = None) -> dict:
+         methods=METHODS, candidates: Path | None = None, kind: str = "symmetric") -> dict:
+    """One run: ``clean`` is the clean set's share of the pool (or, when ≥ 1, its rows);
+    ``kind`` the noise kind of ``inject_noise`` (bench/noise_types.py)."""
     from rdia_cli import api, baselines
     from rdia_cli.autoclean import auto_clean
     from rdia_cli.data import inject_noise, split_dataset
 
-    train, val, _ = split_dataset(pool, val=clean, test=0.0, seed=seed)
-    train = inject_noise(train, rate=tau, seed=seed) if tau > 0 else train
+    share = clean if clean < 1 else clean / pool.n_samples
+    train, val, _ = split_dataset(pool, val=share, test=0.0, seed=seed)
+    train = inject_noise(train, rate=tau, seed=seed, kind=kind) if tau > 0 else train
     out: dict[str, dict] = {}
     t0 = time.perf_counter()
 
@@ -135,6 +138,8 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
         record("auto", ac.model, t)
         out["auto"]["chosen"] = ac.verdict["chosen"]
         out["auto"]["noise_z"] = ac.verdict["noise"]["z"]
+        out["auto"]["noise_fired"] = ac.verdict["noise"].get("fired")
+        out["auto"]["noise_labels_p"] = ac.verdict["noise"].get("labels_p")
         out["auto"]["cv"] = {k: ac.verdict[k] for k in ("cv_loss_chosen", "cv_loss_clean_only",
                                                         "cv_loss_train_plus_val")}
         out["auto"]["revision"] = AUTO_REVISION

@@ -58,6 +58,11 @@ LARGE_SEEDS = "a9a=3,cifar-catdog=2,mnist17=1"
 FRACTIONS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 1.0)
 TABLE3_TAUS = (0.0, 0.2, 0.5, 0.8)
 PAPER_C = 0.1  # the paper's liblinear C; its code reports C·M/N·Φ
+# the paper's MNIST 1-vs-7 split: "11684 training samples in total" of the 13,007 images, so
+# M = 1,323 validation rows (90/10). Its α thresholds C·M/N·Φ with *its* M/N: Φ (the influence
+# on the mean validation loss) does not scale with M or N, so the conversion uses the paper's
+# split, not ours (before 2026-12: our 70/30 split's N/M, α × 23.3 instead of α × 88.3).
+PAPER_T3_N, PAPER_T3_M = 11684, 13007 - 11684
 PAPER_T3_ALPHAS = (0.01, 0.002, 0.0002)
 OWN_T3_ALPHAS = (1.0, 0.5, 0.1, 0.0)
 
@@ -271,7 +276,7 @@ def run_table3(root: Path, out_json: Path, seed: int = 0, taus=TABLE3_TAUS) -> N
     full, test = read("mnist17", root)
     train, val, test = split(full, test, seed)
     n, m = train.n_samples, val.n_samples
-    factor = n / (PAPER_C * m)  # Φ here = α_paper · N / (C·M)
+    factor = PAPER_T3_N / (PAPER_C * PAPER_T3_M)  # Φ = α_paper · N / (C·M), the paper's N, M
     alphas = [(None, None)] + [(a, a * factor) for a in PAPER_T3_ALPHAS]
     alphas += [(None, a) for a in OWN_T3_ALPHAS]
     alphas.sort(key=lambda t: -math.inf if t[1] is None else -t[1])
@@ -602,8 +607,11 @@ def table3_md(t3: dict) -> str:
          f"N_test = {t3['n_test']} (the paper: 11,684 training samples). Logistic regression, "
          "λ = 1/N; RDIA relabels the rows with Φ > α (paper R, for K = 2 the flipped label) and "
          "retrains (warm start). Φ is in rdia's normalization (`rdia_cli.glossary`).", "",
-         "The paper's code reports C·M/N·Φ with C = 0.1, so its α corresponds to "
-         f"Φ > α_paper · N/(C·M) = α_paper × {t3['factor_N_over_CM']:.2f} here. Rows "
+         "The paper's code reports C·M/N·Φ with C = 0.1 and the paper's own N = 11,684 "
+         "training and M = 1,323 validation rows (a 90/10 split of the 13,007 images), so its "
+         f"α corresponds to Φ > α_paper · N/(C·M) = α_paper × {t3['factor_N_over_CM']:.2f} "
+         "(Φ, the influence on the mean validation loss, does not scale with M or N; earlier "
+         "versions of this table used our 70/30 split's N/M, × 23.33). Rows "
          "\"(= paper α …)\" use exactly that conversion; the paper's model had λ = 10/N "
          "(C = 0.1), ours λ = 1/N, so the same α does not select the same rows: compare the "
          "relabeled counts, not only α.", "",

@@ -169,12 +169,16 @@ def relabel_dataset(
     fraction: float | None = None,
     targets: str = "paper",
     seed: int = 0,
+    select_on: np.ndarray | None = None,
 ) -> RelabelOutcome:
+    """Apply ``strategy``; ``alpha`` is a threshold on ``select_on`` (default ``phi``; the CLI
+    passes the paper-scale ``phi_paper`` for ``--alpha``), the file's ``phi`` column stays Φ."""
     grad_norm = None
     if strategy == "optlr":
         grad_norm = gradient_norms(probs, ds.y, _row_norms(ds))
-    cleaning = clean(phi, probs, ds.y, strategy=strategy, alpha=alpha, fraction=fraction,
-                     targets=targets, seed=seed, grad_norm=grad_norm)
+    cleaning = clean(phi if select_on is None else select_on, probs, ds.y, strategy=strategy,
+                     alpha=alpha, fraction=fraction, targets=targets, seed=seed,
+                     grad_norm=grad_norm)
     return RelabelOutcome(apply_cleaning(ds, cleaning, phi), cleaning, alpha, fraction)
 
 

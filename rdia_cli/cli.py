@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -58,9 +59,10 @@ def handle_errors(fn):
             _fail(str(e), e.exit_code)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size or a machine with more memory.", 1)
-        except KeyboardInterrupt:
-            err.print("interrupted; no output was written.")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as e:
+            terminated = isinstance(e, Terminated)
+            err.print(f"{'terminated' if terminated else 'interrupted'}; no output was written.")
+            raise typer.Exit(143 if terminated else 130) from None
         except Exception as e:  # noqa: BLE001 - last line of defence: no tracebacks for users
             if os.environ.get("RDIA_DEBUG"):
                 raise
@@ -127,8 +129,35 @@ def progress_bar():
     )
 
 
+def _read_transition(path: Path):
+    """A K×K matrix from .npy, or text/CSV with K rows of K numbers (comma or blank separated)."""
+    import numpy as np
+
+    if not path.exists():
+        raise InputError(f"--transition file {path} does not exist.")
+    try:
+        if path.suffix == ".npy":
+            T = np.load(path, allow_pickle=False)
+        else:
+            text = path.read_text().replace(",", " ")
+            T = np.array([[float(v) for v in line.split()] for line in text.splitlines()
+                          if line.strip() and not line.lstrip().startswith("#")])
+    except (ValueError, OSError) as e:
+        raise InputError(f"--transition file {path} is not a numeric K×K matrix ({e}).") from None
+    if T.ndim != 2 or T.shape[0] != T.shape[1]:
+        raise InputError(f"--transition file {path} holds a {T.shape} array; it must be K×K "
+                         "(row i = P(given label | true class i)).")
+    return T.tolist()
+
+
 def _net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed, hidden,
-                 rdia_ls, self_teaching, noise_rate, gamma, tk) -> dict:
+                 rdia_ls, self_teaching, noise_rate, gamma, tk, method=None,
+                 rdia_ls_variant="paper", tk_steps=None, transition=None, sigua_ascent=0.01,
+                 estimate_epochs=None) -> dict:
+    from rdia_cli.noisy_training import METHODS, RDIA_LS_VARIANTS
+
+    if epochs is None:  # the paper's preset: 200 epochs with --schedule paper
+        epochs = 200 if schedule == "paper" else 10
     opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
             "weight_decay": weight_decay, "schedule": schedule, "seed": seed}
     if hidden:
@@ -138,12 +167,58 @@ def _net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed
             raise InputError(f"--hidden must be comma-separated integers, not {hidden!r}.") from None
     if rdia_ls and self_teaching:
         raise InputError("--rdia-ls and --self-teaching are alternatives; give one.")
-    if (rdia_ls or self_teaching) and noise_rate is None:
-        raise InputError("--rdia-ls and --self-teaching need --noise-rate τ (the expected noise).")
-    if rdia_ls:
-        opts["rdia_ls"] = {"noise_rate": noise_rate, "gamma": gamma, "tk": tk}
-    if self_teaching:
-        opts["self_teaching"] = {"noise_rate": noise_rate, "tk": tk}
+    flag = "rdia-ls" if rdia_ls else "self-teaching" if self_teaching else None
+    if method is not None:
+        if method not in METHODS:
+            raise InputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}.")
+        if flag is not None and flag != method:
+            raise InputError(f"--{flag} and --method {method} disagree; give one of them.")
+    method = method or flag or "erm"
+    if isinstance(gamma, str) and gamma.strip().lower() == "auto":
+        gamma = "auto"
+    else:
+        try:
+            gamma = float(gamma)
+        except (TypeError, ValueError):
+            raise InputError(f"--gamma must be a number in [0, 1] or 'auto'; got {gamma!r}.") from None
+        if not 0.0 <= gamma <= 1.0:
+            raise InputError(f"--gamma must be in [0, 1] or 'auto'; got {gamma}.")
+    if rdia_ls_variant not in RDIA_LS_VARIANTS:
+        raise InputError(f"--rdia-ls-variant must be one of {', '.join(RDIA_LS_VARIANTS)}; got "
+                         f"{rdia_ls_variant!r}.")
+    if rdia_ls_variant != "paper" and method != "rdia-ls":
+        raise InputError("--rdia-ls-variant applies to RDIA-LS only; add --rdia-ls.")
+    if tk < 1 or (tk_steps is not None and tk_steps < 1):
+        raise InputError(f"--tk and --tk-steps must be ≥ 1; got {tk} and {tk_steps}.")
+    if not 0.0 <= sigua_ascent <= 1.0:
+        raise InputError(f"--sigua-ascent must be in [0, 1]; got {sigua_ascent}.")
+    if estimate_epochs is not None and estimate_epochs < 1:
+        raise InputError(f"--estimate-epochs must be ≥ 1; got {estimate_epochs}.")
+    if transition is not None and method not in ("f-correction", "s-model"):
+        raise InputError("--transition is for --method f-correction (the known T) or s-model "
+                         "(the channel's start).")
+    selects = ("rdia-ls", "self-teaching", "co-teaching", "sigua")
+    if method in selects:
+        if noise_rate is None:
+            if method in ("rdia-ls", "self-teaching"):
+                raise InputError("--rdia-ls and --self-teaching need --noise-rate τ (the "
+                                 "expected noise).")
+            raise InputError(f"--method {method} needs --noise-rate τ (the expected noise).")
+        sel = {"noise_rate": noise_rate, "tk": tk}
+        if tk_steps is not None:
+            sel["tk_steps"] = tk_steps
+        if method == "rdia-ls":
+            sel["gamma"] = gamma
+            if rdia_ls_variant != "paper":
+                sel["variant"] = rdia_ls_variant
+        if method == "sigua":
+            sel["ascent"] = sigua_ascent
+        opts[method.replace("-", "_")] = sel
+    elif method in ("f-correction", "s-model"):
+        cfg = {} if estimate_epochs is None else {"estimate_epochs": estimate_epochs}
+        if transition is not None:
+            cfg["transition" if method == "f-correction" else "init"] = _read_transition(transition)
+        opts[method.replace("-", "_")] = cfg
     return opts
 
 
@@ -161,6 +236,37 @@ def _fmt(x, spec=".4f"):
 
 
 # --- train ------------------------------------------------------------------------------------
+def _check_train_options(*, l2=None, tol=None, max_iter=None, epochs=None, batch_size=None,
+                         lr=None, weight_decay=None, noise_rate=None,
+                         n_features=None) -> None:
+    """The options of `train` (and `retrain`, `run`) checked before any work; None: not given."""
+    from rdia_cli import validate as v
+
+    v.non_negative("--l2", l2)
+    v.positive("--tol", tol)
+    v.positive_int("--max-iter", max_iter)
+    v.positive_int("--epochs", epochs)
+    v.positive_int("--batch-size", batch_size)
+    v.positive("--lr", lr)
+    v.non_negative("--weight-decay", weight_decay)
+    v.share("--noise-rate", noise_rate)
+    v.positive_int("--n-features", n_features)
+
+
+def _warn_not_converged(model, output) -> None:
+    """A logistic regression that stopped short of --tol but close to it (far from it is a
+    RuntimeFailure in `training.train_logreg`) is written, with this warning."""
+    m = model.meta.get("metrics", {})
+    if model.arch != "logreg" or m.get("converged", True):
+        return
+    tol = (model.meta.get("training") or {}).get("tol")
+    tol = "the tolerance" if tol is None else f"--tol {tol:g}"
+    err.print(f"[bold yellow]warning:[/] the fit written to `{_shown_path(output)}` did not "
+              f"converge: relative gradient norm {m.get('rel_grad_norm', float('nan')):.2e} "
+              f"after {m.get('iterations')} Newton steps, above {tol}; Φ assumes the "
+              "minimizer. Raise --max-iter or --tol.", soft_wrap=True)
+
+
 @app.command()
 @handle_errors
 def train(
@@ -172,18 +278,24 @@ def train(
     no_intercept: Annotated[bool, typer.Option("--no-intercept", help="Fit no intercept.")] = False,
     tol: Annotated[float, typer.Option("--tol", help="Stop when ‖∇L‖ ≤ tol·‖∇L(0)‖ (logreg).")] = 1e-8,
     max_iter: Annotated[int, typer.Option("--max-iter", help="Newton steps at most (logreg).")] = 100,
-    epochs: Annotated[int, typer.Option("--epochs", help="Networks: passes over the data.")] = 10,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Networks: passes over the data (default 10; 200 with --schedule paper).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Networks: mini-batch size.")] = 128,
     lr: Annotated[float, typer.Option("--lr", help="Networks: learning rate.")] = 1e-3,
     optimizer: Annotated[str, typer.Option("--optimizer", help="Networks: adam or sgd.")] = "adam",
     weight_decay: Annotated[float, typer.Option("--weight-decay", help="Networks: weight decay.")] = 0.0,
-    schedule: Annotated[str, typer.Option("--schedule", help="Networks: none, or paper (linear decay from 40% of the epochs).")] = "none",
-    hidden: Annotated[str | None, typer.Option("--hidden", help="mlp: hidden sizes, e.g. 256,128.")] = None,
+    schedule: Annotated[str, typer.Option("--schedule", help="Networks: none, or paper: the paper's preset (Adam, lr 1e-3, batch 128 are the defaults; 200 epochs unless --epochs; lr constant for 40% of the epochs, i.e. 80 of 200, then linear decay to 0, Adam β1 0.1 while decaying).")] = "none",
+    hidden: Annotated[str | None, typer.Option("--hidden", help="mlp: hidden sizes, e.g. 256,128 (the default); --hidden 256 on MNIST is the authors' MLP 784-256-10.")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Networks, training under label noise: erm (default), rdia-ls (= --rdia-ls), self-teaching (= --self-teaching), co-teaching (two networks, each trained on the peer's small-loss rows; the first is saved), sigua (descent on small-loss rows, ascent ×--sigua-ascent on the rest), f-correction (forward loss correction with T from --transition or estimated from anchor points), s-model (a learned noise-adaptation softmax layer).")] = None,
     rdia_ls: Annotated[bool, typer.Option("--rdia-ls", help="Train with RDIA-LS (paper appendix F).")] = False,
     self_teaching: Annotated[bool, typer.Option("--self-teaching", help="Train on the small-loss share only.")] = False,
-    noise_rate: Annotated[float | None, typer.Option("--noise-rate", help="RDIA-LS: expected noise rate τ.")] = None,
-    gamma: Annotated[float, typer.Option("--gamma", help="RDIA-LS: weight γ of the relabeled loss.")] = 0.5,
-    tk: Annotated[int, typer.Option("--tk", help="RDIA-LS: epochs T_k to reach τ.")] = 10,
+    noise_rate: Annotated[float | None, typer.Option("--noise-rate", help="RDIA-LS, self-teaching, co-teaching, sigua: expected noise rate τ.")] = None,
+    gamma: Annotated[str, typer.Option("--gamma", help="RDIA-LS: weight γ in [0, 1] (paper variant: of the relabeled loss; reference: of the clean loss), or auto: hold out 10% of the rows, train once per γ in 0.05, 0.10, ..., 0.95 on the rest, keep the γ with the best held-out accuracy on the given labels, retrain on all rows (20 trainings).")] = "0.5",
+    tk: Annotated[int, typer.Option("--tk", help="Small-loss methods: T_k, epochs of this data set until ρ reaches 1 - τ (ρ fixed per epoch; the old behaviour).")] = 10,
+    tk_steps: Annotated[int | None, typer.Option("--tk-steps", help="Small-loss methods: T_k in optimizer steps instead of --tk (ρ updated every step), so a subset and the full set get the same schedule; the paper's T_k = 10 epochs of 60,000 rows at batch 128 is 4690.")] = None,
+    rdia_ls_variant: Annotated[str, typer.Option("--rdia-ls-variant", help="RDIA-LS loss: paper (Algorithm 2) or reference (the authors' code: γ on the clean part, CE on softmax outputs, relabels only the band between the int(ρB) smallest and the int(τ/2·B) largest-loss rows, which are dropped, relabeled part ÷ B, small-loss-only warm-up until T_k).")] = "paper",
+    transition: Annotated[Path | None, typer.Option("--transition", help="f-correction: the known K×K transition matrix, T_ij = P(given label j | true class i) (.npy, or text/CSV rows); s-model: the channel's start. Default: estimated from a baseline network.")] = None,
+    sigua_ascent: Annotated[float, typer.Option("--sigua-ascent", help="sigua: weight of the gradient ascent on the large-loss rows.")] = 0.01,
+    estimate_epochs: Annotated[int | None, typer.Option("--estimate-epochs", help="f-correction, s-model: epochs of the ERM baseline that estimates T (default 10% of --epochs).")] = None,
     device: Device = "auto",
     seed: Seed = 0,
     labels: Labels = None,
@@ -199,6 +311,9 @@ def train(
     from rdia_cli.io_utils import check_output
     from rdia_cli.models.io import save_model
 
+    _check_train_options(l2=l2, tol=tol, max_iter=max_iter, epochs=epochs, batch_size=batch_size,
+                         lr=lr, weight_decay=weight_decay, noise_rate=noise_rate,
+                         n_features=n_features)
     check_output(output, data, val, labels, val_labels)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     dev = device_of(device)
@@ -212,7 +327,8 @@ def train(
         distributed._check_logreg(model_type)
         ds, n_total = distributed.load_shard(data, opts, shard, what="training data")
     net = _net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed, hidden,
-                       rdia_ls, self_teaching, noise_rate, gamma, tk)
+                       rdia_ls, self_teaching, noise_rate, gamma, tk, method, rdia_ls_variant,
+                       tk_steps, transition, sigua_ascent, estimate_epochs)
     t0 = time.perf_counter()
     with progress_bar() as bar:
         task = bar.add_task(f"training {model_type}", total=None, info="")
@@ -260,6 +376,7 @@ def train(
     save_model(model, output)
     rows.append(("wrote", str(output)))
     err.print(_summary_table("rdia train", rows))
+    _warn_not_converged(model, output)
 
 
 # --- score ------------------------------------------------------------------------------------
@@ -269,7 +386,7 @@ def score(
     data: Annotated[Path, typer.Argument(help="The training data the model was trained on.")],
     val: Annotated[Path, typer.Option("--val", help="Clean validation data.")],
     model: Annotated[Path, typer.Option("--model", help="Model file from `rdia train`.")],
-    output: Output,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores file (Parquet). Default: standard output when it is a pipe or a file (`rdia score ... | rdia relabel ...`), else DATA's name + .scores.parquet beside DATA. `-` is standard output.", show_default=False)] = None,
     solver: Annotated[str, typer.Option("--solver", help="auto, direct (Cholesky) or cg; networks: cg or lissa.")] = "auto",
     damping: Annotated[float | None, typer.Option("--damping", help="δ added to the Hessian (default 0 for logreg, 0.01 for networks).")] = None,
     tol: Annotated[float | None, typer.Option("--tol", help="Relative residual of the solve (default 1e-10 logreg, 1e-6 networks).")] = None,
@@ -293,6 +410,8 @@ def score(
     from rdia_cli.models.io import load_model
     from rdia_cli.scores import file_fingerprint, write_scores
 
+    _check_score_options(damping, tol, max_iter, hessian_samples, top)
+    output = default_output(output, data, ".scores.parquet")
     check_output(output, data, val, model, labels, val_labels)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     dev = device_of(device)
@@ -337,10 +456,73 @@ def score(
         "train_fingerprint": ds.fingerprint(), "val_fingerprint": vds.fingerprint(),
         "n_train": ds.n_samples, "n_val": vds.n_samples, "seconds": seconds,
         "arch": m.arch,
+        # where the inputs are, so `rdia relabel` can find them without being told again
+        **recorded_inputs(train=(data, opts), val=(val, replace(opts, labels=_abs(val_labels)))),
     })
     write_scores(output, row_id=ds.row_id, labels=ds.y, classes=ds.classes, result=result,
                  probs=probs, meta=meta)
     _print_score_summary(result, ds, meta, top, output)
+
+
+def _abs(path) -> str | None:
+    return None if path is None else str(Path(path).absolute())
+
+
+def recorded_inputs(**inputs) -> dict:
+    """``{name}_path`` (absolute) and ``{name}_read_options`` for each input file given as
+    (path, ReadOptions); nothing for standard input, which cannot be read twice."""
+    from dataclasses import asdict, replace
+
+    out = {}
+    for name, (path, opts) in inputs.items():
+        if path is None or str(path) == "-":
+            continue
+        o = replace(opts, labels=_abs(opts.labels))
+        out[f"{name}_path"] = _abs(path)
+        out[f"{name}_read_options"] = {k: (list(v) if isinstance(v, tuple) else v)
+                                       for k, v in asdict(o).items()}
+    return out
+
+
+def recorded_read_options(meta: dict, name: str):
+    from rdia_cli.data.readers import ReadOptions
+
+    raw = dict(meta.get(f"{name}_read_options") or {})
+    if raw.get("classes") is not None:
+        raw["classes"] = tuple(raw["classes"])
+    return ReadOptions(**raw)
+
+
+def default_output(output: Path | None, data: Path, suffix: str) -> Path:
+    """-o when given; else standard output (`-`) when stdout is a pipe or a file, and else a
+    file beside DATA named after it (train.svm -> train.scores.parquet)."""
+    import sys
+
+    if output is not None:
+        return output
+    if not sys.stdout.isatty():
+        return Path("-")
+    if str(data) == "-":
+        return Path("stdin" + suffix)
+    name = Path(data).name
+    for ext in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(ext)
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return Path(data).parent / f"{stem}{suffix}"
+
+
+def _shown_path(path) -> str:
+    return "standard output" if str(path) == "-" else str(path)
+
+
+def _check_score_options(damping, tol, max_iter, hessian_samples, top) -> None:
+    from rdia_cli.validate import check_int, check_number
+
+    check_number("--damping", damping, low=0.0)
+    check_number("--tol", tol, low=0.0, open_low=True)
+    check_int("--max-iter", max_iter, low=1)
+    check_int("--hessian-samples", hessian_samples, low=0)
+    check_int("--top", top, low=0)
 
 
 def _hash_in_background(ds):
@@ -370,10 +552,11 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
                    f"damping {meta['damping']:g}"),
         ("validation loss", f"{meta['val_loss']:.4f}"),
         ("Φ > 0 (harmful)", f"{int(pos.sum()):,} rows ({pos.mean():.1%})"),
+        *_paper_scale_rows(meta, phi),
         ("relabel all of them", f"predicted validation-loss change {pred:+.4f} (first order)"),
         ("time", f"{meta['seconds']:.2f} s (solve {meta.get('solve_seconds', 0):.2f} s, "
                  f"scores {meta.get('score_seconds', 0):.2f} s)"),
-        ("wrote", str(output)),
+        ("wrote", _shown_path(output)),
     ]
     err.print(_summary_table("rdia score", rows))
     if top > 0 and n:
@@ -387,28 +570,99 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
         err.print(t)
 
 
+def _paper_scale_rows(meta, phi) -> list[tuple[str, str]]:
+    import numpy as np
+
+    from rdia_cli.scores import paper_factor
+
+    f = paper_factor(meta)
+    if np.isnan(f):
+        return [("paper's scale", "none (λ + δ = 0): use --phi-threshold or --fraction")]
+    n = int((phi * f > 0.002).sum())
+    return [("paper's scale", f"phi_paper = {f:.4g}·Φ (C·M/N, C = 1/(λN)); "
+                              f"`relabel --alpha 0.002` selects {n:,} rows")]
+
+
 # --- relabel ----------------------------------------------------------------------------------
 def parse_alpha(alpha: str | None) -> float | str | None:
+    """--alpha: a number ≥ 0 on the paper's scale, or `auto`."""
+    import math
+
     if alpha is None or alpha == "auto":
         return alpha
     try:
-        return float(alpha)
+        value = float(alpha)
     except ValueError:
-        raise InputError(f"--alpha must be a number or `auto`, not {alpha!r}.") from None
+        raise InputError(f"--alpha must be a number ≥ 0 or `auto`, not {alpha!r}.") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"--alpha must be a finite number ≥ 0 (the paper's α, e.g. 0.002) or "
+                         f"`auto`, not {alpha}.")
+    return value
+
+
+def _relabel_choice(alpha, phi_threshold, fraction, strategy):
+    """Which rows: (α on the paper's scale | 'auto' | None, Φ threshold, fraction, strategy)."""
+    from rdia_cli.validate import check_number
+
+    a = parse_alpha(alpha)
+    check_number("--phi-threshold", phi_threshold, low=0.0)
+    check_number("--fraction", fraction, low=0.0, high=1.0, open_low=True)
+    given = [name for name, v in (("--alpha", a), ("--phi-threshold", phi_threshold),
+                                  ("--fraction", fraction)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of --alpha, --phi-threshold and --fraction, not "
+                         f"{' and '.join(given)}.")
+    if strategy is None:  # no rule given: auto, as `rdia run`; a rule: the paper's method
+        strategy = "rdia" if given else "auto"
+    if strategy == "auto":
+        if given and given != ["--alpha"] or a not in (None, "auto"):
+            raise InputError("--strategy auto chooses the rows itself by cross-validation; "
+                             "drop --alpha/--phi-threshold/--fraction.")
+        return "auto", None, None, strategy
+    if not given:
+        raise InputError("give --alpha A (the paper's α, e.g. 0.002), --alpha auto, "
+                         "--phi-threshold T or --fraction Q (which rows to relabel), or use "
+                         "--strategy auto.")
+    return a, phi_threshold, fraction, strategy
+
+
+def _scores_source(scores: Path | None) -> Path:
+    import sys
+
+    if scores is not None:
+        return scores
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("give --scores FILE, or pipe `rdia score` into this command "
+                         "(`rdia score DATA --val VAL --model MODEL | rdia relabel ...`).")
+    return Path("-")
+
+
+def _recorded(meta: dict, key: str, what: str, option: str) -> Path:
+    """An input file the scores recorded (its absolute path), or a clear error."""
+    path = meta.get(f"{key}_path")
+    if not path:
+        raise InputError(f"the scores do not record their {what} (made from standard input or "
+                         f"by an older rdia); give {option}.")
+    if not Path(path).exists():
+        raise InputError(f"the scores were computed on {what} `{path}`, which no longer "
+                         f"exists; give {option}.")
+    return Path(path)
 
 
 @app.command()
 @handle_errors
 def relabel(
-    data: Annotated[Path, typer.Argument(help="The training data that was scored.")],
-    scores: Annotated[Path, typer.Option("--scores", help="Scores file from `rdia score`.")],
     output: Output,
-    alpha: Annotated[str | None, typer.Option("--alpha", help="Relabel rows with Φ > α, or `auto` to choose α on --val.")] = None,
-    fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction of rows by Φ (only Φ > 0).")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="rdia, drop, uids, optlr, random, or auto (cross-validated on --val; logreg).")] = "rdia",
+    data: Annotated[Path | None, typer.Argument(help="The training data that was scored (default: the file the scores were computed on, as they record it).", show_default=False)] = None,
+    scores: Annotated[Path | None, typer.Option("--scores", help="Scores file from `rdia score` (default, or `-`: standard input).", show_default=False)] = None,
+    alpha: Annotated[str | None, typer.Option("--alpha", help="Relabel the rows whose Φ on the paper's scale (scores column phi_paper = C·(M/N)·Φ, C = 1/(λN)) exceeds A: the paper's α, e.g. 0.002. Or `auto`: choose on --val.")] = None,
+    phi_threshold: Annotated[float | None, typer.Option("--phi-threshold", help="Relabel the rows with Φ > T in rdia's normalization (scores column phi; -Φ/N is the predicted validation-loss change of removing a row).")] = None,
+    fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction of rows by Φ, in (0, 1] (only Φ > 0).")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="rdia (the paper; the default with --alpha, --phi-threshold or --fraction), drop, uids, optlr, random, or auto (the default without them: cross-validated on the clean set, logreg; it chooses the rows itself).", show_default=False)] = None,
     targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper (Eq. 12), gradient or hard.")] = "paper",
-    val: Annotated[Path | None, typer.Option("--val", help="Validation data (for --alpha auto and --strategy auto).")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto and --strategy auto).")] = None,
+    include_clean: Annotated[bool, typer.Option("--include-clean", help="--strategy auto: also write the clean validation rows it trains on (column part = 1). By default they are left out, so that appending your clean set does not count it twice.")] = False,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
     device: Device = "auto",
     seed: Seed = 0,
     labels: Labels = None,
@@ -419,106 +673,189 @@ def relabel(
     classes: Classes = None,
     fmt: Format = "auto",
 ) -> None:
-    """Relabel (or drop, reweight...) the harmful rows; write the cleaned training set."""
-    from rdia_cli import api
-    from rdia_cli.data.writers import write_dataset
-    from rdia_cli.io_utils import check_output
-    from rdia_cli.scores import check_scores_match, read_scores
+    """Relabel (or drop, reweight...) the harmful rows; write the cleaned training set.
 
-    check_output(output, data, scores, val, model, labels, val_labels)
-    a = parse_alpha(alpha)
-    if strategy == "auto":
-        a = a or "auto"
-    if a is None and fraction is None:
-        raise InputError("give --alpha A, --alpha auto or --fraction Q (which rows to relabel).")
-    if a is not None and fraction is not None:
-        raise InputError("give either --alpha or --fraction, not both.")
-    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
-    sc = read_scores(scores)
+    The output is ready for any trainer: `label` is the new hard label (the old one in
+    `original_label`), `target` a probability vector per row, `weight` only when not all 1.
+    `rdia score train.svm --val val.svm --model lr.pt | rdia relabel --alpha 0.002 -o
+    cleaned.parquet` reads the scores from the pipe and the data from where they were made."""
+    import numpy as np
+
+    from rdia_cli import api
+    from rdia_cli.io_utils import check_output
+    from rdia_cli.scores import check_scores_match, paper_factor, read_scores
+
+    a, phi_threshold, fraction, strategy = _relabel_choice(alpha, phi_threshold, fraction,
+                                                           strategy)
+    dev = device_of(device)
+    source = _scores_source(scores)
+    check_output(output, data, source, val, model, labels, val_labels)
+    sc = read_scores(source)
+    if data is None:
+        data = _recorded(sc.meta, "train", "training data", "DATA")
+        opts = recorded_read_options(sc.meta, "train")
+    else:
+        opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    check_output(output, data)
     ds = load(data, opts, what="training data")
     check_scores_match(sc, ds.fingerprint(), ds.row_id, str(data))
-    if strategy == "auto":
-        _relabel_auto(ds, sc, output, val, model, opts, val_labels, device, seed)
-        return
-    if a == "auto":
+    if strategy == "auto" or a == "auto":
+        if model is None and sc.meta.get("model") and Path(sc.meta["model"]).exists():
+            model = Path(sc.meta["model"])
+        if val is None and sc.meta.get("val_path"):
+            val = _recorded(sc.meta, "val", "validation data", "--val")
+            val_opts = recorded_read_options(sc.meta, "val")
+        else:
+            val_opts = replace(opts, labels=str(val_labels) if val_labels else None)
         if val is None or model is None:
-            raise InputError("--alpha auto retrains on candidates: give --val and --model too.")
+            raise InputError(f"{'--strategy' if strategy == 'auto' else '--alpha'} auto "
+                             "(the default without --alpha, --phi-threshold or --fraction) "
+                             "retrains on the clean set: give --val and --model, or choose "
+                             "the rows with --alpha A or --fraction Q.")
+        check_output(output, val, model)
+    if strategy == "auto":
+        _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean)
+        return
+    factor = paper_factor(sc.meta)
+    select_on, threshold = sc.phi, phi_threshold
+    if a not in (None, "auto"):
+        if np.isnan(factor):
+            raise InputError(f"scores `{sc.path}` have no paper scale (the Hessian was solved "
+                             "with λ + δ = 0); use --phi-threshold or --fraction.")
+        select_on, threshold = sc.phi_paper, a
+    if a == "auto":
         from rdia_cli.models.io import load_model
 
-        dev = device_of(device)
         m = load_model(model)
-        vds = load(val, opts, what="validation data", schema=api.schema_of_model(m),
-                   labels=val_labels)
+        vds = load(val, val_opts, what="validation data", schema=api.schema_of_model(m))
         with progress_bar() as bar:
             task = bar.add_task("choosing α", total=None, info="")
             outcome = api.auto_alpha(
                 ds, sc.phi, sc.probs, m, vds, strategy=strategy, targets=targets, seed=seed,
                 device=dev, progress=lambda i, k: bar.update(task, completed=i, total=k, info=""),
             )
+        phi_cut = outcome.alpha
+        for row in outcome.sweep:
+            row["alpha_paper"] = None if row["alpha"] is None else row["alpha"] * factor
     else:
-        outcome = api.relabel_dataset(ds, sc.phi, sc.probs, strategy=strategy, alpha=a,
-                                      fraction=fraction, targets=targets, seed=seed)
-    meta = {"strategy": strategy, "targets": targets, "alpha": outcome.alpha,
-            "fraction": fraction, "scores": str(scores), "scores_fingerprint":
-            sc.meta.get("train_fingerprint"), "source_fingerprint": ds.fingerprint(),
-            "n_relabeled": outcome.cleaning.n_relabeled, "n_removed": outcome.cleaning.n_removed,
-            "sweep": outcome.sweep}
-    write_dataset(outcome.dataset, str(output), meta={"relabel": meta})
-    _print_relabel_summary(outcome, ds, output)
+        outcome = api.relabel_dataset(ds, sc.phi, sc.probs, strategy=strategy, alpha=threshold,
+                                      fraction=fraction, targets=targets, seed=seed,
+                                      select_on=select_on)
+        phi_cut = phi_threshold
+        _warn_if_too_many(outcome, sc, alpha if a is not None else None, fraction,
+                          phi_threshold)
+    paper_alpha = a if isinstance(a, float) else (
+        None if phi_cut is None or np.isnan(factor) else phi_cut * factor)
+    meta = {"strategy": strategy, "targets": targets, "alpha": paper_alpha,
+            "phi_threshold": phi_cut, "fraction": fraction,
+            "paper_factor": None if np.isnan(factor) else factor, "scores": str(sc.path),
+            "scores_fingerprint": sc.meta.get("train_fingerprint"),
+            "source_fingerprint": ds.fingerprint(), "n_relabeled": outcome.cleaning.n_relabeled,
+            "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
+    _write_cleaned(outcome.dataset, output, meta)
+    _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut)
 
 
-def _relabel_auto(ds, sc, output, val, model, opts, val_labels, device, seed) -> None:
-    """--strategy auto: cross-validated cleaning; the output holds the cleaned training rows
-    followed by the validation rows (column `part`: 0 train, 1 validation)."""
+def _write_cleaned(ds, output, meta: dict) -> None:
+    from rdia_cli.cleaned import for_file
+    from rdia_cli.data.writers import write_dataset
+
+    write_dataset(for_file(ds), str(output), meta={"relabel": meta})
+
+
+def _warn_if_too_many(outcome, sc, alpha, fraction, phi_threshold) -> None:
+    """A hand-picked α, Φ threshold or fraction that changes more rows than the data supports:
+    more than 30% of the rows, or more than the rows the model itself gets wrong (a label that
+    the fitted model predicts is no evidence of noise; measured: α = 0 flags about half of the
+    clean rows of a noise-free set)."""
+
+    n = sc.n_samples
+    changed = outcome.cleaning.n_relabeled + outcome.cleaning.n_removed
+    if outcome.cleaning.weight is not None:
+        changed = int((outcome.cleaning.weight < 1).sum())
+    misfit = int((sc.probs.argmax(1) != sc.label).sum())
+    reasons = []
+    if changed > 0.3 * n:
+        reasons.append("more than 30% of the rows")
+    if changed > misfit + max(5, 0.02 * n):
+        reasons.append(f"more than the {misfit:,} rows whose label the model does not predict")
+    if not reasons:
+        return
+    given = (f"--alpha {alpha}" if alpha is not None else f"--fraction {fraction}"
+             if fraction is not None else f"--phi-threshold {phi_threshold}")
+    err.print(f"[yellow]warning:[/] {given} changes {changed:,} of {n:,} rows "
+              f"({changed / max(n, 1):.0%}), {' and '.join(reasons)}; on clean data that "
+              "makes the model worse. `--strategy auto --val VAL --model MODEL` chooses the "
+              "rows by cross-validation on the clean set.", soft_wrap=True)
+
+
+def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean) -> None:
+    """--strategy auto: cross-validated cleaning. The output holds the cleaned training rows
+    (and with --include-clean the validation rows, column `part` = 1); its metadata records the
+    clean set, λ and the blend, which `rdia retrain` uses."""
     from rdia_cli import api
     from rdia_cli.autoclean import auto_clean, verdict_lines
-    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.cleaned import hint_lines, split_clean_rows
     from rdia_cli.models.io import load_model
 
-    if val is None or model is None:
-        raise InputError("--strategy auto cross-validates on the clean set: give --val and --model.")
-    dev = device_of(device)
     m = load_model(model)
-    vds = load(val, opts, what="validation data", schema=api.schema_of_model(m), labels=val_labels)
+    vds = load(val, val_opts, what="validation data", schema=api.schema_of_model(m))
     with progress_bar() as bar:
         task = bar.add_task("cross-validating", total=None, info="")
         ac = auto_clean(ds, vds, m, seed=seed, device=dev,
                         progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
+    rows, clean_info = split_clean_rows(ac.cleaned, include_clean)
     meta = {"strategy": "auto", "action": ac.config.action, "ranker": ac.config.ranker,
             "fraction": ac.config.fraction, "weight": ac.config.weight, "l2": ac.model.meta["l2"],
             "scores": str(sc.path), "source_fingerprint": ds.fingerprint(), "verdict": ac.verdict,
-            "cv": ac.cv, "n_relabeled": int(ac.cleaned.extra["relabeled"].sum())}
+            "cv": ac.cv, "n_relabeled": int(ac.cleaned.extra["relabeled"].sum()),
+            **clean_info, "clean_fingerprint": vds.fingerprint(),
+            **recorded_inputs(clean=(val, val_opts))}
     if "blend" in ac.model.meta:  # `rdia retrain` refits both parts and blends them the same way
         meta["blend"] = {"clean_only_share": ac.clean_only_share,
                          "clean_only_l2": ac.model.meta["blend"]["l2"][1]}
-    write_dataset(ac.cleaned, str(output), meta={"relabel": meta})
+    _write_cleaned(rows, output, meta)
+    which = ("with" if clean_info.get("clean_rows") == "included" else "without") + (
+        f" the {vds.n_samples:,} clean rows")
+    if "clean_rows_why" in clean_info:
+        which += f": {clean_info['clean_rows_why']}"
     err.print(_summary_table("rdia relabel --strategy auto", [
         ("rows", f"{ds.n_samples:,} training + {vds.n_samples:,} validation"),
-        ("wrote", f"{output}  ({ac.cleaned.n_samples:,} rows; retrain on it with `rdia retrain`)"),
+        ("wrote", f"{_shown_path(output)}  ({rows.n_samples:,} rows, {which}; retrain on it "
+                  "with `rdia retrain`)"),
     ]))
     for line in verdict_lines(ac.verdict):
         err.print(f"  {line}")
+    hints = hint_lines(meta, rows.n_samples)
+    if hints:
+        err.print("[bold]for your own trainer:[/]")
+        for line in hints:
+            err.print(f"  {line}")
 
 
-def _print_relabel_summary(outcome, ds, output) -> None:
+def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
     from rich.table import Table
 
     c = outcome.cleaning
     rows = [
         ("rows", f"{ds.n_samples:,}"),
-        ("α", "-" if outcome.alpha is None else f"{outcome.alpha:.6g}"),
+        ("α (paper's scale)", _fmt(paper_alpha, ".6g")),
+        ("Φ threshold", _fmt(phi_cut, ".6g")),
         ("relabeled", f"{c.n_relabeled:,}"),
         ("removed", f"{c.n_removed:,}"),
         ("reweighted", "yes" if c.weight is not None else "no"),
-        ("wrote", f"{output}  ({outcome.dataset.n_samples:,} rows)"),
+        ("wrote", f"{_shown_path(output)}  ({outcome.dataset.n_samples:,} rows; `label` holds "
+                  "the new labels)"),
     ]
     err.print(_summary_table("rdia relabel", rows))
     if outcome.sweep:
         t = Table(title="α sweep on the validation set (in-sample)", title_justify="left")
-        for col in ("α", "selected", "predicted val loss", "val loss after retrain"):
+        for col in ("α (paper)", "Φ threshold", "selected", "predicted val loss",
+                    "val loss after retrain"):
             t.add_column(col, justify="right")
         for r in outcome.sweep:
-            t.add_row("none" if r["alpha"] is None else f"{r['alpha']:.4g}", str(r["n_selected"]),
+            t.add_row(_fmt(r.get("alpha_paper"), ".4g") if r["alpha"] is not None else "none",
+                      "none" if r["alpha"] is None else f"{r['alpha']:.4g}", str(r["n_selected"]),
                       f"{r['predicted_val_loss']:.4f}", f"{r['val_loss']:.4f}")
         err.print(t)
 
@@ -534,20 +871,27 @@ def retrain(
     l2: Annotated[float | None, typer.Option("--l2", help="Override λ (logreg; on `relabel --strategy auto` output: one fit on all its rows, no blend with the clean set alone).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Networks: override epochs.")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Networks: override the learning rate (default: MODEL's ÷ 10 when warm-starting).")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="`relabel --strategy auto` output without its clean rows: the clean set to add back (default: the file it records; its fingerprint is checked).", show_default=False)] = None,
     device: Device = "auto",
 ) -> None:
-    """Retrain MODEL's architecture on the cleaned targets and weights."""
+    """Retrain MODEL's architecture on the cleaned targets and weights (the raw Eq. 12 targets
+    where the file keeps them in `target_raw`)."""
     from rdia_cli import api
     from rdia_cli.io_utils import check_output
     from rdia_cli.models.io import load_model, save_model
 
+    _check_train_options(l2=l2, epochs=epochs, lr=lr)
     check_output(output, cleaned, model)
     dev = device_of(device)
     m = load_model(model)
     opts = read_opts(fmt="parquet")
-    ds = load(cleaned, opts, what="cleaned data", schema=api.schema_of_model(m))
+    from rdia_cli.cleaned import from_file
+
+    ds = from_file(load(cleaned, opts, what="cleaned data", schema=api.schema_of_model(m)))
     net = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
     relabel = ds.meta.get("relabel") if isinstance(ds.meta.get("relabel"), dict) else {}
+    if relabel.get("clean_rows") == "excluded":  # auto trained on them: add them back
+        ds = _with_clean_rows(ds, relabel, val, cleaned, m)
     blend = relabel.get("blend") if l2 is None and "part" in ds.extra else None
     if l2 is None:  # the auto strategy tunes λ; keep what it chose
         l2 = relabel.get("l2")
@@ -572,6 +916,26 @@ def retrain(
             ("train objective", _fmt(mt.get("train_objective", mt.get("train_loss")), ".6f")),
             ("time", f"{time.perf_counter() - t0:.2f} s"), ("wrote", str(output))]
     err.print(_summary_table("rdia retrain", rows))
+    _warn_not_converged(m2, output)
+
+
+def _with_clean_rows(ds, relabel: dict, val: Path | None, cleaned: Path, model):
+    from rdia_cli import api
+    from rdia_cli.cleaned import add_clean_rows
+    from rdia_cli.errors import MismatchError
+
+    if val is None:
+        val = _recorded(relabel, "clean", "clean set", "--val")
+        opts = recorded_read_options(relabel, "clean")
+    else:
+        opts = read_opts()
+    clean = load(val, opts, what="clean data", schema=api.schema_of_model(model))
+    want = relabel.get("clean_fingerprint")
+    if want and clean.fingerprint() != want:
+        raise MismatchError(f"`{val}` is not the clean set `{cleaned}` was made with "
+                            f"(fingerprint {clean.fingerprint()}, expected {want}); give the "
+                            "right one with --val.")
+    return add_clean_rows(ds, clean)
 
 
 # --- evaluate ---------------------------------------------------------------------------------
@@ -594,8 +958,9 @@ def evaluate(
     from rdia_cli.io_utils import check_output
     from rdia_cli.models.io import load_model
 
+    _check_train_options(n_features=n_features)
     if json_out is not None:
-        check_output(json_out, data, labels, *models)
+        check_output(json_out, data, labels, *models, option="--json")
     dev = device_of(device)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     loaded = [load_model(p) for p in models]
@@ -663,6 +1028,8 @@ def split(
 
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise InputError(f"--val and --test must be shares in [0, 1) summing below 1, not {val} and {test}.")
+    _check_train_options(n_features=n_features)
+    _check_output_folder(output)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     ds = load(data, opts, what="data")
     parts = split_dataset(ds, val=val, test=test, seed=seed)
@@ -682,8 +1049,12 @@ def split(
 @handle_errors
 def noise(
     data: Annotated[Path, typer.Argument(help="Data to corrupt.")],
-    rate: Annotated[float, typer.Option("--rate", help="τ: probability that a label is replaced by another class.")],
     output: Output,
+    rate: Annotated[float | None, typer.Option("--rate", help="τ: probability that a label is replaced (symmetric, pair: of every row; class: of the source class's rows; instance: on average). Not with --kind matrix.")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="symmetric (to a uniform other class), pair (class k → k+1 mod K), matrix (a K × K transition matrix, --matrix), class (only --from-class → --to-class), instance (harder rows flip more often, to the model's most likely other class).")] = "symmetric",
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="--kind matrix: text file of K lines of K numbers (whitespace or commas); line k is P(noisy = j | clean = k), classes in the data's order; rows sum to 1; # comments.")] = None,
+    from_class: Annotated[str | None, typer.Option("--from-class", help="--kind class: the class whose rows flip (default the first class).")] = None,
+    to_class: Annotated[str | None, typer.Option("--to-class", help="--kind class: the class they flip into (default the next class).")] = None,
     seed: Seed = 0,
     labels: Labels = None,
     label_col: LabelCol = "label",
@@ -692,18 +1063,41 @@ def noise(
     classes: Classes = None,
     fmt: Format = "auto",
 ) -> None:
-    """Symmetric label noise (keeps `is_noisy` and `clean_label` columns)."""
-    from rdia_cli.data.protocol import inject_noise
+    """Label noise of one --kind (keeps `is_noisy` and `clean_label` columns)."""
+    from rdia_cli.data.protocol import NOISE_KINDS, inject_noise, read_transition_matrix
     from rdia_cli.data.writers import write_dataset
+    from rdia_cli.errors import InputError
     from rdia_cli.io_utils import check_output
 
+    if kind not in NOISE_KINDS:
+        raise InputError(f"`--kind` {kind!r} is not one of {', '.join(NOISE_KINDS)}.")
+    if kind == "matrix" and matrix is None:
+        raise InputError("`--kind matrix` needs `--matrix FILE` (K lines of K numbers).")
+    if kind == "matrix" and rate is not None:
+        raise InputError("`--rate` does not apply to `--kind matrix`: the matrix sets the flip "
+                         "rates; leave `--rate` out.")
+    if kind != "matrix" and rate is None:
+        raise InputError(f"`--kind {kind}` needs `--rate` (a probability in [0, 1]).")
+    if kind != "matrix" and matrix is not None:
+        raise InputError("`--matrix` applies to `--kind matrix` only.")
+    if kind != "class" and (from_class is not None or to_class is not None):
+        raise InputError("`--from-class`/`--to-class` apply to `--kind class` only.")
     check_output(output, data, labels)
     opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
     ds = load(data, opts, what="data")
-    noisy = inject_noise(ds, rate=rate, seed=seed)
-    write_dataset(noisy, str(output), meta={"noise": {"rate": rate, "seed": seed}})
+    transition = read_transition_matrix(matrix, ds.n_classes) if matrix is not None else None
+    noisy = inject_noise(ds, rate=rate, seed=seed, kind=kind, matrix=transition,
+                         from_class=from_class, to_class=to_class)
+    info = dict(noisy.meta["noise"], **({"matrix_file": str(matrix)} if matrix else {}))
+    write_dataset(noisy, str(output), meta={"noise": info})
     n_noisy = int(noisy.extra["is_noisy"].sum())
-    err.print(f"wrote {output}  ({noisy.n_samples:,} rows, {n_noisy:,} labels changed)")
+    tau = "" if rate is None else f"τ={rate:g}"
+    what = {"symmetric": f"symmetric noise {tau}", "pair": f"pair-flip noise (k → k+1) {tau}",
+            "matrix": f"transition-matrix noise from {matrix}",
+            "class": f"class-conditional noise {info.get('from_class')} → "
+                     f"{info.get('to_class')} {tau}",
+            "instance": f"instance-dependent noise, mean {tau}"}[kind]
+    err.print(f"wrote {output}  ({noisy.n_samples:,} rows, {what}: {n_noisy:,} labels changed)")
 
 
 @app.command()
@@ -722,15 +1116,62 @@ def convert(
     from rdia_cli.data.writers import write_dataset
     from rdia_cli.io_utils import check_output
 
+    _check_train_options(n_features=n_features)
     check_output(output, data, labels)
     ds = load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt))
     write_dataset(ds, str(output))
-    err.print(f"wrote {output}  ({ds.n_samples:,} rows × {ds.n_features:,} features, "
-              f"classes {ds.classes})")
+    err.print(f"wrote {_shown_path(output)}  ({ds.n_samples:,} rows × {ds.n_features:,} "
+              f"features, classes {ds.classes})")
+
+
+def _check_output_folder(output: Path, option: str = "-o") -> None:
+    """An output *folder* (split, run): not empty, not a file, its parent writable."""
+    from rdia_cli.io_utils import check_folder_writable
+
+    if str(output).strip() in ("", "-"):
+        raise InputError(f"{option} must name a folder, not {str(output)!r}.")
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{option} `{output}` is a file; give a folder for the outputs.")
+    probe = output if output.is_dir() else next(
+        (p for p in output.absolute().parents if p.exists()), Path("."))
+    if not probe.is_dir():
+        raise InputError(f"{option} `{output}`: `{probe}` is not a folder.")
+    check_folder_writable(probe, option, str(output))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that every `finally` and temporary-file
+    cleanup runs; exits with 143 (128 + SIGTERM)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """rdia's own warnings (``DataWarning``) as one yellow line; others as Python shows them."""
+    from rich.markup import escape
+
+    from rdia_cli.data.readers import DataWarning
+
+    if issubclass(category, DataWarning):
+        err.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def main() -> None:
+    import signal
+    import warnings
+
+    global _python_showwarning
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _python_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning
     app()
+
+
+_python_showwarning = None
 
 
 # the modules below register more commands on `app`

@@ -68,8 +68,10 @@ def inspect(
             raise InputError(f"-o `{output}` must end in .png (inspect draws a PNG image).")
         _require_matplotlib()
     sc = read_scores(scores)
-    ds = load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt),
-              what="training data")
+    from rdia_cli.cleaned import from_file
+
+    ds = from_file(load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt),
+                        what="training data"))  # a cleaned file: its original labels
     report.check_inspect_match(sc, ds, str(data))
     rows = report.harmful_rows(sc, ds, top=top)
     cleaned = report.is_cleaned(ds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from rdia_cli.cli import (
     parse_alpha,
     print_metrics,
     read_opts,
+    recorded_inputs,
 )
 
 
@@ -58,7 +60,7 @@ def run(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for every stage's files.")],
     model_type: Annotated[str, typer.Option("--model-type", help="logreg, mlp, lenet or cnn.")] = "logreg",
     l2: Annotated[float | None, typer.Option("--l2", help="λ of every logreg fit (default 1/N; --strategy auto then tunes it by CV, a given λ is kept).")] = None,
-    alpha: Annotated[str | None, typer.Option("--alpha", help="Φ threshold, or auto (tuned on --val).")] = "auto",
+    alpha: Annotated[str | None, typer.Option("--alpha", help="The paper's α (a threshold on C·(M/N)·Φ, as `rdia relabel --alpha`), or auto (tuned on --val).")] = "auto",
     fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction by Φ instead of α.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="auto (default for logreg: cross-validated on --val, the clean set becomes training data), rdia (the paper; default for networks), drop, uids, optlr or random.", show_default=False)] = None,
     targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper, gradient or hard.")] = "paper",
@@ -80,9 +82,16 @@ def run(
     fmt: Format = "auto",
 ) -> None:
     """Train, score, relabel, retrain and evaluate in one go; files land in -o DIR."""
+    from rdia_cli import validate as v
+    from rdia_cli.cli import _check_output_folder, _check_train_options
     from rdia_cli.data.readers import Schema
     from rdia_cli.pipeline import RunSettings
 
+    _check_train_options(l2=l2, epochs=epochs, batch_size=batch_size, lr=lr,
+                         n_features=n_features)
+    v.non_negative("--damping", damping)
+    v.check_number("--fraction", fraction, low=0.0, high=1.0, open_low=True)
+    _check_output_folder(output)
     for p in (train, val, test):
         if p.resolve() == output.resolve():
             raise_input(f"-o `{output}` is an input file; give a folder for the outputs.")
@@ -98,6 +107,8 @@ def run(
     schema = Schema.of(tr)
     va = load(val, opts, what="validation data", schema=schema, labels=val_labels)
     te = load(test, opts, what="test data", schema=schema, labels=test_labels)
+    va_opts = recorded_inputs(val=(val, replace(opts, labels=str(val_labels) if val_labels else None)))
+    va.meta["read_options"] = va_opts.get("val_read_options")  # for `rdia retrain` of auto's file
     _run_and_print(tr, va, te, output, settings, dev)
 
 

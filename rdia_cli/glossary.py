@@ -17,6 +17,7 @@ Influence ``phi`` (Φ):   Φ_i = -∇L_Q(θ̂)ᵀ H⁻¹ ∇ℓ_i(θ̂)
 * Removing sample i changes the validation loss by about ``delta_remove`` = -Φ_i / N.
 * Relabeling it with R (paper Eq. 12) changes it by about ``delta_relabel`` = -Φ_i / (N (1 - p_m)),
   where p_m is the model's probability of the sample's current label.
-* The paper's reference code reports C·M/N·Φ (C = 0.1), so its α = 0.002 on MNIST is about
-  Φ > 0.05 here.
+* ``phi_paper`` = C·(M/N)·Φ with C = 1/(λN) (λ + δ for networks): the scale of the paper's
+  reference code, on which its α is a threshold (``scores.paper_factor``). ``relabel --alpha``
+  thresholds ``phi_paper``, ``--phi-threshold`` thresholds Φ.
 """

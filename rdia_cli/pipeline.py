@@ -11,6 +11,7 @@ DIR/run.json          settings, α chosen, sweeps, timings
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -62,16 +63,85 @@ def run_pipeline(
 ) -> dict:
     """Run train → score → relabel → retrain → evaluate; return the metrics.json payload.
 
-    Settings are checked before any work; a folder this call creates is removed again if the
-    run fails, so a failed run leaves no half-filled folder behind."""
+    Settings are checked before any work. A failed or interrupted run (Ctrl-C, SIGTERM) leaves
+    the folder as it was: one this call creates is removed again, and in an existing one the
+    files of an earlier run are moved aside first and put back (see ``_PreviousRun``)."""
     _check_settings(settings, val)
     created = not outdir.exists()
+    inputs = [d.source for d in (train, val, test)]
+    previous = None if created else _PreviousRun(outdir, inputs)
     try:
-        return _run_pipeline(train, val, test, outdir, settings, device=device, say=say)
+        payload = _run_pipeline(train, val, test, outdir, settings, device=device, say=say)
     except BaseException:
-        if created:
-            shutil.rmtree(outdir, ignore_errors=True)
+        with _signals_held():
+            if created:
+                shutil.rmtree(outdir, ignore_errors=True)
+            elif previous is not None:
+                previous.restore()
         raise
+    if previous is not None:
+        with _signals_held():
+            previous.discard()
+    return payload
+
+
+def _run_file(name: str) -> bool:
+    """Whether ``name`` is a file `rdia run` writes (module docstring) or a temp file of one."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        return any(_run_file(name[1:].split(".", 2)[0] + "." + ext)
+                   for ext in ("pt", "parquet", "json"))
+    if name in ("erm.pt", "scores.parquet", "cleaned.parquet", "metrics.json", "run.json"):
+        return True
+    if name.startswith("cleaned-") and name.endswith(".parquet"):
+        return True
+    return name.endswith(".pt") and name[:-3] in ("auto", "rdia", *BASELINES, *HONEST)
+
+
+class _PreviousRun:
+    """The files an earlier `rdia run` left in ``outdir``, moved into a hidden folder inside it
+    for the time of the new run, so that the folder never holds a mix of two runs: ``restore``
+    (on failure) removes the new run's files and puts the old ones back, ``discard`` (on
+    success) deletes them. Files that are not the run's (the data, your notes) stay put."""
+
+    def __init__(self, outdir: Path, inputs) -> None:
+        import tempfile
+
+        self.outdir = outdir
+        self.keep = {Path(p).resolve() for p in inputs if p}
+        self.saved = Path(tempfile.mkdtemp(prefix=".rdia-previous-run.", dir=outdir))
+        for p in self._own_files():
+            p.rename(self.saved / p.name)
+
+    def _own_files(self) -> list[Path]:
+        return [p for p in self.outdir.iterdir()
+                if p.is_file() and _run_file(p.name) and p.resolve() not in self.keep]
+
+    def restore(self) -> None:
+        for p in self._own_files():
+            p.unlink(missing_ok=True)
+        for p in self.saved.iterdir():
+            p.rename(self.outdir / p.name)
+        shutil.rmtree(self.saved, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.saved, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM back while the folder is put in order (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _check_settings(settings: RunSettings, val: Dataset) -> None:
@@ -92,7 +162,11 @@ def _check_settings(settings: RunSettings, val: Dataset) -> None:
 
 
 def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
+    import numpy as np
+
+    from rdia_cli.cleaned import for_file, split_clean_rows
     from rdia_cli.data.writers import write_dataset
+    from rdia_cli.scores import paper_factor
 
     outdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -119,6 +193,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
                            n_val=val.n_samples, arch=erm.arch))
     timings["score"] = time.perf_counter() - t
     n_pos = int((result.phi > 0).sum())
+    factor = paper_factor(dict(result.info, n_train=train.n_samples, n_val=val.n_samples))
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
 
     if settings.strategy is None:
@@ -148,13 +223,26 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
                     "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
             verdict = ac.verdict
         else:
-            outcome = _relabel(train, result.phi, probs, erm, val, settings, name, device)
+            outcome = _relabel(train, result.phi, probs, erm, val, settings, name, device,
+                               factor)
             cleaned = outcome.dataset
             model = api.retrain_model(cleaned, erm, device=device)
-            info = {"alpha": outcome.alpha, "n_relabeled": outcome.cleaning.n_relabeled,
+            # alpha: on the paper's scale (C·M/N·Φ); phi_threshold: the same cut on Φ
+            given = isinstance(settings.alpha, float) and settings.fraction is None
+            cut = settings.alpha / factor if given else outcome.alpha
+            info = {"alpha": settings.alpha if given else (
+                        None if cut is None or np.isnan(factor) else cut * factor),
+                    "phi_threshold": cut, "n_relabeled": outcome.cleaning.n_relabeled,
                     "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
-        write_dataset(cleaned, str(cleaned_path),
-                      meta={"relabel": dict(info, strategy=name,
+            for row in outcome.sweep:
+                row["alpha_paper"] = (None if row["alpha"] is None or np.isnan(factor)
+                                      else row["alpha"] * factor)
+        rows, clean_info = split_clean_rows(cleaned, include_clean=False)
+        if clean_info:  # `rdia retrain` adds the clean rows back from where they are
+            clean_info.update(clean_path=str(Path(val.source).absolute()),
+                              clean_fingerprint=val.fingerprint(), **_val_read_options(val))
+        write_dataset(for_file(rows), str(cleaned_path),
+                      meta={"relabel": dict(info, strategy=name, **clean_info,
                                             source_fingerprint=train.fingerprint())})
         path = outdir / f"{name}.pt"
         save_model(model, path)
@@ -202,12 +290,21 @@ def _describe(name: str, info: dict) -> str:
     if name == "auto":
         return (f"auto: {info['verdict']['chosen']} ({info['n_relabeled']:,} relabeled, "
                 f"{info['n_removed']:,} training rows removed, validation rows added)")
-    alpha = info["alpha"]
-    return (f"{name}: α {'none' if alpha is None else format(alpha, '.4g')}, "
+    alpha = info.get("alpha")
+    return (f"{name}: α {'none' if alpha is None else format(alpha, '.4g')} (paper's scale), "
             f"{info['n_relabeled']:,} relabeled, {info['n_removed']:,} removed")
 
 
-def _relabel(train, phi, probs, erm, val, settings: RunSettings, strategy: str, device):
+def _val_read_options(val: Dataset) -> dict:
+    """How to read the clean set again: what `rdia run` read it with, if it says."""
+    opts = val.meta.get("read_options")
+    return {"clean_read_options": opts} if opts else {}
+
+
+def _relabel(train, phi, probs, erm, val, settings: RunSettings, strategy: str, device,
+             factor: float):
+    import numpy as np
+
     if settings.fraction is not None:
         return api.relabel_dataset(train, phi, probs, strategy=strategy,
                                    fraction=settings.fraction, targets=settings.targets,
@@ -217,5 +314,9 @@ def _relabel(train, phi, probs, erm, val, settings: RunSettings, strategy: str, 
                               targets=settings.targets, seed=settings.seed, device=device)
     if settings.alpha is None:
         raise InputError("give --alpha A, --alpha auto or --fraction Q.")
+    if np.isnan(factor):
+        raise InputError("--alpha is on the paper's scale, which needs λ + δ > 0; use "
+                         "--fraction or --alpha auto.")
     return api.relabel_dataset(train, phi, probs, strategy=strategy, alpha=float(settings.alpha),
-                               targets=settings.targets, seed=settings.seed)
+                               targets=settings.targets, seed=settings.seed,
+                               select_on=phi * factor)

@@ -180,6 +180,9 @@ def is_cleaned(ds) -> bool:
 def check_inspect_match(scores, ds, source: str) -> None:
     """Refuse scores made from other data (a cleaned file with rows removed is checked by the
     fingerprint of the data it came from, when it records one)."""
+    from rdia_cli.cleaned import from_file
+
+    ds = from_file(ds)  # a cleaned file's `label` holds the new labels: compare the original
     from rdia_cli.scores import check_scores_match
 
     if is_cleaned(ds) and ds.n_samples < scores.n_samples:
@@ -207,6 +210,9 @@ def harmful_rows(scores, ds, *, top: int) -> list[HarmfulRow]:
     For a raw training set the new label is the top class of paper Eq. 12's target
     (``rdia_cli.relabel.relabel_targets``); for a cleaned file it is the file's ``target``.
     """
+    from rdia_cli.cleaned import from_file
+
+    ds = from_file(ds)
     from rdia_cli.relabel import relabel_targets
 
     if top < 0:
@@ -243,10 +249,17 @@ def harmful_rows(scores, ds, *, top: int) -> list[HarmfulRow]:
     return rows
 
 
+def _cut(info: dict):
+    """The cut on Φ a strategy used: ``phi_threshold`` (``alpha`` is the paper's scale), or
+    ``alpha`` in run folders from before that split."""
+    return info.get("phi_threshold", info.get("alpha"))
+
+
 def default_alpha(ds) -> float:
     """α recorded in a cleaned file's metadata, else 0."""
     if is_cleaned(ds):
-        a = ds.meta["relabel"].get("alpha")
+        rel = ds.meta["relabel"]  # phi_threshold: the cut on Φ (alpha is the paper's scale)
+        a = rel.get("phi_threshold", rel.get("alpha") if "paper_factor" not in rel else None)
         if isinstance(a, int | float) and math.isfinite(a):
             return float(a)
     return 0.0
@@ -421,10 +434,12 @@ def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunR
     cleaned_path = run_dir / Path(str(info.get("cleaned", "cleaned.parquet"))).name
     if not cleaned_path.is_file():
         raise InputError(f"Run folder `{run_dir}` lacks `{cleaned_path.name}`; rerun `rdia run`.")
-    cols, _ = _parquet_columns(cleaned_path, ("row_id", "label", "target", "relabeled"))
+    cols, _ = _parquet_columns(cleaned_path, ("row_id", "label", "original_label", "target",
+                                              "relabeled"))
     if "relabeled" in cols and "target" in cols and cols["relabeled"].any():
         sel = np.asarray(cols["relabeled"], dtype=bool)
-        frm = _label_indices(cols["label"][sel], classes, cleaned_path)
+        frm = _label_indices(cols.get("original_label", cols["label"])[sel], classes,
+                             cleaned_path)
         to = cols["target"][sel].argmax(1)
         np.add.at(matrix, (frm, to), 1)
 
@@ -439,10 +454,10 @@ def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunR
     sweep_info = run["strategies"][sweep_name]
     return RunReport(
         run_dir=str(run_dir), run=run, metrics=metrics, phi=scores.phi, classes=classes,
-        strategy=strategy, alpha=info.get("alpha"), sweep=list(sweep_info.get("sweep") or []),
+        strategy=strategy, alpha=_cut(info), sweep=list(sweep_info.get("sweep") or []),
         matrix=matrix, noise=noise, noise_note=note, noise_meta=noise_meta,
         train_path=None if train_path is None else str(train_path),
-        sweep_strategy=sweep_name, sweep_alpha=sweep_info.get("alpha"),
+        sweep_strategy=sweep_name, sweep_alpha=_cut(sweep_info),
     )
 
 

@@ -1,7 +1,8 @@
 """The scores file: Φ and friends for every training row (Parquet, one row per sample).
 
-Columns: row_id, label (class value), phi, delta_remove (= -Φ/N), delta_relabel
-(= -Φ/(N(1-p_label))), p_label, loss, probs (list<float32> of length K).
+Columns: row_id, label (class value), phi, phi_paper (= C·(M/N)·Φ, the paper's scale, see
+``paper_factor``), delta_remove (= -Φ/N), delta_relabel (= -Φ/(N(1-p_label))), p_label, loss,
+probs (list<float32> of length K).
 Metadata ``rdia.*`` (JSON): classes, fingerprints of model, training and validation data, N, M,
 λ, damping, solver, iterations, residual, timings. Sign and scale: ``rdia_cli.glossary``.
 """
@@ -20,6 +21,23 @@ from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.io_utils import atomic_path
 
 COLUMNS = ("row_id", "label", "phi", "delta_remove", "delta_relabel", "p_label", "loss", "probs")
+STDIN = "-"
+
+
+def paper_factor(meta: dict) -> float:
+    """The factor that puts Φ on the scale of the paper's code: Φ_paper = C·(M/N)·Φ.
+
+    The authors' reference implementation reports C·(M/N)·Φ with C = 1/(λN) the inverse L2
+    strength of liblinear (M validation rows, N training rows), and its α is a threshold on
+    that (``../shared/reference``: the relabel sets at α = 0.01, 0.002, 0.0002 match exactly).
+    λ is the regularizer of the Hessian that was solved: ``l2`` plus ``damping`` (networks use
+    their weight decay and damping). NaN when that is 0: no paper scale exists then.
+    """
+    reg = float(meta.get("l2") or 0.0) + float(meta.get("damping") or 0.0)
+    n, m = float(meta.get("n_train") or 0), float(meta.get("n_val") or 0)
+    if not (reg > 0 and n > 0 and m > 0):
+        return float("nan")
+    return m / (reg * n * n)
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -36,6 +54,7 @@ class Scores:
     row_id: np.ndarray
     label: np.ndarray  # class indices
     phi: np.ndarray
+    phi_paper: np.ndarray  # C·(M/N)·Φ, the scale of the paper's α (``paper_factor``)
     p_label: np.ndarray
     loss: np.ndarray
     probs: np.ndarray  # (N, K)
@@ -75,10 +94,16 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
     phi = np.asarray(result.phi, dtype=np.float64)
     p_label = np.asarray(result.p_label, dtype=np.float64)
     loss = np.asarray(result.loss, dtype=np.float64)
+    from rdia_cli.io_utils import without_timings
+
+    meta = without_timings(meta)  # the same command gives the same bytes
     k = probs.shape[1]
-    full_meta = dict(meta, classes=list(classes), n_rows=n, kind="scores", format_version=1)
+    factor = paper_factor(meta)
+    full_meta = dict(meta, classes=list(classes), n_rows=n, kind="scores", format_version=1,
+                     paper_factor=None if np.isnan(factor) else factor)
     schema = pa.schema(
         [("row_id", pa.int64()), ("label", values.type), ("phi", pa.float64()),
+         ("phi_paper", pa.float64()),
          ("delta_remove", pa.float64()), ("delta_relabel", pa.float64()),
          ("p_label", pa.float64()), ("loss", pa.float64()), ("probs", pa.list_(pa.float32(), k))],
         metadata={f"rdia.{key}": json.dumps(v) for key, v in full_meta.items()},
@@ -97,6 +122,7 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
                     pa.array(row_id[a:b]),
                     values.take(pa.array(labels[a:b])),
                     pa.array(ph),
+                    pa.array(ph * factor),
                     pa.array(-ph / n_train),
                     pa.array(-ph / (n_train * np.maximum(1.0 - p_label[a:b], 1e-12))),
                     pa.array(p_label[a:b]),
@@ -109,13 +135,22 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
 
 
 def read_scores(path) -> Scores:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"Scores file `{p}` does not exist.")
+    if str(path) == STDIN:  # Parquet needs to seek: read the whole stream first
+        import sys
+
+        p, source = Path("<stdin>"), pa.BufferReader(sys.stdin.buffer.read())
+        if source.size() == 0:
+            raise InputError("no scores on standard input (it is empty); pipe `rdia score` "
+                             "into this command or give --scores FILE.")
+    else:
+        p = source = Path(path)
+        if not p.exists():
+            raise InputError(f"Scores file `{p}` does not exist.")
     try:
-        table = pq.read_table(p)
+        table = pq.read_table(source)
     except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
         raise InputError(f"`{p}` is not a Parquet file ({str(e).splitlines()[0]}).") from None
     raw = table.schema.metadata or {}
@@ -135,10 +170,22 @@ def read_scores(path) -> Scores:
     k = len(classes)
     probs = probs_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, k).astype(np.float64)
     col = lambda name: table.column(name).to_numpy().astype(np.float64)  # noqa: E731
+    # a damaged or hand-edited file: NaN/inf Φ or probabilities would silently pick rows
+    for name, values in (("phi", col("phi")), ("p_label", col("p_label")), ("probs", probs)):
+        bad = np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=1))
+        if bad.size:
+            r, more = int(bad[0]), bad.size - 1
+            raise InputError(
+                f"Scores file `{p}` has a non-finite `{name}` in row {r} (row_id "
+                f"{int(table.column('row_id')[r].as_py())})"
+                + (f" and {more:,} more rows" if more else "")
+                + "; it is damaged: make it again with `rdia score`.")
     return Scores(
         row_id=table.column("row_id").to_numpy().astype(np.int64),
         label=labels,
         phi=col("phi"),
+        phi_paper=(col("phi_paper") if "phi_paper" in table.column_names  # older files: derive
+                   else col("phi") * paper_factor(meta)),
         p_label=col("p_label"),
         loss=col("loss"),
         probs=probs,

@@ -8,7 +8,6 @@ import pytest
 
 from rdia_cli.autoclean import (
     GUARD_SE,
-    NOISE_Z,
     Config,
     _blend_cv,
     _blend_probs,
@@ -294,7 +293,7 @@ def test_lambda_search_regularizes_an_overfit_model():
 def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
     train, val, _ = cancer
     result = auto_clean(train, val, train_logreg(train), seed=0)
-    assert abs(result.verdict["noise"]["z"]) < NOISE_Z
+    assert not result.verdict["noise"]["noisy"]
     union = result.union_losses
     n = train.n_samples + val.n_samples
     assert 1.0 in union and all(r.shape == (n,) for r in union.values())
@@ -309,10 +308,12 @@ def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
 def test_without_noise_the_all_row_cv_can_lower_lambda(digits):
     # digits (64 pixels, 10 classes, no label noise): λ = 1/rows underfits; the CV over all
     # training and clean rows steps down from it, and the test loss agrees
+    # (clean rows 1000-1089: rows 900-989 gave z = +1.92, a chance false alarm of the one-sided
+    # noise test at NOISE_Z = 1.645 — issue #21; this test is about the quiet case)
     data, rest = digits
-    train, val = data.subset(np.arange(900)), data.subset(np.arange(900, 990))
+    train, val = data.subset(np.arange(900)), data.subset(np.arange(1000, 1090))
     result = auto_clean(train, val, train_logreg(train), seed=0)
-    assert abs(result.verdict["noise"]["z"]) < NOISE_Z
+    assert not result.verdict["noise"]["noisy"]
     assert result.config.weight > 0 and result.config.fraction == 0
     assert result.config.reg < 1 and min(result.union_losses) < 1
     assert _test_loss(result.model, rest) < 0.9 * _test_loss(_at_one_over_rows(result), rest)
@@ -322,7 +323,7 @@ def test_with_noise_lambda_is_cross_validated_over_the_clean_rows(cancer):
     train, val, _ = cancer
     noisy = inject_noise(train, rate=0.4, seed=0)
     result = auto_clean(noisy, val, train_logreg(noisy), seed=0)
-    assert abs(result.verdict["noise"]["z"]) >= NOISE_Z
+    assert result.verdict["noise"]["noisy"]
     assert result.union_losses == {}  # the noisy training labels judge nothing
     assert result.verdict["lambda_rows"] == val.n_samples
     assert "training and clean rows" not in " ".join(verdict_lines(result.verdict))

@@ -82,10 +82,14 @@ def test_pipeline_outputs(pipeline):
     assert relabeled.any()
     targets = np.array(cleaned.column("target").to_pylist())
     labels = np.array(cleaned.column("label").to_pylist())
-    # binary Eq. 12 is the flip: relabeled rows' targets put their mass on the other class
-    idx = np.where(labels == 1, 1, 0)
+    original = np.array(cleaned.column("original_label").to_pylist())
+    # binary Eq. 12 is the flip: relabeled rows' targets put their mass on the other class,
+    # and `label` holds that new class (the old one is in `original_label`)
+    idx = np.where(original == 1, 1, 0)
     assert np.all(targets[relabeled, idx[relabeled]] == 0)
     assert np.all(targets[~relabeled, idx[~relabeled]] == 1)
+    assert np.all(labels[relabeled] == -original[relabeled])
+    assert np.all(labels[~relabeled] == original[~relabeled])
     m = json.loads((d / "metrics.json").read_text())
     assert [x["model"] for x in m["models"]] == [str(d / "lr.pt"), str(d / "lr_r.pt")]
     for x in m["models"]:
@@ -289,8 +293,15 @@ def test_error_mismatched_scores(pipeline, tmp_path):
 
 def test_error_alpha_and_fraction(pipeline, tmp_path):
     d = pipeline
-    _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "-o",
-                tmp_path / "c.parquet"), 2, "--alpha")
+    _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
+                "drop", "-o", tmp_path / "c.parquet"), 2, "--alpha")
+    # no rule at all: relabel's default is auto, as `rdia run`'s (val and model from the scores)
+    import pyarrow.parquet as pq
+
+    ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "-o",
+            tmp_path / "auto.parquet"))
+    meta = json.loads(pq.read_table(tmp_path / "auto.parquet").schema.metadata[b"rdia.relabel"])
+    assert meta["strategy"] == "auto"
     _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--alpha", "x",
                 "-o", tmp_path / "c.parquet"), 2, "--alpha")
 
@@ -336,7 +347,7 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
 
     d = pipeline
     res = ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
-                  "auto", "--val", d / "val.svm", "--model", d / "lr.pt",
+                  "auto", "--val", d / "val.svm", "--model", d / "lr.pt", "--include-clean",
                   "-o", tmp_path / "auto.parquet"))
     assert "cross-validation" in res.stderr
     t = pq.read_table(tmp_path / "auto.parquet")
@@ -345,6 +356,18 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     res = ok(rdia("retrain", tmp_path / "auto.parquet", "--model", d / "lr.pt",
                   "-o", tmp_path / "auto.pt"))
     assert "of a fit on the clean rows alone" in res.stderr
+    # by default the clean rows are left out of the file; retrain adds them back from the
+    # recorded clean set and fits the very same model
+    ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
+            "auto", "--val", d / "val.svm", "--model", d / "lr.pt",
+            "-o", tmp_path / "auto_only.parquet"))
+    only = pq.read_table(tmp_path / "auto_only.parquet")
+    assert only.num_rows == (part == 0).sum() and "part" not in only.column_names
+    ok(rdia("retrain", tmp_path / "auto_only.parquet", "--model", d / "lr.pt",
+            "-o", tmp_path / "auto_only.pt"))
+    a = torch.load(tmp_path / "auto.pt", weights_only=True)["state"]
+    b = torch.load(tmp_path / "auto_only.pt", weights_only=True)["state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
     # retrain keeps the λ that the cross-validation chose
     import json
 
@@ -369,8 +392,10 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
         predict_proba(alone, rows.X))
     want = np.exp(want) / np.exp(want).sum(1, keepdims=True)
     np.testing.assert_allclose(predict_proba(retrained, rows.X), want, atol=1e-5)
-    _fails(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
-                "auto", "-o", tmp_path / "x.parquet"), 2, "--val")
+    # the scores record the training data, the clean set and the model: nothing else needed
+    ok(rdia("relabel", "--scores", d / "scores.parquet", "--strategy", "auto",
+            "-o", tmp_path / "x.parquet"))
+    assert pq.read_table(tmp_path / "x.parquet").equals(only)
 
 
 def _write_idx(folder, name, n, seed, size=16):

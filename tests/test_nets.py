@@ -70,6 +70,17 @@ def test_lenet_is_two_conv_one_fc():
     assert not any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.Dropout) for m in net.modules())
 
 
+def test_mlp_can_be_the_authors_mnist_network():
+    from rdia_cli.models.nets import PAPER_MNIST_MLP
+
+    a = complete_arch_args("mlp", PAPER_MNIST_MLP, input_shape=[1, 28, 28], n_classes=10)
+    net = build_net("mlp", a, seed=0)
+    fcs = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(f.in_features, f.out_features) for f in fcs] == [(784, 256), (256, 10)]
+    assert sum(p.numel() for p in net.parameters()) == 784 * 256 + 256 + 256 * 10 + 10
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_build_net_errors():
     with pytest.raises(InputError, match="image input"):
         complete_arch_args("lenet", None, input_shape=[64], n_classes=3)
@@ -120,7 +131,11 @@ def test_train_meta_and_roundtrip(tmp_path, digits):
 
     save_model(m, tmp_path / "m.pt")
     m2 = load_model(tmp_path / "m.pt")
-    assert m2.arch == m.arch and m2.arch_args == m.arch_args and m2.meta == m.meta
+    # timings are not stored, so that the same model gives the same bytes (#18)
+    from rdia_cli.io_utils import without_timings
+
+    assert m2.arch == m.arch and m2.arch_args == m.arch_args
+    assert m2.meta == without_timings(m.meta) and "train_seconds" not in m2.meta["metrics"]
     np.testing.assert_array_equal(predict_proba_net(m2, digits.X), p)
     # flat (N, P) input and CSR input are reshaped to the network's input shape
     import scipy.sparse as sp

@@ -186,7 +186,7 @@ def test_report_phi_summary_and_relabel_matrix_equal_the_parquet_files(demo_dir,
 
     cells = parse(demo_html).cells
     sc = read_scores(demo_dir / "scores.parquet")
-    alpha = json.loads((demo_dir / "run.json").read_text())["strategies"]["rdia"]["alpha"]
+    alpha = json.loads((demo_dir / "run.json").read_text())["strategies"]["rdia"]["phi_threshold"]
     summary = {c["key"]: float(c["value"]) for c in cells if "model" not in c and "sweep" not in c
                and c["key"] in ("n_scored", "n_positive", "n_above_alpha", "phi_max")}
     assert summary == {"n_scored": sc.n_samples, "n_positive": (sc.phi > 0).sum(),
@@ -194,7 +194,8 @@ def test_report_phi_summary_and_relabel_matrix_equal_the_parquet_files(demo_dir,
 
     t = pq.read_table(demo_dir / "cleaned.parquet").to_pydict()
     want = {}
-    for label, target, relabeled in zip(t["label"], t["target"], t["relabeled"], strict=True):
+    for label, target, relabeled in zip(t["original_label"], t["target"], t["relabeled"],
+                                        strict=True):
         if relabeled:
             key = (str(label), str([0, 1][int(np.argmax(target))]))
             want[key] = want.get(key, 0) + 1
@@ -329,7 +330,7 @@ def test_harmful_rows_follow_eq12_or_the_cleaned_target(demo_dir):
     cleaned = read_dataset(str(demo_dir / "cleaned.parquet"))
     report.check_inspect_match(sc, cleaned, "cleaned.parquet")
     run = json.loads((demo_dir / "run.json").read_text())
-    assert report.default_alpha(cleaned) == run["strategies"]["rdia"]["alpha"]
+    assert report.default_alpha(cleaned) == run["strategies"]["rdia"]["phi_threshold"]
     assert report.default_alpha(raw) == 0.0
     rows = report.harmful_rows(sc, cleaned, top=sc.n_samples)
     n_relabeled = run["strategies"]["rdia"]["n_relabeled"]
@@ -346,7 +347,7 @@ def test_inspect_png_histogram_for_tabular_data(demo_dir, tmp_path):
                   demo_dir / "cleaned.parquet", "-o", out))
     assert out.read_bytes().startswith(PNG_MAGIC) and out.stat().st_size > 5000
     run = json.loads((demo_dir / "run.json").read_text())
-    assert f"α = {run['strategies']['rdia']['alpha']:.4g}" in res.stderr
+    assert f"α = {run['strategies']['rdia']['phi_threshold']:.4g}" in res.stderr
 
 
 def test_inspect_png_grid_for_image_data(image_dir, tmp_path):

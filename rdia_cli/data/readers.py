@@ -17,11 +17,16 @@ file, the line or row and the column, and ends with what to do.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import json
 import lzma
 import math
+import os
+import shutil
 import struct
+import sys
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -168,8 +173,9 @@ def read_dataset(
     schema: Schema | None = None,
     what: str = "data",
     rows: tuple[int, int] | None = None,
+    _shown: str | None = None,
 ) -> Dataset:
-    """Read ``path`` into a Dataset.
+    """Read ``path`` into a Dataset (``-``: standard input, named `<stdin>` in messages).
 
     ``schema`` (the model's, for validation/test data) fixes the class order and the feature
     space: narrower sparse data is padded, dense and sparse are converted into each other, and
@@ -181,7 +187,11 @@ def read_dataset(
     still those of the whole file. Other formats are read whole, then cut.
     """
     path = str(path)
-    src = _Source(path, what)
+    if path == STDIN:
+        with _spooled_stdin(_Source(STDIN, what, shown=STDIN_NAME)) as tmp:
+            return read_dataset(tmp, options, schema=schema, what=what, rows=rows,
+                                _shown=STDIN_NAME)
+    src = _Source(path, what, shown=_shown)
     src.check_file()
     fmt = options.format if options.format != "auto" else _detect_format(src)
     if options.labels is not None and fmt != "idx":
@@ -207,18 +217,45 @@ def read_dataset(
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
-class _Source:
-    """A path plus the words used for it in messages."""
+STDIN = "-"
+STDIN_NAME = "<stdin>"
 
-    def __init__(self, path: str, what: str) -> None:
+
+@contextlib.contextmanager
+def _spooled_stdin(src: _Source) -> Iterator[str]:
+    """Copy standard input into a temporary file (removed afterwards) and yield its path: the
+    readers need to seek, and detect the format by content."""
+    fd, tmp = tempfile.mkstemp(prefix=".rdia-stdin.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f)
+        if os.path.getsize(tmp) == 0:
+            raise src.error("is empty (0 bytes); pipe a data file into `-`.")
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+class _Source:
+    """A path plus the words used for it in messages (``shown``: the name given in them when
+    it is not the path, e.g. `<stdin>`)."""
+
+    def __init__(self, path: str, what: str, shown: str | None = None) -> None:
         self.path = path
         self.what = what
+        self.shown = shown or path
 
     @property
     def name(self) -> str:
         """`path` preceded by the `what` words, e.g. "Training data `a.svm`"."""
         w = self.what[:1].upper() + self.what[1:]
-        return f"{w} `{self.path}`"
+        return f"{w} `{self.shown}`"
+
+    @property
+    def nameless(self) -> bool:
+        """No file name to detect the format by (standard input)."""
+        return self.shown != self.path
 
     def error(self, msg: str) -> InputError:
         return InputError(f"{self.name} {msg}")
@@ -297,20 +334,43 @@ def _base_name(path: str) -> str:
     return name
 
 
+LIBSVM_EXTENSIONS = (".svm", ".libsvm", ".svmlight", ".txt")
+
+
 def _detect_format(src: _Source) -> str:
-    base = _base_name(src.path)
+    """By extension first (.parquet/.pq, .csv/.tsv, .bin, .svm/.libsvm/.svmlight/.txt), then
+    by content: Parquet and IDX magic bytes, a CSV header line; else LIBSVM. A name holding
+    `idx` counts only for a file with none of those extensions that starts like an IDX file."""
+    base = "" if src.nameless else _base_name(src.path)
     if base.endswith((".parquet", ".pq")):
         return "parquet"
     if base.endswith((".csv", ".tsv")):
         return "csv"
     if base.endswith(".bin"):
         return "cifar"
+    if base.endswith(LIBSVM_EXTENSIONS):
+        return "libsvm"
     head = _peek(src.path, 4)
     if head == b"PAR1":
         return "parquet"
-    if head == IDX_IMAGES_MAGIC or "idx" in base:
+    if head == IDX_IMAGES_MAGIC or ("idx" in base and _idx_like(head)):
         return "idx"
+    if _looks_like_csv(_peek(src.path, 65536)):
+        return "csv"
     return "libsvm"
+
+
+def _idx_like(head: bytes) -> bool:
+    """The IDX magic: two zero bytes, a type code (0x08..0x0E) and a dimension count."""
+    return len(head) == 4 and head[:2] == b"\x00\x00" and 0x08 <= head[2] <= 0x0E
+
+
+def _looks_like_csv(head: bytes) -> bool:
+    """A first line with commas or tabs between fields and no LIBSVM `index:value` pairs."""
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if first.lstrip().startswith(b"#") or (b"," not in first and b"\t" not in first):
+        return False
+    return not any(b":" in tok for tok in first.split()[1:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,6 +582,7 @@ def _finish(
     meta: dict[str, Any] | None = None,
     class_order: list | None = None,
     check_finite: bool = True,
+    declared_width: bool = False,
 ) -> Dataset:
     n = X.shape[0]
     if n == 0:
@@ -553,8 +614,10 @@ def _finish(
         if arr is not None and not np.isfinite(arr).all():
             r = int(np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0])
             raise src.error(f"has a non-finite `{name}` {where(int(pos[r]))}.")
+    if schema is None and target is None:
+        _warn_stray_label(src, y, classes, pos, where)
     if schema is not None:
-        X, feature_names = _align(src, X, feature_names, schema)
+        X, feature_names = _align(src, X, feature_names, schema, declared_width=declared_width)
     return Dataset(
         X=X,
         y=y,
@@ -565,14 +628,50 @@ def _finish(
         feature_names=feature_names,
         extra=extra,
         meta=dict(meta or {}),
-        source=src.path,
+        source=src.shown,
+    )
+
+
+class DataWarning(UserWarning):
+    """Something in a data file that is legal but probably a mistake (the CLI prints it as one
+    yellow line on stderr)."""
+
+
+STRAY_MIN_CLASSES = 3  # a stray label: a class of 1 row among at least this many classes ...
+STRAY_OTHERS_MIN = 20  # ... whose other classes all have at least this many rows
+
+
+def _warn_stray_label(src: _Source, y: np.ndarray, classes: list, pos: np.ndarray,
+                      where: Callable[[int], str]) -> None:
+    """Warn about a label value that looks like a typo (`2.5` among integers, `cat` among
+    numbers): a class with a single row, among >= 3 classes whose others have >= 20 rows."""
+    import warnings
+
+    k = len(classes)
+    if k < STRAY_MIN_CLASSES or y.size == 0:
+        return
+    counts = np.bincount(y, minlength=k)
+    single = np.flatnonzero(counts == 1)
+    if single.size != 1 or np.delete(counts, single).min() < STRAY_OTHERS_MIN:
+        return
+    c = int(single[0])
+    r = int(np.flatnonzero(y == c)[0])
+    warnings.warn(
+        f"{src.name} has label {classes[c]!r} only once, {where(int(pos[r]))}, beside "
+        f"{k - 1} classes of {int(np.delete(counts, single).min())}+ rows: a typo? It is kept "
+        "as a class of its own; drop it with `--classes` if it is a mistake.",
+        DataWarning, stacklevel=2,
     )
 
 
 def _align(
-    src: _Source, X: Any, feature_names: list[str] | None, schema: Schema
+    src: _Source, X: Any, feature_names: list[str] | None, schema: Schema, *,
+    declared_width: bool = False,
 ) -> tuple[Any, list[str] | None]:
-    """Fit X to the model's feature space (see read_dataset)."""
+    """Fit X to the model's feature space (see read_dataset). Sparse data that uses fewer
+    features than the model is padded, unless its width was declared (``declared_width``:
+    `n_features`/`--n-features`, or a sparse Parquet's `rdia.n_features`): then it is another
+    feature space and an error."""
     P = int(schema.n_features)
     if schema.image_shape is not None:
         want = tuple(int(s) for s in schema.image_shape)
@@ -597,6 +696,11 @@ def _align(
         raise src.error(
             f"has {width} features but the model was trained on {P}; check that both files "
             "use the same features (and the same `zero_based` indexing for LIBSVM)."
+        )
+    if declared_width and width < P:
+        raise src.error(
+            f"declares {width} features (n_features) but the model was trained on {P}; give "
+            f"data of the model's width (`--n-features {P}` for LIBSVM)."
         )
     if schema.sparse:
         if sp.issparse(X):
@@ -632,8 +736,11 @@ def _align(
                     parts.append(f"lacks the model's columns {missing}")
                 if extra:
                     parts.append(f"has columns the model never saw {extra}")
+                counts = (f"has {len(feature_names)} feature columns but the model was trained "
+                          f"on {len(want)}: it " if len(feature_names) != len(want) else "")
                 raise src.error(
-                    " and ".join(parts) + "; give it the same feature columns as the training data."
+                    counts + " and ".join(parts)
+                    + "; give it the same feature columns as the training data."
                 )
             order = {c: j for j, c in enumerate(feature_names)}
             X = np.ascontiguousarray(X[:, [order[c] for c in want]])
@@ -895,6 +1002,7 @@ def _read_libsvm(src: _Source, opts: ReadOptions, schema: Schema | None) -> Data
         where=where,
         column=lambda j: f"feature index {j + offset}",
         meta={"zero_based": bool(zero_based)},
+        declared_width=opts.n_features is not None,
     )
 
 
@@ -970,7 +1078,9 @@ def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Dataset
             f"has {row.actual_columns} fields on {at}, but its header has "
             f"{row.expected_columns}; every line needs one value per column."
         )
-    names = list(table.column_names)
+    names = [str(c).strip() for c in table.column_names]  # `label, f1, f2` works too
+    if names != list(table.column_names):
+        table = table.rename_columns(names)
     if len(set(names)) != len(names):
         dups = sorted({c for c in names if names.count(c) > 1})
         raise src.error(f"has duplicate column names {dups}; give each column its own name.")
@@ -1141,6 +1251,7 @@ def _read_parquet(
             )
             raise src.error(f"has a `target` of the wrong length {where(r)}.")
         target = np.array(values, dtype=np.float32).reshape(n, int(lengths[0]))
+        _check_target(src, target, where)
         used.add("target")
     weight = None
     if "weight" in names and label_col != "weight":
@@ -1202,7 +1313,36 @@ def _read_parquet(
         extra=extra,
         meta=meta,
         class_order=class_order,
+        declared_width=sparse_file and (opts.n_features is not None
+                                        or meta.get("n_features") is not None),
     )
+
+
+TARGET_SUM_SLACK = 1e-3
+
+
+def _check_target(src: _Source, target: np.ndarray, where: Callable[[int], str]) -> None:
+    """Soft targets are (sub-)probabilities: finite, each in [0, 1], each row summing to more
+    than 0 and at most 1 + 1e-3 (the paper's Eq. 12 targets sum to less than 1)."""
+    if target.size == 0:
+        return
+    t = target.astype(np.float64)
+    finite = np.isfinite(t).all(axis=1)
+    in_range = finite & ((t >= 0) & (t <= 1)).all(axis=1)
+    sums = np.where(np.isfinite(t), t, 0.0).sum(axis=1)
+    good = in_range & (sums > 0) & (sums <= 1 + TARGET_SUM_SLACK)
+    if good.all():
+        return
+    r = int(np.flatnonzero(~good)[0])
+    shown = "[" + ", ".join(f"{v:.4g}" for v in t[r, :8]) + (", ...]" if t.shape[1] > 8 else "]")
+    if not finite[r]:
+        why = "a non-finite value (NaN or infinity)"
+    elif not in_range[r]:
+        why = "a value outside [0, 1]"
+    else:
+        why = f"values summing to {sums[r]:.6g}, not to a number in (0, 1]"
+    raise src.error(f"has {why} in column `target` {where(r)}: {shown}; soft targets are "
+                    "probabilities over the classes.")
 
 
 def _parquet_where(row: int) -> str:
@@ -1395,7 +1535,7 @@ def _read_idx(src: _Source, opts: ReadOptions, schema: Schema | None) -> Dataset
             "is an IDX image file, which holds no labels; pass the matching IDX label file "
             "with `labels` (`--labels`), e.g. train-labels-idx1-ubyte.gz."
         )
-    lname = f"Label file `{opts.labels}` (for {src.what} `{src.path}`)"
+    lname = f"Label file `{opts.labels}` (for {src.what} `{src.shown}`)"
     src.check_file(opts.labels, lname)
     ldata = _read_all(src, opts.labels, lname)
     if ldata[:4] != IDX_LABELS_MAGIC:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rdia_cli.errors import InputError
-from rdia_cli.io_utils import atomic_path
+from rdia_cli.io_utils import atomic_path, without_timings
 
 FORMAT = "rdia-model"
 VERSION = 1
@@ -37,9 +37,8 @@ class ModelFile:
 
 
 def save_model(model: ModelFile, path: str | Path) -> None:
-    """Write ``model`` to ``path`` atomically."""
-    import torch
-
+    """Write ``model`` to ``path`` atomically. The same model gives the same bytes: timings
+    are not stored (see ``_deterministic_bytes``)."""
     json.dumps(model.meta)  # fail early on anything not JSON-able
     json.dumps(model.arch_args)
     payload = {
@@ -50,8 +49,67 @@ def save_model(model: ModelFile, path: str | Path) -> None:
         "state": {k: v.detach().cpu().contiguous() for k, v in model.state.items()},
         "meta": model.meta,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(_deterministic_bytes(payload))
+
+
+def _deterministic_bytes(payload: dict) -> bytes:
+    """``torch.save(payload)`` as bytes that depend on ``payload`` alone: saved to memory (so
+    the archive's folder is `archive`, not the temporary file's name), wall-clock timings left
+    out of the metadata (``without_timings``), and the random `.data/serialization_id` torch
+    writes replaced by one derived from the rest of the file."""
+    import hashlib
+    import io
+
+    import torch
+
+    payload = dict(payload, meta=without_timings(payload["meta"]))
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = bytearray(buf.getvalue())
+    _set_zip_member(data, "/.data/serialization_id", lambda old: b"0" * len(old))
+    digest = int(hashlib.sha256(bytes(data)).hexdigest(), 16)
+    _set_zip_member(data, "/.data/serialization_id",
+                    lambda old: str(digest % 10 ** len(old)).zfill(len(old)).encode())
+    return bytes(data)
+
+
+def _set_zip_member(data: bytearray, suffix: str, new) -> None:
+    """Replace, in place, the bytes of the stored (uncompressed) zip member whose name ends with
+    ``suffix`` by ``new(old)`` of the same length, and fix its CRC-32 wherever the archive keeps
+    it (local header, data descriptor, central directory). No such member: nothing changes."""
+    import io
+    import struct
+    import zipfile
+    import zlib
+
+    zf = zipfile.ZipFile(io.BytesIO(bytes(data)))
+    info = next((i for i in zf.infolist() if i.filename.endswith(suffix)), None)
+    if info is None or info.compress_type != zipfile.ZIP_STORED:
+        return
+    at = info.header_offset
+    name_len, extra_len = struct.unpack_from("<HH", data, at + 26)
+    start = at + 30 + name_len + extra_len
+    old = bytes(data[start:start + info.file_size])
+    value = new(old)
+    if len(value) != len(old):
+        raise ValueError("a zip member can only be replaced by bytes of the same length")
+    data[start:start + len(value)] = value
+    crc = zlib.crc32(value) & 0xFFFFFFFF
+    if struct.unpack_from("<I", data, at + 14)[0] != 0:
+        struct.pack_into("<I", data, at + 14, crc)
+    if info.flag_bits & 0x08:  # data descriptor after the data, with or without a signature
+        end = start + len(value)
+        off = end + 4 if data[end:end + 4] == b"PK\x07\x08" else end
+        struct.pack_into("<I", data, off, crc)
+    central = data.find(b"PK\x01\x02", zf.start_dir)
+    while central != -1:
+        n_len, e_len, c_len = struct.unpack_from("<HHH", data, central + 28)
+        fname = bytes(data[central + 46:central + 46 + n_len]).decode("utf-8")
+        if fname == info.filename:
+            struct.pack_into("<I", data, central + 16, crc)
+            break
+        central = data.find(b"PK\x01\x02", central + 46 + n_len + e_len + c_len)
 
 
 def load_model(path: str | Path) -> ModelFile:

@@ -4,7 +4,9 @@
 ``arch_args`` always holds ``input_shape`` (``[P]`` for flat input, ``[C, H, W]`` for images) and
 ``n_classes``; the rest depends on the architecture (defaults in ``DEFAULT_ARGS``):
 
-* ``mlp``   ``hidden`` (list of widths, ReLU between layers). Flattens any input.
+* ``mlp``   ``hidden`` (list of widths, ReLU between layers). Flattens any input. ``hidden=[256]``
+  on 28x28 input is the MLP 784-256-10 of the RDIA authors' MNIST code (``PAPER_MNIST_MLP``;
+  ``rdia train --model-type mlp --hidden 256``), which memorizes label noise where LeNet does not.
 * ``lenet`` ``channels`` (two conv widths, default ``[6, 16]``), ``kernel_size`` (5): two
   conv-ReLU-maxpool(2) blocks and one fully connected layer (the paper's LeNet: 2 conv + 1 fc).
   Works for any (C, H, W) large enough; the flatten size is computed.
@@ -29,6 +31,9 @@ from torch import nn
 from rdia_cli.errors import InputError
 
 NET_ARCHS = ("mlp", "lenet", "cnn")
+
+# the authors' MNIST network (Viperccc/RDIA, RDIA-LS/model.py: MLPNet): 784-256-10, ReLU
+PAPER_MNIST_MLP: dict[str, Any] = {"hidden": [256]}
 
 DEFAULT_ARGS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [256, 128]},

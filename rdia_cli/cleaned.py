@@ -1,0 +1,146 @@
+"""The cleaned file: what `rdia relabel` writes for any downstream trainer, and how the rdia
+stages read it back.
+
+On disk (Parquet, see ``rdia_cli.data.writers``) a cleaned training set is ready for a trainer
+that knows nothing of rdia:
+
+``label``           the new hard label on relabeled rows (the top class of the new target),
+                    the original label elsewhere;
+``original_label``  the label the row came with;
+``target``          a probability vector per row (one-hot where unchanged; paper Eq. 12's
+                    values normalized to sum to 1 — Eq. 12 itself sums to less than 1 for K > 2);
+``target_raw``      Eq. 12's values as the paper trains on them, only where they differ from
+                    ``target`` (``rdia retrain`` trains on these);
+``weight``          only when some row's weight is not 1;
+``relabeled``, ``phi`` and the input's own extra columns.
+
+The clean validation rows are left out unless asked for (``include_clean``): a user who appends
+their clean set to the file would otherwise count it twice. Where the strategy trains on them
+(``auto``), the file's metadata records where they are (path and fingerprint) so that
+`rdia retrain` can add them back, and the λ and blend share to use (``hint_lines``).
+
+In memory the stages keep the training view: ``y`` the original labels (so the fingerprint of a
+cleaned file is the fingerprint of the data it came from) and ``target`` what training uses.
+``for_file`` turns that view into the file's, ``from_file`` turns it back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rdia_cli.data.dataset import Dataset
+from rdia_cli.errors import InputError, MismatchError
+
+ORIGINAL = "original_label"
+RAW = "target_raw"
+
+
+def for_file(ds: Dataset) -> Dataset:
+    """The on-disk view of a cleaned Dataset (see the module docstring)."""
+    extra = dict(ds.extra)
+    target, weight, y = ds.target, ds.weight, ds.y
+    if target is not None:
+        raw = np.asarray(target, dtype=np.float32)
+        relabeled = np.asarray(extra.get("relabeled", np.zeros(ds.n_samples, bool)), bool)
+        y = ds.y.copy()
+        if relabeled.any():
+            y[relabeled] = raw[relabeled].argmax(1)
+        sums = raw.sum(1, keepdims=True, dtype=np.float64)
+        target = np.where(sums > 0, raw / np.where(sums > 0, sums, 1.0), np.eye(ds.n_classes)[y])
+        target = target.astype(np.float32)
+        if not np.array_equal(target, raw):
+            extra[RAW] = raw
+        extra[ORIGINAL] = np.asarray(ds.classes)[ds.y]
+    if weight is not None and np.all(np.asarray(weight) == 1.0):
+        weight = None
+    return Dataset(X=ds.X, y=y, classes=list(ds.classes), row_id=ds.row_id, target=target,
+                   weight=weight, feature_names=ds.feature_names, extra=extra,
+                   meta=dict(ds.meta), source=ds.source)
+
+
+def from_file(ds: Dataset) -> Dataset:
+    """The training view of a cleaned file read from disk (inverse of ``for_file``)."""
+    if ORIGINAL not in ds.extra and RAW not in ds.extra:
+        return ds
+    extra = dict(ds.extra)
+    y, target = ds.y, ds.target
+    if ORIGINAL in extra:
+        values = extra.pop(ORIGINAL)
+        lookup = {str(c): i for i, c in enumerate(ds.classes)}
+        try:
+            y = np.fromiter((lookup[str(v)] for v in values), dtype=np.int64, count=len(values))
+        except KeyError as e:
+            raise InputError(f"`{ds.source}` has an `{ORIGINAL}` value {e} that is not one of "
+                             f"its classes {ds.classes}.") from None
+    if RAW in extra:
+        target = np.asarray(extra.pop(RAW), dtype=np.float32)
+    return Dataset(X=ds.X, y=y, classes=list(ds.classes), row_id=ds.row_id, target=target,
+                   weight=ds.weight, feature_names=ds.feature_names, extra=extra,
+                   meta=dict(ds.meta), source=ds.source)
+
+
+def split_clean_rows(ds: Dataset, include_clean: bool) -> tuple[Dataset, dict[str, Any]]:
+    """For a Dataset with ``extra['part']`` (auto: 0 training row, 1 clean row), the rows to
+    write and what the metadata says about the clean rows."""
+    if "part" not in ds.extra:
+        return ds, {}
+    part = np.asarray(ds.extra["part"])
+    n_clean = int((part == 1).sum())
+    if include_clean:
+        return ds, {"clean_rows": "included", "n_clean": n_clean}
+    if n_clean == ds.n_samples:  # auto kept no training row: an empty file would help no one
+        return ds, {"clean_rows": "included", "n_clean": n_clean,
+                    "clean_rows_why": "no training row was kept (the clean set alone was best)"}
+    kept = ds.subset(np.flatnonzero(part == 0))
+    kept.extra.pop("part")
+    return kept, {"clean_rows": "excluded", "n_clean": n_clean}
+
+
+def add_clean_rows(ds: Dataset, clean: Dataset) -> Dataset:
+    """The training rows of an auto file followed by the clean rows, as ``auto`` trained on them
+    (``autoclean.build_training_set``: weight 1 and one-hot targets for the clean rows)."""
+    import scipy.sparse as sp
+
+    k = ds.n_classes
+    if clean.n_features != ds.n_features or [str(c) for c in clean.classes] != [
+            str(c) for c in ds.classes]:
+        raise MismatchError(f"the clean set `{clean.source}` does not match `{ds.source}` "
+                            "(features or classes differ).")
+    blocks = [ds.flat_X(), clean.flat_X()]
+    X = (sp.vstack(blocks, format="csr") if any(sp.issparse(b) for b in blocks)
+         else np.vstack(blocks))
+    n_t, n_v = ds.n_samples, clean.n_samples
+    target = np.vstack([ds.targets(), np.eye(k)[clean.y]]).astype(np.float32)
+    weight = np.concatenate([np.ones(n_t) if ds.weight is None else ds.weight, np.ones(n_v)])
+    extra = {"part": np.concatenate([np.zeros(n_t, np.int8), np.ones(n_v, np.int8)])}
+    if "relabeled" in ds.extra:
+        extra["relabeled"] = np.concatenate([ds.extra["relabeled"], np.zeros(n_v, bool)])
+    return Dataset(X=X, y=np.concatenate([ds.y, clean.y]), classes=list(ds.classes),
+                   row_id=np.concatenate([ds.row_id, clean.row_id]), target=target,
+                   weight=weight, feature_names=ds.feature_names, extra=extra,
+                   meta=dict(ds.meta), source=ds.source)
+
+
+def hint_lines(relabel_meta: dict[str, Any], n_rows: int) -> list[str]:
+    """How to train on the file with one's own trainer: the λ and blend that auto chose."""
+    lines = []
+    l2 = relabel_meta.get("l2")
+    if l2:
+        n = n_rows + (relabel_meta.get("n_clean") or 0
+                      if relabel_meta.get("clean_rows") == "excluded" else 0)
+        lines.append(f"λ = {l2:.4g} (mean-loss L2 over the {n:,} rows auto trained on; "
+                     f"scikit-learn C = 1/(λ·rows) = {1 / (l2 * n):.4g})")
+    if relabel_meta.get("clean_rows") == "excluded" and relabel_meta.get("n_clean"):
+        lines.append(f"add your {relabel_meta['n_clean']:,} clean rows (weight 1): this file "
+                     "leaves them out (`--include-clean` writes them in, column `part` = 1)")
+    w = relabel_meta.get("weight")
+    if w is not None and w != 1:
+        lines.append(f"the training rows carry weight {w:g} (column `weight`)")
+    blend = relabel_meta.get("blend")
+    if blend:
+        lines.append(f"auto's model also averages the parameters with a fit on the clean rows "
+                     f"alone (λ = {blend['clean_only_l2']:.4g}), share "
+                     f"{blend['clean_only_share']:.0%}; `rdia retrain` does this for you")
+    return lines
