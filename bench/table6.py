@@ -351,6 +351,9 @@ def report(args) -> None:
               "the same with `--methods NAME --gamma-paper G` / `--gamma-ref G`); this file by "
               f"`{cmd}`. Per-run records, with every epoch's test accuracy: "
               f"`bench/results/{jsonl.name}`.", ""]
+    notes = md.with_name(md.stem + "_notes.md")  # hand-written reading, kept across rebuilds
+    if notes.exists():
+        lines += [notes.read_text()]
     md.write_text("\n".join(lines))
 
 
