@@ -36,13 +36,14 @@ TAG = ""  # --tag: suffix of the section file, to keep runs with other settings 
 import torch  # noqa: E402
 
 from rdia_cli.data.dataset import Dataset  # noqa: E402
-from rdia_cli.deep import (  # noqa: E402
+from rdia_cli.models.nets.training import (  # noqa: E402
     _net_from_model,
     predict_proba_net,
     score_net,
     train_net,
 )
-from rdia_cli.influence.nets import NetProblem, Rows  # noqa: E402
+from rdia_cli.influence.nets import NetProblem  # noqa: E402
+from rdia_cli.models.nets.batches import Rows  # noqa: E402
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def write(section: str, lines: list[str]) -> None:
     tag = f"_{TAG}" if TAG else ""
     (RESULTS / f"deep_{section}{tag}.md").write_text(text)
     print(text, flush=True)
-    parts = ["# Deep-learning benchmarks (rdia_cli.deep)", "",
+    parts = ["# Deep-learning benchmarks (rdia_cli.models.nets.training)", "",
              "Assembled from the `deep_*.md` section files written by `bench/bench_deep.py`.", ""]
     for name in ("hvp", "speed", "accuracy", "rdials"):
         for p in sorted(RESULTS.glob(f"deep_{name}*.md")):

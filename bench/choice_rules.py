@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-import rdia_cli.autoclean as ac
-from rdia_cli.autoclean import Config
+import rdia_cli.cleaning.auto.clean as ac
+from rdia_cli.cleaning.auto.clean import Config
 
 HERE = Path(__file__).resolve().parent
 

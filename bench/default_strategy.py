@@ -10,7 +10,7 @@ Protocol (logistic regression, λ = 1/rows for every fit, as scikit-learn's C = 
   training set; symmetric noise τ in the training set only;
 - methods: ERM (train only), clean-only, train+val, drop and the paper's RDIA (α chosen by the
   in-sample validation sweep `api.auto_alpha`), cleanlab (find_label_issues on 5-fold
-  out-of-sample probabilities, then drop) and auto (rdia_cli.autoclean);
+  out-of-sample probabilities, then drop) and auto (rdia_cli.cleaning.auto.clean);
 - metric: test log-loss (lower is better) and accuracy; mean over seeds.
 
     python bench/default_strategy.py --seeds 2          # writes bench/results/default_strategy.*
@@ -45,7 +45,7 @@ DATA = {
     "cifar-catdog": DATASETS["cifar-catdog"],
 }
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
-# bumped whenever rdia_cli.autoclean changes what it chooses; `--methods auto` recomputes auto
+# bumped whenever rdia_cli.cleaning.auto.clean changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
 AUTO_REVISION = 11  # 11: the noise test is one-sided (1.645 / -3) and has a label test
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
@@ -93,7 +93,7 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
     """One run: ``clean`` is the clean set's share of the pool (or, when ≥ 1, its rows);
     ``kind`` the noise kind of ``inject_noise`` (bench/noise_types.py)."""
     from rdia_cli import api, baselines
-    from rdia_cli.autoclean import auto_clean
+    from rdia_cli.cleaning.auto.clean import auto_clean
     from rdia_cli.data import inject_noise, split_dataset
 
     share = clean if clean < 1 else clean / pool.n_samples
@@ -156,7 +156,7 @@ def save_candidates(path: Path, ac, test, device: str, erm=None, val=None) -> No
     steps): its out-of-fold loss per clean row and its test loss when fitted on the whole data
     like the chosen one, so that rules choosing among them can be compared offline, without
     refitting."""
-    from rdia_cli import api
+    from rdia_cli import stages as api
     from rdia_cli.metrics import evaluate_probs
 
     configs = list(ac.row_losses)

@@ -66,7 +66,7 @@ def _stack(a, b):
 
 def _through_file(ds, meta, folder: Path, name: str):
     """Write a cleaned Dataset as `rdia relabel` does and read it back as a user would."""
-    from rdia_cli.cleaned import for_file
+    from rdia_cli.cleaning.files import for_file
     from rdia_cli.data.readers import ReadOptions, read_dataset
     from rdia_cli.data.writers import write_dataset
 
@@ -76,9 +76,9 @@ def _through_file(ds, meta, folder: Path, name: str):
 
 
 def cell(pool, test, *, clean: float, tau: float, seed: int, kind: str, folder: Path) -> dict:
-    from rdia_cli import api
-    from rdia_cli.autoclean import auto_clean
-    from rdia_cli.cleaned import split_clean_rows
+    from rdia_cli import stages as api
+    from rdia_cli.cleaning.auto.clean import auto_clean
+    from rdia_cli.cleaning.files import split_clean_rows
     from rdia_cli.data import inject_noise, split_dataset
 
     train, val, _ = split_dataset(pool, val=clean, test=0.0, seed=seed)

@@ -155,7 +155,7 @@ def split(full, test, seed: int):
 # Table 1 / Figure 2
 # --------------------------------------------------------------------------------------------
 def run_cell(train, val, test, *, tau: float, seed: int, fractions=FRACTIONS) -> dict:
-    from rdia_cli import api
+    from rdia_cli import stages as api
     from rdia_cli.data import inject_noise
 
     noisy = inject_noise(train, rate=tau, seed=seed)
@@ -270,7 +270,7 @@ def protocol_info() -> dict:
 # Table 3 (α sweep on MNIST 1-vs-7)
 # --------------------------------------------------------------------------------------------
 def run_table3(root: Path, out_json: Path, seed: int = 0, taus=TABLE3_TAUS) -> None:
-    from rdia_cli import api
+    from rdia_cli import stages as api
     from rdia_cli.data import inject_noise
 
     full, test = read("mnist17", root)
@@ -314,7 +314,7 @@ def run_table3(root: Path, out_json: Path, seed: int = 0, taus=TABLE3_TAUS) -> N
 # scoring time on the full training sets
 # --------------------------------------------------------------------------------------------
 def run_timing(root: Path, out_json: Path, repeats: int = 3, threads=(1, 2)) -> None:
-    from rdia_cli import api
+    from rdia_cli import stages as api
 
     out = {"runs": [], "cpus": os.cpu_count(), "start_load": load_avg(),
            "library": library_state()}

@@ -142,7 +142,7 @@ def run_cell(cell: dict) -> dict:
 
     torch.set_num_threads(1)
     from rdia_cli.data.dataset import Dataset
-    from rdia_cli.deep import train_net
+    from rdia_cli.models.nets.training import train_net
 
     g = GRIDS[cell["grid"]]
     Xtr, ytr, Xte, yte = load(g["data"], g["rows"])
@@ -301,7 +301,7 @@ def report(args) -> None:
              f"points (97th percentile) from the same kind of baseline; SIGUA-SL with ascent "
              f"factor 0.01; RDIA-LS (paper) = Algorithm 2 with γ = {DEFAULTS['gamma_paper']} on "
              f"the relabeled part; RDIA-LS (reference) = the authors' code's loss (γ = "
-             f"{DEFAULTS['gamma_ref']} on the clean part, see `rdia_cli.noisy_training`). "
+             f"{DEFAULTS['gamma_ref']} on the clean part, see `rdia_cli.models.nets.noisy`). "
              "γ fixed, not tuned per cell (`--gamma auto` would cost 20 trainings per cell); rows "
              "marked [γ = ...] are ablations with another fixed γ.",
              f"Runs: {len(res)}; summed training time {wall / 60:.0f} process-minutes.", ""]

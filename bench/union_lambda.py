@@ -34,8 +34,8 @@ SEEDS = {"breast-cancer": 100, "diabetes": 100, "a9a": 5, "mnist17": 5, "digits"
 
 
 def measure(name: str, seeds: int, root: Path) -> list[dict]:
-    from rdia_cli import api
-    from rdia_cli.autoclean import (
+    from rdia_cli import stages as api
+    from rdia_cli.cleaning.auto.clean import (
         CV_TOL,
         UNION_FOLDS,
         Config,
@@ -44,7 +44,7 @@ def measure(name: str, seeds: int, root: Path) -> list[dict]:
         out_of_fold_probabilities,
     )
     from rdia_cli.data import split_dataset
-    from rdia_cli.training import train_logreg
+    from rdia_cli.models.logreg.training import train_logreg
 
     full, test_file = load(name, root)
     runs = []
@@ -94,7 +94,7 @@ def _one_se(grid, cv):
 
 
 def rules() -> dict:
-    import rdia_cli.autoclean as ac
+    import rdia_cli.cleaning.auto.clean as ac
 
     def library(down_se, up_se=ac.REG_SE):  # auto's own line search, on the measured grid
         def rule(grid, cv):

@@ -3,7 +3,7 @@
 Every cross-row quantity of logistic regression is a sum over rows (loss, gradient, Hessian-vector
 products, the Jacobi diagonal), so each process holds one contiguous slice of the training rows and
 the sums go through :meth:`Sharding.reduce` (an ``all_reduce``), the ``reduce`` hook of
-:class:`rdia_cli.models.logreg.LogRegProblem`. Every rank then runs the same Newton / CG iterations
+:class:`rdia_cli.models.logreg.problem.LogRegProblem`. Every rank then runs the same Newton / CG iterations
 on identical reduced vectors, so no rank can take another branch. Validation rows are small and
 every rank holds all of them.
 
@@ -339,8 +339,8 @@ def _check_logreg(arch: str) -> None:
 
 def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: str = "logreg",
                  **kwargs):
-    """:func:`rdia_cli.training.train_logreg` on this rank's rows, sums all-reduced."""
-    from rdia_cli.training import train_logreg as _train
+    """:func:`rdia_cli.models.logreg.training.train_logreg` on this rank's rows, sums all-reduced."""
+    from rdia_cli.models.logreg.training import train_logreg as _train
 
     _check_logreg(model_type)
     return _train(ds, reduce=sharding.reduce, n_total=n_total, **kwargs)
@@ -349,9 +349,9 @@ def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: s
 def score_logreg(model, ds: Dataset, val: Dataset, sharding: Sharding, n_total: int, *,
                  solver: str = "auto", damping: float | None = None, tol: float | None = None,
                  max_iter: int | None = None, device=None, on_iter=None):
-    """Φ for this rank's rows (the same defaults as :func:`rdia_cli.api.score_model`)."""
-    from rdia_cli.api import check_model_data
+    """Φ for this rank's rows (the same defaults as :func:`rdia_cli.stages.score_model`)."""
     from rdia_cli.influence.logreg import score_logreg as _score
+    from rdia_cli.models.common import check_model_data
 
     _check_logreg(model.arch)
     check_model_data(model, ds, "training data")

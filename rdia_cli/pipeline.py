@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rdia_cli import api
+from rdia_cli import stages as api
+from rdia_cli.artifacts.atomic import atomic_path
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
-from rdia_cli.io_utils import atomic_path
 from rdia_cli.models.io import save_model
 
 BASELINES = ("drop", "uids", "optlr", "random")
@@ -145,8 +145,8 @@ def _signals_held():
 
 
 def _check_settings(settings: RunSettings, val: Dataset) -> None:
-    from rdia_cli.autoclean import check_auto
-    from rdia_cli.relabel import STRATEGIES, TARGETS
+    from rdia_cli.cleaning.auto.clean import check_auto
+    from rdia_cli.cleaning.strategies import STRATEGIES, TARGETS
 
     valid = ("auto", *STRATEGIES)
     for name in (settings.strategy, *settings.also):
@@ -164,9 +164,9 @@ def _check_settings(settings: RunSettings, val: Dataset) -> None:
 def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     import numpy as np
 
-    from rdia_cli.cleaned import for_file, split_clean_rows
+    from rdia_cli.artifacts.scores import paper_factor
+    from rdia_cli.cleaning.files import for_file, split_clean_rows
     from rdia_cli.data.writers import write_dataset
-    from rdia_cli.scores import paper_factor
 
     outdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -182,7 +182,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     result = api.score_model(erm, train, val, device=device, solver=settings.solver,
                              damping=settings.damping, seed=settings.seed)
     probs = api.probabilities(erm, train, device=device)
-    from rdia_cli.scores import file_fingerprint, write_scores
+    from rdia_cli.artifacts.scores import file_fingerprint, write_scores
 
     write_scores(outdir / "scores.parquet", row_id=train.row_id, labels=train.y,
                  classes=train.classes, result=result, probs=probs,
@@ -211,7 +211,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
                                  else f"cleaned-{name}.parquet")
         if name == "auto":
-            from rdia_cli.autoclean import auto_clean
+            from rdia_cli.cleaning.auto.clean import auto_clean
 
             ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
             cleaned, model = ac.cleaned, ac.model
@@ -251,7 +251,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         say(_describe(name, info))
         models.append((name, model, path))
     if settings.compare and erm.arch == "logreg":
-        from rdia_cli import baselines
+        from rdia_cli.cleaning import baselines
 
         extra = [("clean-only", lambda: baselines.clean_only(val, erm, device=device)),
                  ("train+val", lambda: baselines.train_plus_val(train, val, erm, device=device))]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdia_cli.autoclean import (
+from rdia_cli.cleaning.auto.clean import (
     NOISE_Z,
     NOISE_Z_LOW,
     auto_clean,
@@ -24,7 +24,7 @@ from rdia_cli.autoclean import (
     verdict_lines,
 )
 from rdia_cli.data import Dataset, inject_noise
-from rdia_cli.training import train_logreg
+from rdia_cli.models.logreg.training import train_logreg
 
 
 def synth(n: int, seed: int) -> Dataset:

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rdia_cli.autoclean import (
+from rdia_cli.cleaning.auto.clean import (
     GUARD_SE,
     Config,
     _blend_cv,
@@ -27,7 +27,8 @@ from rdia_cli.autoclean import (
 )
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
-from rdia_cli.training import predict_proba, train_logreg
+from rdia_cli.models.common import predict_proba
+from rdia_cli.models.logreg.training import train_logreg
 
 
 def _test_loss(model, data: Dataset) -> float:

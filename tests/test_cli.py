@@ -170,7 +170,7 @@ def test_run_refuses_bad_settings_before_any_work(files, tmp_path):
 
 
 def test_run_failing_midway_leaves_no_folder(files, tmp_path, monkeypatch):
-    from rdia_cli import api
+    from rdia_cli import stages as api
     from rdia_cli.errors import RuntimeFailure
 
     def broken(*args, **kwargs):
@@ -379,7 +379,8 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     assert retrained.meta["l2"] == chosen["l2"]
     # … and the blend with the clean set alone: both parts refitted, averaged by the same share
     from rdia_cli.data import ReadOptions, read_dataset
-    from rdia_cli.training import predict_proba, train_logreg
+    from rdia_cli.models.common import predict_proba
+    from rdia_cli.models.logreg.training import train_logreg
 
     blend = chosen["blend"]
     assert 0 < blend["clean_only_share"] < 1
@@ -436,8 +437,8 @@ def test_lenet_pipeline_on_a_few_hundred_images(tmp_path):
 
 def test_rdia_beats_erm_on_breast_cancer_with_40_percent_noise():
     """The paper's method (α chosen on the validation set), averaged over 3 seeds."""
-    from rdia_cli import api
-    from rdia_cli.commands_run import builtin_example
+    from rdia_cli import stages as api
+    from rdia_cli.cli.commands.run import builtin_example
 
     erm_losses, rdia_losses = [], []
     for seed in range(3):

@@ -33,7 +33,7 @@ def test_phi_cuda_matches_cpu(classes):
     import torch
 
     from rdia_cli.influence.logreg import score_logreg
-    from rdia_cli.training import train_logreg
+    from rdia_cli.models.logreg.training import train_logreg
 
     train, val = _sparse(classes=classes), _sparse(n=600, seed=1, classes=classes)
     model = train_logreg(train, tol=1e-10, solver="cg", device="cpu")
@@ -51,7 +51,7 @@ def test_phi_cuda_matches_cpu(classes):
 def test_design_stays_sparse_on_cuda():
     import torch
 
-    from rdia_cli.models.logreg import Design
+    from rdia_cli.models.logreg.problem import Design
 
     X = _sparse().X
     D = Design(X, device=torch.device("cuda"), dtype=torch.float64)
@@ -69,8 +69,8 @@ def test_cli_stages_on_cuda(tmp_path, monkeypatch):
     """synth → train → score → relabel → retrain with --device cuda; Φ as on the CPU."""
     from typer.testing import CliRunner
 
+    from rdia_cli.artifacts.scores import read_scores
     from rdia_cli.cli import app
-    from rdia_cli.scores import read_scores
 
     monkeypatch.chdir(tmp_path)
     cli = CliRunner()

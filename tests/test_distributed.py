@@ -66,8 +66,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     from rdia_cli.cli import app
     from rdia_cli.distributed import Sharding, shard_dataset
     from rdia_cli.influence.logreg import score_logreg
+    from rdia_cli.models.logreg.training import train_logreg
     from rdia_cli.models.io import load_model
-    from rdia_cli.training import train_logreg
 
     dist.init_process_group("gloo")
     sh = Sharding.from_env("cpu")
@@ -102,12 +102,12 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
     import torch.multiprocessing as mp
     from typer.testing import CliRunner
 
+    from rdia_cli.artifacts.scores import read_scores
     from rdia_cli.cli import app
     from rdia_cli.data.writers import write_dataset
     from rdia_cli.influence.logreg import score_logreg
+    from rdia_cli.models.logreg.training import train_logreg
     from rdia_cli.models.io import load_model, save_model
-    from rdia_cli.scores import read_scores
-    from rdia_cli.training import train_logreg
 
     full, val = _data(), _data(n=500, seed=1)
     write_dataset(full, str(tmp_path / "train.parquet"), row_group_size=700)
@@ -175,8 +175,8 @@ def test_fingerprint_sections_match_dataset():
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="needs torchrun")
 def test_torchrun_cli_train_score_then_relabel(tmp_path):
     """`torchrun -m rdia_cli train/score` on 2 processes; one scores file, accepted by relabel."""
+    from rdia_cli.artifacts.scores import read_scores
     from rdia_cli.data.writers import write_dataset
-    from rdia_cli.scores import read_scores
 
     full, val = _data(), _data(n=500, seed=1)
     write_dataset(full, str(tmp_path / "train.parquet"), row_group_size=700)

@@ -6,8 +6,8 @@ import scipy.sparse as sp
 import torch
 
 from rdia_cli.influence.logreg import problem_for, score_logreg
-from rdia_cli.models.logreg import state_to_theta
-from rdia_cli.training import train_logreg
+from rdia_cli.models.logreg.training import train_logreg
+from rdia_cli.models.logreg.problem import state_to_theta
 from tests.conftest import make_dataset
 
 
@@ -81,7 +81,7 @@ def test_phi_tracks_leave_one_out(cancer):
     l2 = 0.05
     model = train_logreg(train, l2=l2, tol=1e-12)
     res = score_logreg(model, train, val)
-    from rdia_cli.training import predict_proba
+    from rdia_cli.models.common import predict_proba
 
     def val_loss(m):
         p = predict_proba(m, val.X)[np.arange(val.n_samples), val.y]

@@ -11,9 +11,11 @@ from sklearn.datasets import load_digits
 from torch.func import functional_call, hessian, jacrev
 
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.deep import _net_from_model, score_net, train_net
 from rdia_cli.errors import RuntimeFailure
-from rdia_cli.influence.nets import NetProblem, Rows, ce_per_sample, cg, lissa
+from rdia_cli.influence.nets import NetProblem, cg, lissa
+from rdia_cli.models.nets.batches import Rows, ce_per_sample
+from rdia_cli.influence.nets import score_net
+from rdia_cli.models.nets.training import net_from_model, train_net
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,7 +36,7 @@ def setup():
     train, val = _ds(0, 200, weight=True), _ds(1000, 1100)
     model = train_net(train, arch="mlp", arch_args={"hidden": [6]}, epochs=30, batch_size=32,
                       lr=1e-2, weight_decay=1e-3, seed=0)
-    net = _net_from_model(model, torch.float64, torch.device("cpu"))
+    net = net_from_model(model, torch.float64, torch.device("cpu"))
     names = [k for k, _ in net.named_parameters()]
     shapes = [p.shape for _, p in net.named_parameters()]
     theta = torch.cat([p.detach().reshape(-1) for _, p in net.named_parameters()])
@@ -124,7 +126,7 @@ def test_hessian_subsample_matches_explicit(setup):
     r = score_net(setup["model"], train, setup["val"], hessian="ggn", damping=0.1, tol=1e-12,
                   max_iter=2000, hessian_samples=80, seed=5, dtype="float64")
     idx = np.sort(np.random.default_rng(5).choice(200, size=80, replace=False))
-    net = _net_from_model(setup["model"], torch.float64, torch.device("cpu"))
+    net = net_from_model(setup["model"], torch.float64, torch.device("cpu"))
     prob = NetProblem(net, dtype=torch.float64, l2=setup["l2"], damping=0.1)
     sub = train.subset(idx)
     prob.set_curvature_data(Rows(sub.X, [1, 8, 8], device="cpu", dtype=torch.float64),
@@ -141,7 +143,7 @@ def test_jvp_equals_per_sample_gradient_dots():
     train.target[:25] = np.eye(10)[train.y[:25]]  # half hard, half soft
     model = train_net(train, arch="lenet", arch_args={"kernel_size": 2, "channels": [3, 4]},
                       epochs=1, batch_size=16)
-    net = _net_from_model(model, torch.float64, torch.device("cpu"))
+    net = net_from_model(model, torch.float64, torch.device("cpu"))
     prob = NetProblem(net, dtype=torch.float64, batch_size=16)
     s = torch.randn(prob.n_params, generator=torch.Generator().manual_seed(0),
                     dtype=torch.float64)
@@ -168,7 +170,7 @@ def test_product_implementations_agree(hess):
                       epochs=1, batch_size=16)
     out = []
     for impl in ("autograd", "func") if hess == "exact" else ("dual", "func", "cache"):
-        net = _net_from_model(model, torch.float64, torch.device("cpu"))
+        net = net_from_model(model, torch.float64, torch.device("cpu"))
         kw = {"hvp_impl": impl} if hess == "exact" else {"ggn_impl": impl.replace("cache", "dual")}
         prob = NetProblem(net, dtype=torch.float64, batch_size=25, damping=0.1, **kw)
         prob.set_curvature_data(Rows(train.X, [1, 8, 8], device="cpu", dtype=torch.float64),
@@ -223,7 +225,7 @@ def test_score_outputs(setup):
     np.testing.assert_allclose(r.loss, -np.log(r.p_label), rtol=1e-4)
     assert r.info["solver"] == "cg" and r.info["hessian"] == "ggn"
     # mean validation loss reported
-    from rdia_cli.deep import predict_proba_net
+    from rdia_cli.models.nets.training import predict_proba_net
 
     pv = predict_proba_net(setup["model"], setup["val"].X)
     assert r.info["val_loss"] == pytest.approx(

@@ -135,9 +135,9 @@ def test_torch_csr_path_matches_cpu_kernels(monkeypatch, classes):
     of the CPU kernels, here on the CPU: what tests/test_cuda.py checks on a GPU."""
     import torch
 
-    import rdia_cli.models.logreg as lr
+    import rdia_cli.models.logreg.problem as lr
     from rdia_cli.influence.logreg import score_logreg
-    from rdia_cli.training import train_logreg
+    from rdia_cli.models.logreg.training import train_logreg
 
     rng = np.random.default_rng(4)
     n, p = 3000, 2500

@@ -5,7 +5,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from rdia_cli.training import predict_proba, train_logreg
+from rdia_cli.models.common import predict_proba
+from rdia_cli.models.logreg.training import train_logreg
 from tests.conftest import make_dataset
 
 

@@ -8,10 +8,10 @@ import torch
 from sklearn.datasets import load_digits
 
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.deep import predict_proba_net, train_net
 from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.models.io import load_model, save_model
-from rdia_cli.models.nets import build_net, complete_arch_args
+from rdia_cli.models.nets.arch import build_net, complete_arch_args
+from rdia_cli.models.nets.training import predict_proba_net, train_net
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -71,7 +71,7 @@ def test_lenet_is_two_conv_one_fc():
 
 
 def test_mlp_can_be_the_authors_mnist_network():
-    from rdia_cli.models.nets import PAPER_MNIST_MLP
+    from rdia_cli.models.nets.arch import PAPER_MNIST_MLP
 
     a = complete_arch_args("mlp", PAPER_MNIST_MLP, input_shape=[1, 28, 28], n_classes=10)
     net = build_net("mlp", a, seed=0)
@@ -132,7 +132,7 @@ def test_train_meta_and_roundtrip(tmp_path, digits):
     save_model(m, tmp_path / "m.pt")
     m2 = load_model(tmp_path / "m.pt")
     # timings are not stored, so that the same model gives the same bytes (#18)
-    from rdia_cli.io_utils import without_timings
+    from rdia_cli.artifacts.atomic import without_timings
 
     assert m2.arch == m.arch and m2.arch_args == m.arch_args
     assert m2.meta == without_timings(m.meta) and "train_seconds" not in m2.meta["metrics"]

@@ -1,4 +1,4 @@
-"""Noisy-label training methods (rdia_cli.noisy_training) and their `rdia train` options.
+"""Noisy-label training methods (rdia_cli.models.nets.noisy) and their `rdia train` options.
 
 Known-answer tests: each method's piece on a case whose result is fixed by hand or by theory.
 """
@@ -13,11 +13,11 @@ import torch
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from rdia_cli import noisy_training as nt
 from rdia_cli.cli import app
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.deep import predict_proba_net, train_net
 from rdia_cli.errors import InputError
+from rdia_cli.models.nets import noisy as nt
+from rdia_cli.models.nets.training import predict_proba_net, train_net
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -69,7 +69,7 @@ def test_sigua_large_loss_term_has_the_opposite_gradient_sign():
 
 
 def test_sigua_without_ascent_is_self_teaching():
-    from rdia_cli.deep import self_teaching_loss
+    from rdia_cli.models.nets.training import self_teaching_loss
 
     z, y = torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(LABELS)
     assert float(nt.sigua_loss(z, y, rho=0.6, ascent=0.0)) == pytest.approx(

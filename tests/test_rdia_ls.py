@@ -10,7 +10,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.deep import (
+from rdia_cli.models.nets.training import (
     n_clean,
     predict_proba_net,
     rdia_ls_loss,

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rdia_cli.cleaning.strategies import clean, relabel_targets, select_harmful
 from rdia_cli.errors import InputError
-from rdia_cli.relabel import clean, relabel_targets, select_harmful
 
 
 def _random_probs(seed, n, k):

@@ -153,7 +153,7 @@ def test_score_on_a_terminal_writes_beside_data(noisy, tmp_path):
 
 def test_relabel_without_scores_says_what_to_give(noisy):
     """No --scores and nothing piped in (a terminal, or an empty stdin): exit 2, no output."""
-    from rdia_cli.cli import _scores_source
+    from rdia_cli.cli.commands.relabel import _scores_source
     from rdia_cli.errors import InputError
 
     class Tty:
@@ -215,10 +215,10 @@ def _cleaned_view(path):
 def test_cleaned_file_is_downstream_ready_for_ten_classes(digits, tmp_path):
     """K = 10: `target` rows are probability vectors, `label` the new hard label, the raw
     Eq. 12 values in `target_raw`, which is what `rdia retrain` trains on; no `weight`."""
+    from rdia_cli.cleaning.strategies import relabel_targets
     from rdia_cli.data.writers import write_dataset
+    from rdia_cli.models.logreg.training import train_logreg
     from rdia_cli.models.io import load_model
-    from rdia_cli.relabel import relabel_targets
-    from rdia_cli.training import train_logreg
 
     train, val = digits
     write_dataset(train, str(tmp_path / "train.parquet"))
@@ -296,7 +296,7 @@ def test_retrain_of_an_auto_file_refuses_another_clean_set(noisy, tmp_path):
 
 
 def test_auto_keeping_no_training_row_writes_the_clean_rows():
-    from rdia_cli.cleaned import split_clean_rows
+    from rdia_cli.cleaning.files import split_clean_rows
     from tests.conftest import make_dataset
 
     ds = make_dataset(np.zeros((4, 2)), [0, 1, 0, 1],

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from rdia_cli import report
 from rdia_cli.cli import app
+from rdia_cli.report import page as report
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +45,7 @@ def demo_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def drop_dir(tmp_path_factory):
     """A `drop` run with a fixed α: rows removed, none relabeled, no sweep."""
-    from rdia_cli.commands_run import builtin_example
+    from rdia_cli.cli.commands.run import builtin_example
     from rdia_cli.data.writers import write_dataset
     from rdia_cli.pipeline import RunSettings, run_pipeline
 
@@ -182,7 +182,7 @@ def test_report_sweep_and_timings_equal_run_json(demo_dir, demo_html):
 
 
 def test_report_phi_summary_and_relabel_matrix_equal_the_parquet_files(demo_dir, demo_html):
-    from rdia_cli.scores import read_scores
+    from rdia_cli.artifacts.scores import read_scores
 
     cells = parse(demo_html).cells
     sc = read_scores(demo_dir / "scores.parquet")
@@ -291,8 +291,8 @@ def test_report_without_matplotlib_exits_2_with_the_install_hint(demo_dir, tmp_p
 
 # --- inspect -----------------------------------------------------------------------------------
 def test_inspect_table_lists_the_most_harmful_rows(demo_dir, monkeypatch):
-    from rdia_cli.relabel import relabel_targets
-    from rdia_cli.scores import read_scores
+    from rdia_cli.artifacts.scores import read_scores
+    from rdia_cli.cleaning.strategies import relabel_targets
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # the table needs no matplotlib
     res = ok(rdia("inspect", demo_dir / "scores.parquet", "--data", demo_dir / "train.parquet",
@@ -312,9 +312,9 @@ def test_inspect_table_lists_the_most_harmful_rows(demo_dir, monkeypatch):
 
 
 def test_harmful_rows_follow_eq12_or_the_cleaned_target(demo_dir):
+    from rdia_cli.artifacts.scores import read_scores
+    from rdia_cli.cleaning.strategies import relabel_targets
     from rdia_cli.data.readers import read_dataset
-    from rdia_cli.relabel import relabel_targets
-    from rdia_cli.scores import read_scores
 
     sc = read_scores(demo_dir / "scores.parquet")
     raw = read_dataset(str(demo_dir / "train.parquet"))

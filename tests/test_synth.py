@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from rdia_cli.cli import app
 from rdia_cli.data.readers import read_dataset
+from rdia_cli.data.synth import SynthSpec, write_synth
 from rdia_cli.errors import InputError
-from rdia_cli.synth import SynthSpec, write_synth
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from rdia_cli.artifacts.atomic import atomic_path, check_output, remove_stale_temps
 from rdia_cli.cli import app
 from rdia_cli.data.readers import DataWarning, ReadOptions, read_dataset
 from rdia_cli.errors import InputError, RuntimeFailure
-from rdia_cli.io_utils import atomic_path, check_output, remove_stale_temps
 
 runner = CliRunner()
 
@@ -178,8 +178,8 @@ def test_sigterm_runs_the_cleanup_and_exits_143(tmp_path):
     output (the handler main() installs raises inside the write)."""
     script = textwrap.dedent("""
         import sys, time
-        from rdia_cli import cli
-        from rdia_cli.io_utils import atomic_path
+        from rdia_cli.cli import core as cli
+        from rdia_cli.artifacts.atomic import atomic_path
 
         @cli.app.command("slow-write")
         @cli.handle_errors
@@ -394,7 +394,7 @@ def test_far_from_converged_logreg_exits_1_without_a_model(data, tmp_path):
 # --- 3. rdia's own files --------------------------------------------------------------------
 @pytest.mark.parametrize("column", ["phi", "p_label", "probs"])
 def test_scores_file_with_nan_is_refused(data, tmp_path, column):
-    from rdia_cli.scores import read_scores
+    from rdia_cli.artifacts.scores import read_scores
 
     scores = tmp_path / "scores.parquet"
     ok(rdia("score", data / "train.svm", "--val", data / "val.svm", "--model", data / "lr.pt",

@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from rdia_cli.artifacts.atomic import atomic_path, check_output
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.readers import META_PREFIX, RESERVED_COLUMNS
 from rdia_cli.errors import InputError
-from rdia_cli.io_utils import atomic_path, check_output
 
 FORMAT_VERSION = "1"
 # Metadata keys the writer computes itself; stale copies in ds.meta are replaced.

@@ -17,62 +17,31 @@ The pieces are separate: ``NetProblem`` (model + data → products and gradients
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jvp, vjp
 
-from rdia_cli.errors import RuntimeFailure
+from rdia_cli.data.dataset import Dataset
+from rdia_cli.errors import InputError, MismatchError, RuntimeFailure
+from rdia_cli.influence import ScoreResult
+from rdia_cli.models.io import ModelFile
+from rdia_cli.models.nets.batches import Rows, ce_per_sample
+from rdia_cli.models.nets.training import (
+    check_choice,
+    check_rows,
+    net_from_model,
+    target_tensor,
+    torch_device,
+)
 
 HVP_IMPLS = ("autograd", "func")
 GGN_IMPLS = ("dual", "func")
-
-
-class Rows:
-    """Feeds batches of rows of X as tensors of the network's input shape.
-
-    Dense X is wrapped once as a tensor (no copy when it is already float32/float64 numpy); sparse
-    CSR rows are densified one batch at a time.
-    """
-
-    def __init__(self, X, input_shape, *, device, dtype):
-        self.shape = tuple(int(s) for s in input_shape)
-        self.device = device
-        self.dtype = dtype
-        self.sparse = sp.issparse(X)
-        if self.sparse:
-            self.X = X.tocsr()
-        else:
-            arr = np.asarray(X)
-            if arr.dtype not in (np.float32, np.float64):
-                arr = arr.astype(np.float32)
-            self.X = torch.from_numpy(np.ascontiguousarray(arr))
-        self.n = int(X.shape[0])
-        width = math.prod(self.shape)
-        if math.prod(X.shape[1:]) != width:
-            raise ValueError(f"rows have {math.prod(X.shape[1:])} values, the network takes "
-                             f"{width} ({list(self.shape)})")
-
-    def get(self, idx) -> torch.Tensor:
-        """Rows ``idx`` (a slice or an index array) as a (B, *input_shape) tensor."""
-        if self.sparse:
-            xb = torch.from_numpy(self.X[idx].toarray())
-        else:
-            xb = self.X[idx] if isinstance(idx, slice) else self.X[torch.as_tensor(idx)]
-        xb = xb.reshape((xb.shape[0], *self.shape))
-        return xb.to(device=self.device, dtype=self.dtype)
-
-
-def ce_per_sample(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """-Σ_k t_k log softmax(z)_k per row; ``target`` (B, K) float or (B,) class indices."""
-    logp = F.log_softmax(logits, dim=1)
-    if target.dim() == 1:
-        return -logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    return -(target * logp).sum(1)
 
 
 @dataclass
@@ -393,3 +362,121 @@ def lissa(matvec: Callable[..., torch.Tensor], b: torch.Tensor, *, scale: float,
         if rel <= tol:
             return h / scale, SolveInfo(it, rel, True)
     return h / scale, SolveInfo(max_iter, rel, False)
+
+
+HESSIANS = ("exact", "ggn")
+SOLVERS = ("cg", "lissa")
+# Measured on the 2-core CPU for LeNet/MNIST (bench/results/deep_hvp.md): double-backward and
+# torch.func forward-over-reverse exact HVPs took the same time, so the simpler double backward
+# stays; for the GGN, torch.func jvp + vjp was ~1.5x faster than a dual-number forward + backward.
+HVP_IMPL = "autograd"
+GGN_IMPL = "func"
+# GGN products use cached per-row output Jacobians when they fit in this many bytes.
+JACOBIAN_CACHE_BYTES = 1 << 30
+
+
+# --- Φ of a network model ----------------------------------------------------------------------------------
+def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = "ggn",
+              solver: str = "cg", damping: float = 0.01, tol: float = 1e-6, max_iter: int = 200,
+              hessian_samples: int | None = None, seed: int = 0, device="cpu",
+              batch_size: int = 1024, progress: Callable[[int, int, dict], None] | None = None,
+              dtype: str = "float32") -> ScoreResult:
+    """Φ_i = -∇L_Q(θ̂)ᵀ (H + (λ+δ)I)⁻¹ ∇ℓ_i(θ̂) for every training row of a network model.
+
+    Sign and scale: ``rdia_cli.glossary`` (Φ > 0 = harmful). H is the mean-normalized exact
+    Hessian or Gauss-Newton matrix of the training loss over all rows (or a seeded random subset
+    of ``hessian_samples`` rows), λ the model's L2 (weight decay), δ = ``damping``. One solve
+    with the mean validation gradient by CG (or LiSSA), then one batched forward-mode pass for
+    all ∇ℓ_i · s. Networks with BatchNorm are scored in eval mode (running statistics fixed).
+    ``dtype`` "float64" for reference computations. Raises ``RuntimeFailure`` when the solver meets
+    negative curvature or diverges.
+    """
+    import torch
+
+    check_choice("hessian", hessian, HESSIANS)
+    check_choice("solver", solver, SOLVERS)
+    check_choice("dtype", dtype, ("float32", "float64"))
+    if damping < 0 or tol <= 0 or max_iter < 1 or batch_size < 1:
+        raise InputError(
+            f"Need damping ≥ 0, tol > 0, max_iter ≥ 1, batch_size ≥ 1; got damping={damping}, "
+            f"tol={tol}, max_iter={max_iter}, batch_size={batch_size}."
+        )
+    for ds, what in ((train, "Training data"), (val, "Validation data")):
+        if ds.n_samples == 0:
+            raise InputError(f"{what} {ds.source} has no rows.")
+        if ds.n_classes != model.n_classes:
+            raise MismatchError(
+                f"{what} {ds.source} has {ds.n_classes} classes, the model {model.n_classes}."
+            )
+        check_rows(ds.X, list(model.arch_args["input_shape"]), f"{what} {ds.source}")
+    dev = torch_device(device)
+    tdtype = torch.float64 if dtype == "float64" else torch.float32
+    l2 = float(model.meta.get("l2", 0.0))
+    net = net_from_model(model, tdtype, dev)
+    prob = NetProblem(net, dtype=tdtype, device=dev, batch_size=batch_size, l2=l2,
+                      damping=damping, hvp_impl=HVP_IMPL, ggn_impl=GGN_IMPL)
+    shape = model.arch_args["input_shape"]
+    rows = Rows(train.X, shape, device=dev, dtype=tdtype)
+    target = target_tensor(train, tdtype, dev)
+    weight = None if train.weight is None else torch.as_tensor(
+        np.asarray(train.weight, dtype=np.float64), dtype=tdtype, device=dev)
+    idx = None
+    if hessian_samples is not None and hessian_samples < train.n_samples:
+        if hessian_samples < 1:
+            raise InputError(f"`hessian_samples` must be ≥ 1; got {hessian_samples}.")
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(train.n_samples, size=hessian_samples, replace=False))
+    prob.set_curvature_data(rows, target, weight, idx)
+
+    t0 = time.perf_counter()
+    vrows = Rows(val.X, shape, device=dev, dtype=tdtype)
+    g_val, val_loss = prob.mean_grad(vrows, target_tensor(val, tdtype, dev))
+
+    ggn_cache = hessian == "ggn" and prob.jacobian_bytes(model.n_classes) <= JACOBIAN_CACHE_BYTES
+    if ggn_cache:
+        prob.cache_jacobian()
+
+    def matvec(v, idx=None):
+        return prob.matvec(v, hessian, idx=idx)
+
+    extra: dict[str, Any] = {}
+    if solver == "cg":
+        s, sinfo = cg(matvec, g_val, tol=tol, max_iter=max_iter, what=hessian, progress=progress)
+    else:
+        lam = power_max_eig(matvec, prob.n_params, dtype=tdtype, device=dev, seed=seed)
+        scale = 1.5 * lam
+        n_curv = prob.n_curvature
+        sample = None
+        if batch_size < n_curv:
+            gen = np.random.default_rng(seed + 1)
+            pool = np.arange(train.n_samples) if idx is None else idx
+
+            def sample():
+                return np.sort(gen.choice(pool, size=batch_size, replace=False))
+
+            # mini-batch products: the curvature rows are the sampled ones (idx given per call)
+            prob.set_curvature_data(rows, target, weight, None)
+        s, sinfo = lissa(matvec, g_val, scale=scale, tol=tol, max_iter=max_iter, what=hessian,
+                         sample=sample, progress=progress)
+        extra = {"lissa_scale": scale, "lissa_max_eig": lam, "lissa_stochastic": sample is not None}
+    solve_seconds = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    labels = torch.as_tensor(train.y, dtype=torch.long, device=dev)
+    dots, loss, p_label = prob.directional(rows, target, labels, s, progress=progress)
+    score_seconds = time.perf_counter() - t1
+    phi = -dots.double().cpu().numpy()
+    info = {
+        "solver": solver, "hessian": hessian, "damping": float(damping), "l2": l2,
+        "iterations": int(sinfo.iterations), "residual": float(sinfo.residual),
+        "converged": bool(sinfo.converged), "tol": float(tol), "max_iter": int(max_iter),
+        "hessian_samples": None if idx is None else int(len(idx)),
+        "n_products": int(prob.n_products),
+        "solve_seconds": solve_seconds, "score_seconds": score_seconds,
+        "val_loss": float(val_loss), "n_params": int(prob.n_params),
+        "n_samples": int(train.n_samples), "n_val": int(val.n_samples),
+        "dtype": dtype, "seed": int(seed), "eval_mode": True, "ggn_jacobian_cache": ggn_cache,
+        **extra,
+    }
+    return ScoreResult(phi=phi, p_label=p_label.double().cpu().numpy(),
+                       loss=loss.double().cpu().numpy(), info=info)

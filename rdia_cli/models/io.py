@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rdia_cli.artifacts.atomic import atomic_path, without_timings
 from rdia_cli.errors import InputError
-from rdia_cli.io_utils import atomic_path, without_timings
 
 FORMAT = "rdia-model"
 VERSION = 1

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.cli import (
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import (
     Classes,
     Device,
     Format,
@@ -17,16 +18,13 @@ from rdia_cli.cli import (
     NFeatures,
     Seed,
     ZeroBased,
-    app,
     device_of,
-    err,
-    handle_errors,
     load,
     parse_alpha,
-    print_metrics,
     read_opts,
     recorded_inputs,
 )
+from rdia_cli.cli.render import print_metrics
 
 
 def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
@@ -43,7 +41,7 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
     err.print(f"{main['name']} vs erm: test loss {main['loss']:.4f} vs {erm['loss']:.4f} "
               f"({change:+.4f}, {verdict}); files in {output}/")
     if payload.get("verdict"):
-        from rdia_cli.autoclean import verdict_lines
+        from rdia_cli.cleaning.auto.clean import verdict_lines
 
         err.print("[bold]verdict (from the validation data alone):[/]")
         for line in verdict_lines(payload["verdict"]):
@@ -83,15 +81,15 @@ def run(
 ) -> None:
     """Train, score, relabel, retrain and evaluate in one go; files land in -o DIR."""
     from rdia_cli import validate as v
-    from rdia_cli.cli import _check_output_folder, _check_train_options
+    from rdia_cli.cli.options import check_output_folder, check_train_options
     from rdia_cli.data.readers import Schema
     from rdia_cli.pipeline import RunSettings
 
-    _check_train_options(l2=l2, epochs=epochs, batch_size=batch_size, lr=lr,
+    check_train_options(l2=l2, epochs=epochs, batch_size=batch_size, lr=lr,
                          n_features=n_features)
     v.non_negative("--damping", damping)
     v.check_number("--fraction", fraction, low=0.0, high=1.0, open_low=True)
-    _check_output_folder(output)
+    check_output_folder(output)
     for p in (train, val, test):
         if p.resolve() == output.resolve():
             raise_input(f"-o `{output}` is an input file; give a folder for the outputs.")

@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rdia_cli.cleaning.strategies import relabel_targets, select_harmful
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
 from rdia_cli.models.io import ModelFile
-from rdia_cli.relabel import relabel_targets, select_harmful
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 WEIGHTS = (0.0, 1.0)
@@ -134,13 +134,13 @@ def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="
     """-log p(label) of every training row under a model fitted on ``val`` alone, shifted so
     that rows the clean model finds likelier than chance are ≤ 0 (never selected), plus that
     model's probabilities (the hard relabel target for this ranking)."""
-    from rdia_cli import api
-    from rdia_cli.training import train_logreg
+    from rdia_cli.models.common import probabilities
+    from rdia_cli.models.logreg.training import train_logreg
 
     clean = train_logreg(val, l2=1.0 / val.n_samples,
                          fit_intercept=erm.arch_args.get("fit_intercept", True), tol=1e-6,
                          device=device)
-    probs = api.probabilities(clean, train, device=device)
+    probs = probabilities(clean, train, device=device)
     nll = -np.log(np.clip(probs[np.arange(train.n_samples), train.y], 1e-15, 1.0))
     return nll - np.log(train.n_classes), probs
 
@@ -155,8 +155,8 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     fit of each fold by its index: a fold found there starts from it (a λ search along one set
     of folds), and every new fit replaces it. With ``also``, returns as well the (folds, M, K)
     probabilities of ``also``'s rows under each of those models."""
-    from rdia_cli import api
-    from rdia_cli.training import train_logreg
+    from rdia_cli.models.common import probabilities
+    from rdia_cli.models.logreg.training import train_logreg
 
     probs = np.zeros((train.n_samples, train.n_classes))
     extra = []
@@ -173,9 +173,9 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
                          device=device, init=init, record_fingerprint=tol < CV_TOL)
         if fold_models is not None:
             fold_models[k] = m
-        probs[held] = api.probabilities(m, train.subset(held), device=device)
+        probs[held] = probabilities(m, train.subset(held), device=device)
         if also is not None:
-            extra.append(api.probabilities(m, also, device=device))
+            extra.append(probabilities(m, also, device=device))
     return probs if also is None else (probs, np.stack(extra))
 
 
@@ -534,10 +534,10 @@ def auto_clean(
     ``erm`` is the model trained on ``train`` alone (θ̂ for Φ). Fits use λ = reg/rows with reg
     tuned by the CV, unless ``l2`` is given (then every fit uses it).
     """
-    from rdia_cli import api
+    from rdia_cli.models.common import probabilities
     from rdia_cli.device import threads_for
     from rdia_cli.influence.logreg import score_logreg
-    from rdia_cli.training import train_logreg
+    from rdia_cli.models.logreg.training import train_logreg
 
     check_auto(erm.arch, val)
     configs = list(configs or candidates())
@@ -561,7 +561,7 @@ def auto_clean(
     rankings: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
     @functools.cache
     def probs() -> np.ndarray:  # θ̂'s probabilities of the training rows: only Φ needs them
-        return api.probabilities(erm, train, device=device)
+        return probabilities(erm, train, device=device)
 
     def ranking(ranker: str, clean: Dataset):
         """(score, probabilities) of the training rows, ranked against ``clean``."""
@@ -592,7 +592,7 @@ def auto_clean(
         v_in, v_out = parts[k]
         if cfg.weight == 0:  # clean set alone, extrapolated to the whole clean set
             def fit_predict(fit_on: Dataset, predict_on: Dataset) -> np.ndarray:
-                p = api.probabilities(fit(fit_on, tol=CV_TOL, reg=cfg.reg), predict_on,
+                p = probabilities(fit(fit_on, tol=CV_TOL, reg=cfg.reg), predict_on,
                                       device=device)
                 return keep_probs(cfg, k, p) if fit_on is v_in else p
             out = _clean_only_at_full_size(fit_predict, v_in, v_out, val.n_samples, seed + k)
@@ -607,7 +607,7 @@ def auto_clean(
                     reg=cfg.reg)
         warm[k][family] = model
         warm[k].setdefault((cfg.weight,), model)
-        return _row_losses(keep_probs(cfg, k, api.probabilities(model, v_out, device=device)),
+        return _row_losses(keep_probs(cfg, k, probabilities(model, v_out, device=device)),
                            v_out.y)
 
     # racing (successive halving over folds): every candidate runs on the first folds, only the
@@ -627,7 +627,7 @@ def auto_clean(
             progress(done, total)
 
     row_loss = np.full((len(configs), val.n_samples), np.nan)  # out-of-fold loss per val row
-    erm_loss = _row_losses(api.probabilities(erm, val, device=device), val.y)
+    erm_loss = _row_losses(probabilities(erm, val, device=device), val.y)
     active = list(range(len(configs)))
     for k, rows in enumerate(fold_rows):
         if k == race_after and k < len(fold_rows):

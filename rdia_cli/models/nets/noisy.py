@@ -1,7 +1,7 @@
 """Training under label noise: the comparison methods of the paper's Tables 6-9, as pure pieces.
 
 Every function here works on one mini-batch (logits, given labels) and returns a loss tensor, or
-is a small numpy helper; ``rdia_cli.deep.train_net`` wires them into the training loop. Names:
+is a small numpy helper; ``rdia_cli.models.nets.training.train_net`` wires them into the training loop. Names:
 B rows per batch, K classes, ``labels`` the given (possibly wrong) labels, CE the per-row
 cross-entropy ``-log p_y``, ρ the share of a batch kept as clean (smallest CE first), τ the
 expected noise rate.
@@ -19,7 +19,7 @@ expected noise rate.
   ``p(given j | x) = Σ_i p(true i | x) θ_ij`` with θ = row-softmax of a learned K×K matrix W;
   ``channel_init(T)`` = log T gives θ = T (the identity gives plain softmax).
 * ``rdia_ls_reference_loss`` RDIA-LS as the authors' code computes it (see its docstring); the
-  paper's Algorithm 2 is ``rdia_cli.deep.rdia_ls_loss``.
+  paper's Algorithm 2 is ``rdia_cli.models.nets.training.rdia_ls_loss``.
 * ``tune_gamma``        pick γ by a held-out score (``--gamma auto``).
 """
 
@@ -199,7 +199,7 @@ def rdia_ls_reference_loss(logits, labels, *, rho: float, noise_rate: float, gam
 
     Rows sorted by CE: the ``int(ρB)`` smallest are clean, the ``int(τ/2·B)`` largest are
     dropped, the middle band is relabeled. Differences from the paper's Algorithm 2
-    (``rdia_cli.deep.rdia_ls_loss``): γ weighs the *clean* part; the clean part is cross-entropy
+    (``rdia_cli.models.nets.training.rdia_ls_loss``): γ weighs the *clean* part; the clean part is cross-entropy
     applied to the softmax *probabilities* (``-log softmax(p)_y``, as their
     ``F.cross_entropy(outputs, t)`` on ``outputs = softmax(logits)``); the relabeled part,
     ``mean_band -log(clamp(1 - p_y, 1e-7))``, is divided once more by B:

@@ -15,34 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.cleaning.strategies import Cleaning, clean, gradient_norms
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.errors import InputError, MismatchError
+from rdia_cli.errors import InputError
 from rdia_cli.influence import ScoreResult
+from rdia_cli.models.common import check_model_data, probabilities, schema_of_model
 from rdia_cli.models.io import ModelFile
-from rdia_cli.relabel import Cleaning, clean, gradient_norms
 
 NET_ARCHS = ("mlp", "lenet", "cnn")
 NET_HESSIAN_SAMPLES = 2000  # networks: curvature on this many rows unless --hessian-samples
 MODEL_TYPES = ("logreg", *NET_ARCHS)
-
-
-def schema_of_model(model: ModelFile):
-    from rdia_cli.data.readers import Schema
-
-    return Schema.from_json(model.meta)
-
-
-def check_model_data(model: ModelFile, ds: Dataset, what: str = "data") -> None:
-    if ds.n_features != model.n_features:
-        raise MismatchError(
-            f"{what} `{ds.source}` has {ds.n_features} features but model `{model.path}` "
-            f"was trained on {model.n_features}."
-        )
-    if [str(c) for c in ds.classes] != [str(c) for c in model.classes]:
-        raise MismatchError(
-            f"{what} `{ds.source}` has classes {ds.classes} but model `{model.path}` "
-            f"has {model.classes}."
-        )
 
 
 # --- train ------------------------------------------------------------------------------------
@@ -64,12 +46,12 @@ def train_model(
             f"--model-type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}."
         )
     if model_type == "logreg":
-        from rdia_cli.training import train_logreg
+        from rdia_cli.models.logreg.training import train_logreg
 
         return train_logreg(ds, l2=l2, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                             device=device, init=init, progress=progress)
-    from rdia_cli.deep import train_net
-    from rdia_cli.training import check_trainable, schema_meta
+    from rdia_cli.models.common import check_trainable, schema_meta
+    from rdia_cli.models.nets.training import train_net
 
     check_trainable(ds)
     opts = dict(net_options or {})
@@ -105,7 +87,7 @@ def score_model(
             return score_logreg(model, train, val, solver=solver, damping=damping or 0.0,
                                 tol=tol or 1e-10, max_iter=max_iter or 1000, device=device,
                                 on_iter=on_iter)
-    from rdia_cli.deep import score_net
+    from rdia_cli.influence.nets import score_net
 
     net_solver = "cg" if solver in ("auto", "cg") else solver
     if hessian_samples is None:
@@ -118,12 +100,6 @@ def score_model(
                      damping=0.01 if damping is None else damping, tol=tol or 1e-6,
                      max_iter=max_iter or 200, hessian_samples=hessian_samples, seed=seed,
                      device=device)
-
-
-def probabilities(model: ModelFile, ds: Dataset, *, device="cpu") -> np.ndarray:
-    from rdia_cli.training import predict_proba
-
-    return predict_proba(model, ds.X if model.arch != "logreg" else ds.flat_X(), device=device)
 
 
 # --- relabel ----------------------------------------------------------------------------------
@@ -268,7 +244,7 @@ def retrain_model(
     check_model_data(model, cleaned, "cleaned data")
     init = None if from_scratch else model
     if model.arch == "logreg":
-        from rdia_cli.training import train_logreg
+        from rdia_cli.models.logreg.training import train_logreg
 
         train = model.meta.get("training", {})
         return train_logreg(
@@ -279,7 +255,7 @@ def retrain_model(
             max_iter=max(train.get("max_iter", 100), 100),
             device=device, init=init, progress=progress,
         )
-    from rdia_cli.deep import train_net
+    from rdia_cli.models.nets.training import train_net
 
     opts = dict(model.meta.get("training", {}))
     opts = {k: v for k, v in opts.items() if k in (
@@ -287,7 +263,7 @@ def retrain_model(
     if not from_scratch:
         opts["lr"] = opts.get("lr", 1e-3) * 0.1  # the paper's appendix C.3: fine-tune lower
     opts.update(net_options or {})
-    from rdia_cli.training import schema_meta
+    from rdia_cli.models.common import schema_meta
 
     model2 = train_net(cleaned, arch=model.arch, arch_args=model.arch_args, device=device,
                        init=init, progress=progress, **opts)

@@ -1,6 +1,6 @@
 """`rdia inspect` (the most harmful rows, a figure) and `rdia report` (one HTML page per run).
 
-Thin: options, paths and printing here; reading, figures and HTML in ``rdia_cli.report``.
+Thin: options, paths and printing here; reading, figures and HTML in ``rdia_cli.report.page``.
 Plotting needs ``pip install 'rdia-cli[report]'``; the table of `inspect` does not.
 """
 
@@ -11,18 +11,15 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.cli import (
+from rdia_cli.cli.core import app, err, handle_errors, out
+from rdia_cli.cli.options import (
     Classes,
     Format,
     LabelCol,
     Labels,
     NFeatures,
     ZeroBased,
-    app,
-    err,
-    handle_errors,
     load,
-    out,
     read_opts,
 )
 from rdia_cli.errors import InputError
@@ -30,7 +27,7 @@ from rdia_cli.errors import InputError
 
 def _require_matplotlib() -> None:
     """Fail with the install hint, printed without Rich markup (which would eat `[report]`)."""
-    from rdia_cli.report import require_matplotlib
+    from rdia_cli.report.page import require_matplotlib
 
     try:
         require_matplotlib()
@@ -58,9 +55,9 @@ def inspect(
     """Show the most harmful training rows (Φ > 0 hurts the validation loss) and their new labels."""
     from rich.table import Table
 
-    from rdia_cli import report
-    from rdia_cli.io_utils import check_output
-    from rdia_cli.scores import read_scores
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.artifacts.scores import read_scores
+    from rdia_cli.report import page as report
 
     if output is not None:
         check_output(output, scores, data, labels)
@@ -68,7 +65,7 @@ def inspect(
             raise InputError(f"-o `{output}` must end in .png (inspect draws a PNG image).")
         _require_matplotlib()
     sc = read_scores(scores)
-    from rdia_cli.cleaned import from_file
+    from rdia_cli.cleaning.files import from_file
 
     ds = from_file(load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt),
                         what="training data"))  # a cleaned file: its original labels
@@ -113,8 +110,8 @@ def report(
     train: Annotated[Path | None, typer.Option("--train", help="Training data, if it moved since the run (for the label-noise precision/recall).")] = None,
 ) -> None:
     """One self-contained HTML page about a run: metrics, Φ, the α sweep, relabels, noise found."""
-    from rdia_cli import report as rp
-    from rdia_cli.io_utils import check_output
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.report import page as rp
 
     _require_matplotlib()
     output = run_dir / "report.html" if output is None else output

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.artifacts.atomic import atomic_path
 from rdia_cli.errors import InputError, MismatchError
-from rdia_cli.io_utils import atomic_path
 
 COLUMNS = ("row_id", "label", "phi", "delta_remove", "delta_relabel", "p_label", "loss", "probs")
 STDIN = "-"
@@ -94,7 +94,7 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
     phi = np.asarray(result.phi, dtype=np.float64)
     p_label = np.asarray(result.p_label, dtype=np.float64)
     loss = np.asarray(result.loss, dtype=np.float64)
-    from rdia_cli.io_utils import without_timings
+    from rdia_cli.artifacts.atomic import without_timings
 
     meta = without_timings(meta)  # the same command gives the same bytes
     k = probs.shape[1]

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.cli import Output, Seed, app, err, handle_errors
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import Output, Seed
 
 
 @app.command()
@@ -31,8 +32,8 @@ def synth(
     Labels follow a planted logistic model; `is_noisy` and `clean_label` columns record the
     flipped labels.
     """
-    from rdia_cli.cli import progress_bar
-    from rdia_cli.synth import SynthSpec, write_synth
+    from rdia_cli.cli.render import progress_bar
+    from rdia_cli.data.synth import SynthSpec, write_synth
 
     if Path(output).suffix.lower() != ".parquet":
         err.print(f"[yellow]warning:[/] `{output}` does not end in .parquet; it is Parquet anyway.")

@@ -1,12 +1,12 @@
 """Neural networks: training (ERM, RDIA-LS, self-teaching and the other noisy-label methods of
-``rdia_cli.noisy_training``), prediction and influence scores.
+``rdia_cli.models.nets.noisy``) and prediction; their influence scores are
+``rdia_cli.influence.nets.score_net``.
 
 Public functions (all keyword options after ``*``; the library never prints, progress goes through
 a callback ``progress(step, total, info_dict)``):
 
 * ``train_net(ds, *, arch, ...) -> ModelFile``
 * ``predict_proba_net(model, X, ...) -> (N, K) float64``
-* ``score_net(model, train, val, ...) -> ScoreResult`` (Φ sign and scale: ``rdia_cli.glossary``)
 * ``rdia_ls_loss(logits, labels, *, rho, gamma)`` — the per-batch RDIA-LS loss (paper App. F).
 
 Training objective (mean-loss normalization, ``rdia_cli.glossary``):
@@ -25,24 +25,14 @@ import numpy as np
 
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError, MismatchError
-from rdia_cli.influence import ScoreResult
 from rdia_cli.models.io import ModelFile
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "paper")
-HESSIANS = ("exact", "ggn")
-SOLVERS = ("cg", "lissa")
-# Measured on the 2-core CPU for LeNet/MNIST (bench/results/deep_hvp.md): double-backward and
-# torch.func forward-over-reverse exact HVPs took the same time, so the simpler double backward
-# stays; for the GGN, torch.func jvp + vjp was ~1.5x faster than a dual-number forward + backward.
-HVP_IMPL = "autograd"
-GGN_IMPL = "func"
-# GGN products use cached per-row output Jacobians when they fit in this many bytes.
-JACOBIAN_CACHE_BYTES = 1 << 30
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _device(device):
+def torch_device(device):
     import torch
 
     from rdia_cli.device import resolve_device
@@ -54,7 +44,7 @@ def _input_shape(X) -> list[int]:
     return [int(s) for s in X.shape[1:]]
 
 
-def _check_rows(X, input_shape: list[int], what: str) -> None:
+def check_rows(X, input_shape: list[int], what: str) -> None:
     width = math.prod(input_shape)
     got = math.prod(int(s) for s in X.shape[1:])
     if got != width:
@@ -64,7 +54,7 @@ def _check_rows(X, input_shape: list[int], what: str) -> None:
         )
 
 
-def _targets(ds: Dataset, dtype, device):
+def target_tensor(ds: Dataset, dtype, device):
     import torch
 
     if ds.target is not None:
@@ -78,7 +68,7 @@ def _targets(ds: Dataset, dtype, device):
     return torch.as_tensor(ds.y, dtype=torch.long, device=device)
 
 
-def _validate_settings(name: str, value, allowed) -> None:
+def check_choice(name: str, value, allowed) -> None:
     if value not in allowed:
         raise InputError(f"`{name}` must be one of {', '.join(allowed)}; got {value!r}.")
 
@@ -201,7 +191,7 @@ def _check_noise_opts(name: str, opts: dict, need_gamma: bool) -> dict:
 
 def _check_method_opts(name: str, opts: dict, n_classes: int, epochs: int) -> dict:
     """All settings of method ``name`` with defaults filled in (what the model file records)."""
-    from rdia_cli import noisy_training as nt
+    from rdia_cli.models.nets import noisy as nt
 
     _unknown(name, opts)
     if name in ("f_correction", "s_model"):
@@ -243,7 +233,7 @@ def _check_method_opts(name: str, opts: dict, n_classes: int, epochs: int) -> di
             raise InputError(f"`sigua.ascent` must be in [0, 1]; got {out['ascent']}.")
     if name == "rdia_ls":
         out["variant"] = opts.get("variant", "paper")
-        _validate_settings("rdia_ls.variant", out["variant"], nt.RDIA_LS_VARIANTS)
+        check_choice("rdia_ls.variant", out["variant"], nt.RDIA_LS_VARIANTS)
         if out["gamma"] == "auto":
             out["gamma_grid"] = [float(g) for g in opts.get("gamma_grid", nt.GAMMA_GRID)]
             if not out["gamma_grid"] or any(not 0.0 <= g <= 1.0 for g in out["gamma_grid"]):
@@ -289,7 +279,7 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
     ``schedule="paper"`` keeps lr for 40% of the epochs then decays it linearly to 0 and, for Adam,
     sets β1 to 0.1 in the decay phase (as the paper's and Co-teaching's code do).
 
-    At most one noisy-label method (pieces in ``rdia_cli.noisy_training``), each a dict:
+    At most one noisy-label method (pieces in ``rdia_cli.models.nets.noisy``), each a dict:
 
     * ``rdia_ls`` = ``{"noise_rate": τ, "gamma": γ | "auto", "tk": 10, "tk_steps": None,
       "variant": "paper" | "reference"}``: RDIA-LS; ``variant="reference"`` is the authors' code
@@ -320,11 +310,11 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
     """
     import torch
 
-    from rdia_cli import noisy_training as nt
-    from rdia_cli.models.nets import build_net, complete_arch_args
+    from rdia_cli.models.nets import noisy as nt
+    from rdia_cli.models.nets.arch import build_net, complete_arch_args
 
-    _validate_settings("optimizer", optimizer, OPTIMIZERS)
-    _validate_settings("schedule", schedule, SCHEDULES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("schedule", schedule, SCHEDULES)
     if epochs < 0 or batch_size < 1 or lr <= 0 or weight_decay < 0:
         raise InputError(
             f"Need epochs ≥ 0, batch_size ≥ 1, lr > 0, weight_decay ≥ 0; got epochs={epochs}, "
@@ -383,7 +373,7 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
                                      gamma_score="accuracy on the held-out rows' given labels")
         return model
 
-    dev = _device(device)
+    dev = torch_device(device)
     if init is not None:
         if init.arch != arch:
             raise MismatchError(f"`init` model is a `{init.arch}`, not a `{arch}`.")
@@ -408,7 +398,7 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
             f"The network has {args['n_classes']} outputs but {ds.source} has {ds.n_classes} "
             "classes."
         )
-    _check_rows(ds.X, args["input_shape"], f"Training data {ds.source}")
+    check_rows(ds.X, args["input_shape"], f"Training data {ds.source}")
 
     # F-correction's T / S-model's initial channel from a baseline trained on the noisy rows
     K = ds.n_classes
@@ -441,17 +431,17 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
     if name == "co_teaching":
         nets.append(build_net(arch, args, seed=seed + 1).to(dev))
 
-    from rdia_cli.influence.nets import Rows
+    from rdia_cli.models.nets.batches import Rows
 
     rows = Rows(ds.X, args["input_shape"], device=dev, dtype=torch.float32)
-    target = _targets(ds, torch.float32, dev)
+    target = target_tensor(ds, torch.float32, dev)
     labels = torch.as_tensor(ds.y, dtype=torch.long, device=dev)
     weight = None if ds.weight is None else torch.as_tensor(
         np.asarray(ds.weight, dtype=np.float32), device=dev)
     soft = target.dim() == 2
     mon = None
     if monitor is not None:
-        _check_rows(monitor.X, args["input_shape"], f"Monitor data {monitor.source}")
+        check_rows(monitor.X, args["input_shape"], f"Monitor data {monitor.source}")
         mon = (Rows(monitor.X, args["input_shape"], device=dev, dtype=torch.float32),
                torch.as_tensor(monitor.y, dtype=torch.long, device=dev))
 
@@ -590,7 +580,7 @@ def _mean_loss(net, rows, target, weight, dev, batch_size: int = 1024) -> float:
     """(1/N) Σ w_i ℓ_i over all rows, eval mode."""
     import torch
 
-    from rdia_cli.influence.nets import ce_per_sample
+    from rdia_cli.models.nets.batches import ce_per_sample
 
     total = 0.0
     with torch.no_grad():
@@ -604,10 +594,10 @@ def _mean_loss(net, rows, target, weight, dev, batch_size: int = 1024) -> float:
 
 
 # --- prediction ---------------------------------------------------------------------------------
-def _net_from_model(model: ModelFile, dtype, dev):
+def net_from_model(model: ModelFile, dtype, dev):
     import torch
 
-    from rdia_cli.models.nets import NET_ARCHS, build_net
+    from rdia_cli.models.nets.arch import NET_ARCHS, build_net
 
     if model.arch not in NET_ARCHS:
         raise InputError(f"Model `{model.path}` is a `{model.arch}`, not a neural network.")
@@ -624,14 +614,14 @@ def predict_proba_net(model: ModelFile, X, *, device="cpu", batch_size: int = 10
     """
     import torch
 
-    from rdia_cli.influence.nets import Rows
+    from rdia_cli.models.nets.batches import Rows
 
-    dev = _device(device)
+    dev = torch_device(device)
     if isinstance(X, Dataset):
         X = X.X
     shape = list(model.arch_args["input_shape"])
-    _check_rows(X, shape, "The data")
-    net = _net_from_model(model, torch.float32, dev)
+    check_rows(X, shape, "The data")
+    net = net_from_model(model, torch.float32, dev)
     rows = Rows(X, shape, device=dev, dtype=torch.float32)
     out = np.empty((rows.n, model.arch_args["n_classes"]), dtype=np.float64)
     with torch.no_grad():
@@ -639,112 +629,3 @@ def predict_proba_net(model: ModelFile, X, *, device="cpu", batch_size: int = 10
             sl = slice(a, min(a + batch_size, rows.n))
             out[sl] = torch.softmax(net(rows.get(sl)).double(), dim=1).cpu().numpy()
     return out
-
-
-# --- influence ----------------------------------------------------------------------------------
-def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = "ggn",
-              solver: str = "cg", damping: float = 0.01, tol: float = 1e-6, max_iter: int = 200,
-              hessian_samples: int | None = None, seed: int = 0, device="cpu",
-              batch_size: int = 1024, progress: Callable[[int, int, dict], None] | None = None,
-              dtype: str = "float32") -> ScoreResult:
-    """Φ_i = -∇L_Q(θ̂)ᵀ (H + (λ+δ)I)⁻¹ ∇ℓ_i(θ̂) for every training row of a network model.
-
-    Sign and scale: ``rdia_cli.glossary`` (Φ > 0 = harmful). H is the mean-normalized exact
-    Hessian or Gauss-Newton matrix of the training loss over all rows (or a seeded random subset
-    of ``hessian_samples`` rows), λ the model's L2 (weight decay), δ = ``damping``. One solve
-    with the mean validation gradient by CG (or LiSSA), then one batched forward-mode pass for
-    all ∇ℓ_i · s. Networks with BatchNorm are scored in eval mode (running statistics fixed).
-    ``dtype`` "float64" for reference computations. Raises ``RuntimeFailure`` when the solver meets
-    negative curvature or diverges.
-    """
-    import torch
-
-    from rdia_cli.influence.nets import NetProblem, Rows, cg, lissa, power_max_eig
-
-    _validate_settings("hessian", hessian, HESSIANS)
-    _validate_settings("solver", solver, SOLVERS)
-    _validate_settings("dtype", dtype, ("float32", "float64"))
-    if damping < 0 or tol <= 0 or max_iter < 1 or batch_size < 1:
-        raise InputError(
-            f"Need damping ≥ 0, tol > 0, max_iter ≥ 1, batch_size ≥ 1; got damping={damping}, "
-            f"tol={tol}, max_iter={max_iter}, batch_size={batch_size}."
-        )
-    for ds, what in ((train, "Training data"), (val, "Validation data")):
-        if ds.n_samples == 0:
-            raise InputError(f"{what} {ds.source} has no rows.")
-        if ds.n_classes != model.n_classes:
-            raise MismatchError(
-                f"{what} {ds.source} has {ds.n_classes} classes, the model {model.n_classes}."
-            )
-        _check_rows(ds.X, list(model.arch_args["input_shape"]), f"{what} {ds.source}")
-    dev = _device(device)
-    tdtype = torch.float64 if dtype == "float64" else torch.float32
-    l2 = float(model.meta.get("l2", 0.0))
-    net = _net_from_model(model, tdtype, dev)
-    prob = NetProblem(net, dtype=tdtype, device=dev, batch_size=batch_size, l2=l2,
-                      damping=damping, hvp_impl=HVP_IMPL, ggn_impl=GGN_IMPL)
-    shape = model.arch_args["input_shape"]
-    rows = Rows(train.X, shape, device=dev, dtype=tdtype)
-    target = _targets(train, tdtype, dev)
-    weight = None if train.weight is None else torch.as_tensor(
-        np.asarray(train.weight, dtype=np.float64), dtype=tdtype, device=dev)
-    idx = None
-    if hessian_samples is not None and hessian_samples < train.n_samples:
-        if hessian_samples < 1:
-            raise InputError(f"`hessian_samples` must be ≥ 1; got {hessian_samples}.")
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(train.n_samples, size=hessian_samples, replace=False))
-    prob.set_curvature_data(rows, target, weight, idx)
-
-    t0 = time.perf_counter()
-    vrows = Rows(val.X, shape, device=dev, dtype=tdtype)
-    g_val, val_loss = prob.mean_grad(vrows, _targets(val, tdtype, dev))
-
-    ggn_cache = hessian == "ggn" and prob.jacobian_bytes(model.n_classes) <= JACOBIAN_CACHE_BYTES
-    if ggn_cache:
-        prob.cache_jacobian()
-
-    def matvec(v, idx=None):
-        return prob.matvec(v, hessian, idx=idx)
-
-    extra: dict[str, Any] = {}
-    if solver == "cg":
-        s, sinfo = cg(matvec, g_val, tol=tol, max_iter=max_iter, what=hessian, progress=progress)
-    else:
-        lam = power_max_eig(matvec, prob.n_params, dtype=tdtype, device=dev, seed=seed)
-        scale = 1.5 * lam
-        n_curv = prob.n_curvature
-        sample = None
-        if batch_size < n_curv:
-            gen = np.random.default_rng(seed + 1)
-            pool = np.arange(train.n_samples) if idx is None else idx
-
-            def sample():
-                return np.sort(gen.choice(pool, size=batch_size, replace=False))
-
-            # mini-batch products: the curvature rows are the sampled ones (idx given per call)
-            prob.set_curvature_data(rows, target, weight, None)
-        s, sinfo = lissa(matvec, g_val, scale=scale, tol=tol, max_iter=max_iter, what=hessian,
-                         sample=sample, progress=progress)
-        extra = {"lissa_scale": scale, "lissa_max_eig": lam, "lissa_stochastic": sample is not None}
-    solve_seconds = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
-    labels = torch.as_tensor(train.y, dtype=torch.long, device=dev)
-    dots, loss, p_label = prob.directional(rows, target, labels, s, progress=progress)
-    score_seconds = time.perf_counter() - t1
-    phi = -dots.double().cpu().numpy()
-    info = {
-        "solver": solver, "hessian": hessian, "damping": float(damping), "l2": l2,
-        "iterations": int(sinfo.iterations), "residual": float(sinfo.residual),
-        "converged": bool(sinfo.converged), "tol": float(tol), "max_iter": int(max_iter),
-        "hessian_samples": None if idx is None else int(len(idx)),
-        "n_products": int(prob.n_products),
-        "solve_seconds": solve_seconds, "score_seconds": score_seconds,
-        "val_loss": float(val_loss), "n_params": int(prob.n_params),
-        "n_samples": int(train.n_samples), "n_val": int(val.n_samples),
-        "dtype": dtype, "seed": int(seed), "eval_mode": True, "ggn_jacobian_cache": ggn_cache,
-        **extra,
-    }
-    return ScoreResult(phi=phi, p_label=p_label.double().cpu().numpy(),
-                       loss=loss.double().cpu().numpy(), info=info)

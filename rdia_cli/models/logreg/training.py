@@ -1,4 +1,4 @@
-"""Fitting models to convergence: logistic regression here, networks in ``rdia_cli.deep``."""
+"""Logistic regression from a Dataset to a model file (λ = 1/N by default, Newton to tol)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,8 @@ from collections.abc import Callable
 
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError, RuntimeFailure
+from rdia_cli.models.common import check_trainable, schema_meta
 from rdia_cli.models.io import ModelFile
-
-
-def schema_meta(ds: Dataset) -> dict:
-    """The feature and label space a model is trained on (stored in its metadata)."""
-    from rdia_cli.data.readers import Schema
-
-    meta = Schema.of(ds).to_json()
-    meta["input_shape"] = list(ds.X.shape[1:])
-    return meta
-
-
-def check_trainable(ds: Dataset) -> None:
-    if ds.n_samples == 0:
-        raise InputError(f"`{ds.source}` has no rows to train on.")
-    present = len(set(ds.y.tolist())) if ds.target is None else ds.n_classes
-    if ds.n_classes < 2 or present < 2:
-        seen = ds.classes if ds.n_classes < 2 or ds.target is not None else ds.label_values()
-        raise InputError(f"`{ds.source}` has a single class (label {seen[0]}); classification "
-                         "needs at least two.")
 
 
 def train_logreg(
@@ -47,7 +29,7 @@ def train_logreg(
 
     ``init`` warm-starts from a model of the same feature and label space.
     """
-    from rdia_cli.models.logreg import LogRegProblem, fit, state_to_theta, theta_to_state
+    from rdia_cli.models.logreg.problem import LogRegProblem, fit, state_to_theta, theta_to_state
 
     check_trainable(ds)
     n_all = n_total if n_total is not None else ds.n_samples
@@ -103,14 +85,3 @@ def train_logreg(
         state=theta_to_state(result.theta, fit_intercept=fit_intercept),
         meta=meta,
     )
-
-
-def predict_proba(model: ModelFile, X, *, device="cpu"):
-    """(N, K) float64 probabilities for any rdia model."""
-    if model.arch == "logreg":
-        from rdia_cli.models.logreg import predict_proba as lr_proba
-
-        return lr_proba(model.state, X, n_classes=model.n_classes, device=device)
-    from rdia_cli.deep import predict_proba_net
-
-    return predict_proba_net(model, X, device=device)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.artifacts.atomic import atomic_path
 from rdia_cli.errors import InputError, MismatchError
-from rdia_cli.io_utils import atomic_path
 
 INSTALL_HINT = "pip install 'rdia-cli[report]'"
 RUN_FILES = ("metrics.json", "run.json", "scores.parquet")
@@ -180,10 +180,10 @@ def is_cleaned(ds) -> bool:
 def check_inspect_match(scores, ds, source: str) -> None:
     """Refuse scores made from other data (a cleaned file with rows removed is checked by the
     fingerprint of the data it came from, when it records one)."""
-    from rdia_cli.cleaned import from_file
+    from rdia_cli.cleaning.files import from_file
 
     ds = from_file(ds)  # a cleaned file's `label` holds the new labels: compare the original
-    from rdia_cli.scores import check_scores_match
+    from rdia_cli.artifacts.scores import check_scores_match
 
     if is_cleaned(ds) and ds.n_samples < scores.n_samples:
         relabel = ds.meta["relabel"]
@@ -208,12 +208,12 @@ def harmful_rows(scores, ds, *, top: int) -> list[HarmfulRow]:
     """The ``top`` rows with the largest Φ, with the label each would get.
 
     For a raw training set the new label is the top class of paper Eq. 12's target
-    (``rdia_cli.relabel.relabel_targets``); for a cleaned file it is the file's ``target``.
+    (``rdia_cli.cleaning.strategies.relabel_targets``); for a cleaned file it is the file's ``target``.
     """
-    from rdia_cli.cleaned import from_file
+    from rdia_cli.cleaning.files import from_file
 
     ds = from_file(ds)
-    from rdia_cli.relabel import relabel_targets
+    from rdia_cli.cleaning.strategies import relabel_targets
 
     if top < 0:
         raise InputError(f"--top must be 0 or more, not {top}.")
@@ -407,7 +407,7 @@ def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunR
     ``train`` overrides the training data path recorded in run.json (needed only for the
     label-noise precision/recall, from its ``is_noisy`` column).
     """
-    from rdia_cli.scores import read_scores
+    from rdia_cli.artifacts.scores import read_scores
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -211,7 +211,7 @@ def write_synth(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from rdia_cli.io_utils import atomic_path
+    from rdia_cli.artifacts.atomic import atomic_path
 
     t0 = time.perf_counter()
     n, k, p = spec.n_samples, spec.nnz, spec.n_features

@@ -1,0 +1,144 @@
+"""`rdia split`, `rdia noise` and `rdia convert`: the protocol helpers around the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import (
+    Classes,
+    Format,
+    LabelCol,
+    Labels,
+    NFeatures,
+    Output,
+    Seed,
+    ZeroBased,
+    check_output_folder,
+    check_train_options,
+    load,
+    read_opts,
+    shown_path,
+)
+from rdia_cli.errors import InputError
+
+
+# --- protocol helpers -------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def split(
+    data: Annotated[Path, typer.Argument(help="Data to split.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for train/val/test.parquet.")],
+    val: Annotated[float, typer.Option("--val", help="Share of rows for validation.")] = 0.2,
+    test: Annotated[float, typer.Option("--test", help="Share of rows for test (0: none).")] = 0.2,
+    seed: Seed = 0,
+    labels: Labels = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Stratified split into DIR/train.parquet, DIR/val.parquet and DIR/test.parquet."""
+    from rdia_cli.data.protocol import split_dataset
+    from rdia_cli.data.writers import write_dataset
+
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise InputError(f"--val and --test must be shares in [0, 1) summing below 1, not {val} and {test}.")
+    check_train_options(n_features=n_features)
+    check_output_folder(output)
+    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    ds = load(data, opts, what="data")
+    parts = split_dataset(ds, val=val, test=test, seed=seed)
+    output.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(("train", "val", "test"), parts, strict=True):
+        if name != "train" and part.n_samples == 0:
+            continue
+        path = output / f"{name}.parquet"
+        if path.resolve() == data.resolve():
+            raise InputError(f"`{path}` is the input; choose another -o folder.")
+        write_dataset(part, str(path), meta={"split": {"seed": seed, "val": val, "test": test,
+                                                       "source": str(data)}})
+        err.print(f"wrote {path}  ({part.n_samples:,} rows)")
+
+
+@app.command()
+@handle_errors
+def noise(
+    data: Annotated[Path, typer.Argument(help="Data to corrupt.")],
+    output: Output,
+    rate: Annotated[float | None, typer.Option("--rate", help="τ: probability that a label is replaced (symmetric, pair: of every row; class: of the source class's rows; instance: on average). Not with --kind matrix.")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="symmetric (to a uniform other class), pair (class k → k+1 mod K), matrix (a K × K transition matrix, --matrix), class (only --from-class → --to-class), instance (harder rows flip more often, to the model's most likely other class).")] = "symmetric",
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="--kind matrix: text file of K lines of K numbers (whitespace or commas); line k is P(noisy = j | clean = k), classes in the data's order; rows sum to 1; # comments.")] = None,
+    from_class: Annotated[str | None, typer.Option("--from-class", help="--kind class: the class whose rows flip (default the first class).")] = None,
+    to_class: Annotated[str | None, typer.Option("--to-class", help="--kind class: the class they flip into (default the next class).")] = None,
+    seed: Seed = 0,
+    labels: Labels = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Label noise of one --kind (keeps `is_noisy` and `clean_label` columns)."""
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.data.protocol import NOISE_KINDS, inject_noise, read_transition_matrix
+    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.errors import InputError
+
+    if kind not in NOISE_KINDS:
+        raise InputError(f"`--kind` {kind!r} is not one of {', '.join(NOISE_KINDS)}.")
+    if kind == "matrix" and matrix is None:
+        raise InputError("`--kind matrix` needs `--matrix FILE` (K lines of K numbers).")
+    if kind == "matrix" and rate is not None:
+        raise InputError("`--rate` does not apply to `--kind matrix`: the matrix sets the flip "
+                         "rates; leave `--rate` out.")
+    if kind != "matrix" and rate is None:
+        raise InputError(f"`--kind {kind}` needs `--rate` (a probability in [0, 1]).")
+    if kind != "matrix" and matrix is not None:
+        raise InputError("`--matrix` applies to `--kind matrix` only.")
+    if kind != "class" and (from_class is not None or to_class is not None):
+        raise InputError("`--from-class`/`--to-class` apply to `--kind class` only.")
+    check_output(output, data, labels)
+    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    ds = load(data, opts, what="data")
+    transition = read_transition_matrix(matrix, ds.n_classes) if matrix is not None else None
+    noisy = inject_noise(ds, rate=rate, seed=seed, kind=kind, matrix=transition,
+                         from_class=from_class, to_class=to_class)
+    info = dict(noisy.meta["noise"], **({"matrix_file": str(matrix)} if matrix else {}))
+    write_dataset(noisy, str(output), meta={"noise": info})
+    n_noisy = int(noisy.extra["is_noisy"].sum())
+    tau = "" if rate is None else f"τ={rate:g}"
+    what = {"symmetric": f"symmetric noise {tau}", "pair": f"pair-flip noise (k → k+1) {tau}",
+            "matrix": f"transition-matrix noise from {matrix}",
+            "class": f"class-conditional noise {info.get('from_class')} → "
+                     f"{info.get('to_class')} {tau}",
+            "instance": f"instance-dependent noise, mean {tau}"}[kind]
+    err.print(f"wrote {output}  ({noisy.n_samples:,} rows, {what}: {n_noisy:,} labels changed)")
+
+
+@app.command()
+@handle_errors
+def convert(
+    data: Annotated[Path, typer.Argument(help="Data in any supported format.")],
+    output: Output,
+    labels: Labels = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Write DATA as rdia Parquet (e.g. MNIST IDX with --classes 1,7)."""
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.data.writers import write_dataset
+
+    check_train_options(n_features=n_features)
+    check_output(output, data, labels)
+    ds = load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt))
+    write_dataset(ds, str(output))
+    err.print(f"wrote {shown_path(output)}  ({ds.n_samples:,} rows × {ds.n_features:,} "
+              f"features, classes {ds.classes})")

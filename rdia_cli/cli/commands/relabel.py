@@ -1,0 +1,281 @@
+"""`rdia relabel`: choose the harmful rows by a rule (or `auto`) and write the cleaned file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import (
+    Classes,
+    Device,
+    Format,
+    LabelCol,
+    Labels,
+    NFeatures,
+    Output,
+    Seed,
+    ZeroBased,
+    device_of,
+    load,
+    parse_alpha,
+    read_opts,
+    recorded,
+    recorded_inputs,
+    recorded_read_options,
+    shown_path,
+)
+from rdia_cli.cli.render import fmt_value, progress_bar, summary_table
+from rdia_cli.errors import InputError
+
+
+# --- relabel ----------------------------------------------------------------------------------
+def _relabel_choice(alpha, phi_threshold, fraction, strategy):
+    """Which rows: (α on the paper's scale | 'auto' | None, Φ threshold, fraction, strategy)."""
+    from rdia_cli.validate import check_number
+
+    a = parse_alpha(alpha)
+    check_number("--phi-threshold", phi_threshold, low=0.0)
+    check_number("--fraction", fraction, low=0.0, high=1.0, open_low=True)
+    given = [name for name, v in (("--alpha", a), ("--phi-threshold", phi_threshold),
+                                  ("--fraction", fraction)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of --alpha, --phi-threshold and --fraction, not "
+                         f"{' and '.join(given)}.")
+    if strategy is None:  # no rule given: auto, as `rdia run`; a rule: the paper's method
+        strategy = "rdia" if given else "auto"
+    if strategy == "auto":
+        if given and given != ["--alpha"] or a not in (None, "auto"):
+            raise InputError("--strategy auto chooses the rows itself by cross-validation; "
+                             "drop --alpha/--phi-threshold/--fraction.")
+        return "auto", None, None, strategy
+    if not given:
+        raise InputError("give --alpha A (the paper's α, e.g. 0.002), --alpha auto, "
+                         "--phi-threshold T or --fraction Q (which rows to relabel), or use "
+                         "--strategy auto.")
+    return a, phi_threshold, fraction, strategy
+
+
+def _scores_source(scores: Path | None) -> Path:
+    import sys
+
+    if scores is not None:
+        return scores
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("give --scores FILE, or pipe `rdia score` into this command "
+                         "(`rdia score DATA --val VAL --model MODEL | rdia relabel ...`).")
+    return Path("-")
+
+
+@app.command()
+@handle_errors
+def relabel(
+    output: Output,
+    data: Annotated[Path | None, typer.Argument(help="The training data that was scored (default: the file the scores were computed on, as they record it).", show_default=False)] = None,
+    scores: Annotated[Path | None, typer.Option("--scores", help="Scores file from `rdia score` (default, or `-`: standard input).", show_default=False)] = None,
+    alpha: Annotated[str | None, typer.Option("--alpha", help="Relabel the rows whose Φ on the paper's scale (scores column phi_paper = C·(M/N)·Φ, C = 1/(λN)) exceeds A: the paper's α, e.g. 0.002. Or `auto`: choose on --val.")] = None,
+    phi_threshold: Annotated[float | None, typer.Option("--phi-threshold", help="Relabel the rows with Φ > T in rdia's normalization (scores column phi; -Φ/N is the predicted validation-loss change of removing a row).")] = None,
+    fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction of rows by Φ, in (0, 1] (only Φ > 0).")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="rdia (the paper; the default with --alpha, --phi-threshold or --fraction), drop, uids, optlr, random, or auto (the default without them: cross-validated on the clean set, logreg; it chooses the rows itself).", show_default=False)] = None,
+    targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper (Eq. 12), gradient or hard.")] = "paper",
+    include_clean: Annotated[bool, typer.Option("--include-clean", help="--strategy auto: also write the clean validation rows it trains on (column part = 1). By default they are left out, so that appending your clean set does not count it twice.")] = False,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    labels: Labels = None,
+    val_labels: Annotated[Path | None, typer.Option("--val-labels", help="IDX label file for --val.")] = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Relabel (or drop, reweight...) the harmful rows; write the cleaned training set.
+
+    The output is ready for any trainer: `label` is the new hard label (the old one in
+    `original_label`), `target` a probability vector per row, `weight` only when not all 1.
+    `rdia score train.svm --val val.svm --model lr.pt | rdia relabel --alpha 0.002 -o
+    cleaned.parquet` reads the scores from the pipe and the data from where they were made."""
+    import numpy as np
+
+    from rdia_cli import stages as api
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.artifacts.scores import check_scores_match, paper_factor, read_scores
+
+    a, phi_threshold, fraction, strategy = _relabel_choice(alpha, phi_threshold, fraction,
+                                                           strategy)
+    dev = device_of(device)
+    source = _scores_source(scores)
+    check_output(output, data, source, val, model, labels, val_labels)
+    sc = read_scores(source)
+    if data is None:
+        data = recorded(sc.meta, "train", "training data", "DATA")
+        opts = recorded_read_options(sc.meta, "train")
+    else:
+        opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    check_output(output, data)
+    ds = load(data, opts, what="training data")
+    check_scores_match(sc, ds.fingerprint(), ds.row_id, str(data))
+    if strategy == "auto" or a == "auto":
+        if model is None and sc.meta.get("model") and Path(sc.meta["model"]).exists():
+            model = Path(sc.meta["model"])
+        if val is None and sc.meta.get("val_path"):
+            val = recorded(sc.meta, "val", "validation data", "--val")
+            val_opts = recorded_read_options(sc.meta, "val")
+        else:
+            val_opts = replace(opts, labels=str(val_labels) if val_labels else None)
+        if val is None or model is None:
+            raise InputError(f"{'--strategy' if strategy == 'auto' else '--alpha'} auto "
+                             "(the default without --alpha, --phi-threshold or --fraction) "
+                             "retrains on the clean set: give --val and --model, or choose "
+                             "the rows with --alpha A or --fraction Q.")
+        check_output(output, val, model)
+    if strategy == "auto":
+        _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean)
+        return
+    factor = paper_factor(sc.meta)
+    select_on, threshold = sc.phi, phi_threshold
+    if a not in (None, "auto"):
+        if np.isnan(factor):
+            raise InputError(f"scores `{sc.path}` have no paper scale (the Hessian was solved "
+                             "with λ + δ = 0); use --phi-threshold or --fraction.")
+        select_on, threshold = sc.phi_paper, a
+    if a == "auto":
+        from rdia_cli.models.io import load_model
+
+        m = load_model(model)
+        vds = load(val, val_opts, what="validation data", schema=api.schema_of_model(m))
+        with progress_bar() as bar:
+            task = bar.add_task("choosing α", total=None, info="")
+            outcome = api.auto_alpha(
+                ds, sc.phi, sc.probs, m, vds, strategy=strategy, targets=targets, seed=seed,
+                device=dev, progress=lambda i, k: bar.update(task, completed=i, total=k, info=""),
+            )
+        phi_cut = outcome.alpha
+        for row in outcome.sweep:
+            row["alpha_paper"] = None if row["alpha"] is None else row["alpha"] * factor
+    else:
+        outcome = api.relabel_dataset(ds, sc.phi, sc.probs, strategy=strategy, alpha=threshold,
+                                      fraction=fraction, targets=targets, seed=seed,
+                                      select_on=select_on)
+        phi_cut = phi_threshold
+        _warn_if_too_many(outcome, sc, alpha if a is not None else None, fraction,
+                          phi_threshold)
+    paper_alpha = a if isinstance(a, float) else (
+        None if phi_cut is None or np.isnan(factor) else phi_cut * factor)
+    meta = {"strategy": strategy, "targets": targets, "alpha": paper_alpha,
+            "phi_threshold": phi_cut, "fraction": fraction,
+            "paper_factor": None if np.isnan(factor) else factor, "scores": str(sc.path),
+            "scores_fingerprint": sc.meta.get("train_fingerprint"),
+            "source_fingerprint": ds.fingerprint(), "n_relabeled": outcome.cleaning.n_relabeled,
+            "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
+    _write_cleaned(outcome.dataset, output, meta)
+    _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut)
+
+
+def _write_cleaned(ds, output, meta: dict) -> None:
+    from rdia_cli.cleaning.files import for_file
+    from rdia_cli.data.writers import write_dataset
+
+    write_dataset(for_file(ds), str(output), meta={"relabel": meta})
+
+
+def _warn_if_too_many(outcome, sc, alpha, fraction, phi_threshold) -> None:
+    """A hand-picked α, Φ threshold or fraction that changes more rows than the data supports:
+    more than 30% of the rows, or more than the rows the model itself gets wrong (a label that
+    the fitted model predicts is no evidence of noise; measured: α = 0 flags about half of the
+    clean rows of a noise-free set)."""
+
+    n = sc.n_samples
+    changed = outcome.cleaning.n_relabeled + outcome.cleaning.n_removed
+    if outcome.cleaning.weight is not None:
+        changed = int((outcome.cleaning.weight < 1).sum())
+    misfit = int((sc.probs.argmax(1) != sc.label).sum())
+    reasons = []
+    if changed > 0.3 * n:
+        reasons.append("more than 30% of the rows")
+    if changed > misfit + max(5, 0.02 * n):
+        reasons.append(f"more than the {misfit:,} rows whose label the model does not predict")
+    if not reasons:
+        return
+    given = (f"--alpha {alpha}" if alpha is not None else f"--fraction {fraction}"
+             if fraction is not None else f"--phi-threshold {phi_threshold}")
+    err.print(f"[yellow]warning:[/] {given} changes {changed:,} of {n:,} rows "
+              f"({changed / max(n, 1):.0%}), {' and '.join(reasons)}; on clean data that "
+              "makes the model worse. `--strategy auto --val VAL --model MODEL` chooses the "
+              "rows by cross-validation on the clean set.", soft_wrap=True)
+
+
+def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean) -> None:
+    """--strategy auto: cross-validated cleaning. The output holds the cleaned training rows
+    (and with --include-clean the validation rows, column `part` = 1); its metadata records the
+    clean set, λ and the blend, which `rdia retrain` uses."""
+    from rdia_cli import stages as api
+    from rdia_cli.cleaning.auto.clean import auto_clean, verdict_lines
+    from rdia_cli.cleaning.files import hint_lines, split_clean_rows
+    from rdia_cli.models.io import load_model
+
+    m = load_model(model)
+    vds = load(val, val_opts, what="validation data", schema=api.schema_of_model(m))
+    with progress_bar() as bar:
+        task = bar.add_task("cross-validating", total=None, info="")
+        ac = auto_clean(ds, vds, m, seed=seed, device=dev,
+                        progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
+    rows, clean_info = split_clean_rows(ac.cleaned, include_clean)
+    meta = {"strategy": "auto", "action": ac.config.action, "ranker": ac.config.ranker,
+            "fraction": ac.config.fraction, "weight": ac.config.weight, "l2": ac.model.meta["l2"],
+            "scores": str(sc.path), "source_fingerprint": ds.fingerprint(), "verdict": ac.verdict,
+            "cv": ac.cv, "n_relabeled": int(ac.cleaned.extra["relabeled"].sum()),
+            **clean_info, "clean_fingerprint": vds.fingerprint(),
+            **recorded_inputs(clean=(val, val_opts))}
+    if "blend" in ac.model.meta:  # `rdia retrain` refits both parts and blends them the same way
+        meta["blend"] = {"clean_only_share": ac.clean_only_share,
+                         "clean_only_l2": ac.model.meta["blend"]["l2"][1]}
+    _write_cleaned(rows, output, meta)
+    which = ("with" if clean_info.get("clean_rows") == "included" else "without") + (
+        f" the {vds.n_samples:,} clean rows")
+    if "clean_rows_why" in clean_info:
+        which += f": {clean_info['clean_rows_why']}"
+    err.print(summary_table("rdia relabel --strategy auto", [
+        ("rows", f"{ds.n_samples:,} training + {vds.n_samples:,} validation"),
+        ("wrote", f"{shown_path(output)}  ({rows.n_samples:,} rows, {which}; retrain on it "
+                  "with `rdia retrain`)"),
+    ]))
+    for line in verdict_lines(ac.verdict):
+        err.print(f"  {line}")
+    hints = hint_lines(meta, rows.n_samples)
+    if hints:
+        err.print("[bold]for your own trainer:[/]")
+        for line in hints:
+            err.print(f"  {line}")
+
+
+def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
+    from rich.table import Table
+
+    c = outcome.cleaning
+    rows = [
+        ("rows", f"{ds.n_samples:,}"),
+        ("α (paper's scale)", fmt_value(paper_alpha, ".6g")),
+        ("Φ threshold", fmt_value(phi_cut, ".6g")),
+        ("relabeled", f"{c.n_relabeled:,}"),
+        ("removed", f"{c.n_removed:,}"),
+        ("reweighted", "yes" if c.weight is not None else "no"),
+        ("wrote", f"{shown_path(output)}  ({outcome.dataset.n_samples:,} rows; `label` holds "
+                  "the new labels)"),
+    ]
+    err.print(summary_table("rdia relabel", rows))
+    if outcome.sweep:
+        t = Table(title="α sweep on the validation set (in-sample)", title_justify="left")
+        for col in ("α (paper)", "Φ threshold", "selected", "predicted val loss",
+                    "val loss after retrain"):
+            t.add_column(col, justify="right")
+        for r in outcome.sweep:
+            t.add_row(fmt_value(r.get("alpha_paper"), ".4g") if r["alpha"] is not None else "none",
+                      "none" if r["alpha"] is None else f"{r['alpha']:.4g}", str(r["n_selected"]),
+                      f"{r['predicted_val_loss']:.4f}", f"{r['val_loss']:.4f}")
+        err.print(t)

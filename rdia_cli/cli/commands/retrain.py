@@ -1,0 +1,100 @@
+"""`rdia retrain`: refit a model file's architecture on a cleaned file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import (
+    Device,
+    Output,
+    check_train_options,
+    device_of,
+    load,
+    read_opts,
+    recorded,
+    recorded_read_options,
+)
+from rdia_cli.cli.render import fmt_value, summary_table, warn_not_converged
+
+
+# --- retrain ----------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def retrain(
+    cleaned: Annotated[Path, typer.Argument(help="Cleaned training set from `rdia relabel`.")],
+    model: Annotated[Path, typer.Option("--model", help="The model to retrain (its settings are reused).")],
+    output: Output,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Do not warm-start from MODEL.")] = False,
+    l2: Annotated[float | None, typer.Option("--l2", help="Override λ (logreg; on `relabel --strategy auto` output: one fit on all its rows, no blend with the clean set alone).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Networks: override epochs.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Networks: override the learning rate (default: MODEL's ÷ 10 when warm-starting).")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="`relabel --strategy auto` output without its clean rows: the clean set to add back (default: the file it records; its fingerprint is checked).", show_default=False)] = None,
+    device: Device = "auto",
+) -> None:
+    """Retrain MODEL's architecture on the cleaned targets and weights (the raw Eq. 12 targets
+    where the file keeps them in `target_raw`)."""
+    from rdia_cli import stages as api
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.models.io import load_model, save_model
+
+    check_train_options(l2=l2, epochs=epochs, lr=lr)
+    check_output(output, cleaned, model)
+    dev = device_of(device)
+    m = load_model(model)
+    opts = read_opts(fmt="parquet")
+    from rdia_cli.cleaning.files import from_file
+
+    ds = from_file(load(cleaned, opts, what="cleaned data", schema=api.schema_of_model(m)))
+    net = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
+    relabel = ds.meta.get("relabel") if isinstance(ds.meta.get("relabel"), dict) else {}
+    if relabel.get("clean_rows") == "excluded":  # auto trained on them: add them back
+        ds = _with_clean_rows(ds, relabel, val, cleaned, m)
+    blend = relabel.get("blend") if l2 is None and "part" in ds.extra else None
+    if l2 is None:  # the auto strategy tunes λ; keep what it chose
+        l2 = relabel.get("l2")
+    t0 = time.perf_counter()
+    m2 = api.retrain_model(ds, m, from_scratch=from_scratch, device=dev, l2=l2, net_options=net)
+    if blend:  # auto's model averages this fit with one on the clean rows alone
+        from rdia_cli.cleaning.auto.clean import blend_models
+
+        clean = ds.subset((ds.extra["part"] == 1).nonzero()[0])
+        alone = api.retrain_model(clean, m, from_scratch=from_scratch, device=dev,
+                                  l2=blend["clean_only_l2"])
+        m2 = blend_models(m2, alone, blend["clean_only_share"])
+    m2.meta["retrained_from"] = str(model)
+    m2.meta["source"] = str(cleaned)
+    save_model(m2, output)
+    mt = m2.meta.get("metrics", {})
+    rows = [("data", f"{cleaned}  ({ds.n_samples:,} rows, "
+                     f"{int(ds.extra.get('relabeled', []).sum()) if 'relabeled' in ds.extra else 0:,} relabeled)"),
+            ("start", "from scratch" if from_scratch else f"warm from {model}"),
+            *([("blend", f"{blend['clean_only_share']:.0%} of a fit on the clean rows alone "
+                         "(auto's choice)")] if blend else []),
+            ("train objective", fmt_value(mt.get("train_objective", mt.get("train_loss")), ".6f")),
+            ("time", f"{time.perf_counter() - t0:.2f} s"), ("wrote", str(output))]
+    err.print(summary_table("rdia retrain", rows))
+    warn_not_converged(m2, output)
+
+
+def _with_clean_rows(ds, relabel: dict, val: Path | None, cleaned: Path, model):
+    from rdia_cli import stages as api
+    from rdia_cli.cleaning.files import add_clean_rows
+    from rdia_cli.errors import MismatchError
+
+    if val is None:
+        val = recorded(relabel, "clean", "clean set", "--val")
+        opts = recorded_read_options(relabel, "clean")
+    else:
+        opts = read_opts()
+    clean = load(val, opts, what="clean data", schema=api.schema_of_model(model))
+    want = relabel.get("clean_fingerprint")
+    if want and clean.fingerprint() != want:
+        raise MismatchError(f"`{val}` is not the clean set `{cleaned}` was made with "
+                            f"(fingerprint {clean.fingerprint()}, expected {want}); give the "
+                            "right one with --val.")
+    return add_clean_rows(ds, clean)

@@ -1,0 +1,183 @@
+"""`rdia score`: Φ of every training row, written as a scores file (Parquet)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import (
+    Classes,
+    Device,
+    Format,
+    LabelCol,
+    Labels,
+    NFeatures,
+    Seed,
+    ZeroBased,
+    abs_path,
+    default_output,
+    device_of,
+    load,
+    read_opts,
+    recorded_inputs,
+    shown_path,
+)
+from rdia_cli.cli.render import summary_table
+
+
+# --- score ------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def score(
+    data: Annotated[Path, typer.Argument(help="The training data the model was trained on.")],
+    val: Annotated[Path, typer.Option("--val", help="Clean validation data.")],
+    model: Annotated[Path, typer.Option("--model", help="Model file from `rdia train`.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores file (Parquet). Default: standard output when it is a pipe or a file (`rdia score ... | rdia relabel ...`), else DATA's name + .scores.parquet beside DATA. `-` is standard output.", show_default=False)] = None,
+    solver: Annotated[str, typer.Option("--solver", help="auto, direct (Cholesky) or cg; networks: cg or lissa.")] = "auto",
+    damping: Annotated[float | None, typer.Option("--damping", help="δ added to the Hessian (default 0 for logreg, 0.01 for networks).")] = None,
+    tol: Annotated[float | None, typer.Option("--tol", help="Relative residual of the solve (default 1e-10 logreg, 1e-6 networks).")] = None,
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Solver iterations at most.")] = None,
+    hessian: Annotated[str, typer.Option("--hessian", help="Networks: exact or ggn (Gauss-Newton).")] = "ggn",
+    hessian_samples: Annotated[int | None, typer.Option("--hessian-samples", help="Networks: estimate the curvature on this many random rows (default 2000; 0 = all rows).")] = None,
+    top: Annotated[int, typer.Option("--top", help="Rows shown in the summary.")] = 5,
+    device: Device = "auto",
+    seed: Seed = 0,
+    labels: Labels = None,
+    val_labels: Annotated[Path | None, typer.Option("--val-labels", help="IDX label file for --val.")] = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Influence Φ of every training row on the validation loss (Φ > 0: harmful)."""
+    from rdia_cli import stages as api
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.artifacts.scores import file_fingerprint, write_scores
+    from rdia_cli.models.io import load_model
+
+    _check_score_options(damping, tol, max_iter, hessian_samples, top)
+    output = default_output(output, data, ".scores.parquet")
+    check_output(output, data, val, model, labels, val_labels)
+    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    dev = device_of(device)
+    from rdia_cli import distributed
+
+    shard = distributed.Sharding.from_env(dev)  # under torchrun: this rank's rows only
+    if shard is not None:
+        dev = shard.device
+    m = load_model(model)
+    schema = api.schema_of_model(m)
+    if shard is None:
+        ds = load(data, opts, what="training data", schema=schema)
+    else:
+        distributed._check_logreg(m.arch)
+        ds, n_total = distributed.load_shard(data, opts, shard, what="training data",
+                                             schema=schema)
+    vds = load(val, opts, what="validation data", schema=schema, labels=val_labels)
+    hashing = _hash_in_background(ds) if shard is None else None  # overlaps the solve
+    t0 = time.perf_counter()
+    if shard is None:
+        result = api.score_model(m, ds, vds, device=dev, solver=solver, damping=damping, tol=tol,
+                                 max_iter=max_iter, hessian=hessian,
+                                 hessian_samples=hessian_samples, seed=seed)
+    else:
+        result = distributed.score_logreg(m, ds, vds, shard, n_total, solver=solver,
+                                          damping=damping, tol=tol, max_iter=max_iter)
+    seconds = time.perf_counter() - t0
+    if hashing is not None:
+        hashing.join()
+    if ds.fingerprint() != m.meta.get("train_fingerprint") and (shard is None or shard.is_root):
+        err.print(f"[yellow]warning:[/] `{data}` is not the data `{model}` was trained on "
+                  "(fingerprints differ); Φ assumes θ̂ minimizes the loss on DATA.")
+    probs = result.probs if result.probs is not None else api.probabilities(m, ds, device=dev)
+    if shard is not None:  # rank 0 gathers every row and writes the one scores file
+        result, ds, probs = distributed.gather_scores(shard, result, ds, probs)
+        shard.close()
+        if result is None:
+            return
+    meta = dict(result.info)
+    meta.update({
+        "model_fingerprint": file_fingerprint(model), "model": str(model),
+        "train_fingerprint": ds.fingerprint(), "val_fingerprint": vds.fingerprint(),
+        "n_train": ds.n_samples, "n_val": vds.n_samples, "seconds": seconds,
+        "arch": m.arch,
+        # where the inputs are, so `rdia relabel` can find them without being told again
+        **recorded_inputs(train=(data, opts), val=(val, replace(opts, labels=abs_path(val_labels)))),
+    })
+    write_scores(output, row_id=ds.row_id, labels=ds.y, classes=ds.classes, result=result,
+                 probs=probs, meta=meta)
+    _print_score_summary(result, ds, meta, top, output)
+
+
+def _check_score_options(damping, tol, max_iter, hessian_samples, top) -> None:
+    from rdia_cli.validate import check_int, check_number
+
+    check_number("--damping", damping, low=0.0)
+    check_number("--tol", tol, low=0.0, open_low=True)
+    check_int("--max-iter", max_iter, low=1)
+    check_int("--hessian-samples", hessian_samples, low=0)
+    check_int("--top", top, low=0)
+
+
+def _hash_in_background(ds):
+    """Start ``ds.fingerprint()`` (cached on ds) in a thread: hashing releases the GIL, so it
+    runs beside the solver. Any in-place sort of X's indices happens here, before the solver
+    reads X."""
+    import threading
+
+    if ds.is_sparse:
+        ds.X.sort_indices()
+    t = threading.Thread(target=ds.fingerprint, name="rdia-fingerprint", daemon=True)
+    t.start()
+    return t
+
+
+def _print_score_summary(result, ds, meta, top, output) -> None:
+    import numpy as np
+    from rich.table import Table
+
+    phi, n = result.phi, ds.n_samples
+    pos = phi > 0
+    pred = float((-phi[pos] / (n * np.maximum(1 - result.p_label[pos], 1e-12))).sum())
+    rows = [
+        ("rows", f"{n:,} training, {meta['n_val']:,} validation"),
+        ("solver", f"{meta['solver']} ({meta.get('hessian', 'exact')} Hessian), "
+                   f"{meta['iterations']} iterations, residual {meta['residual']:.1e}, "
+                   f"damping {meta['damping']:g}"),
+        ("validation loss", f"{meta['val_loss']:.4f}"),
+        ("Φ > 0 (harmful)", f"{int(pos.sum()):,} rows ({pos.mean():.1%})"),
+        *_paper_scale_rows(meta, phi),
+        ("relabel all of them", f"predicted validation-loss change {pred:+.4f} (first order)"),
+        ("time", f"{meta['seconds']:.2f} s (solve {meta.get('solve_seconds', 0):.2f} s, "
+                 f"scores {meta.get('score_seconds', 0):.2f} s)"),
+        ("wrote", shown_path(output)),
+    ]
+    err.print(summary_table("rdia score", rows))
+    if top > 0 and n:
+        t = Table(title=f"top {min(top, n)} harmful rows", title_justify="left")
+        for c in ("row_id", "label", "p_label", "Φ", "Δ val loss if relabeled"):
+            t.add_column(c, justify="right")
+        head = np.argpartition(-phi, min(top, n) - 1)[:top] if top < n else np.arange(n)
+        for i in head[np.lexsort((head, -phi[head]))]:
+            t.add_row(str(ds.row_id[i]), str(ds.classes[ds.y[i]]), f"{result.p_label[i]:.3f}",
+                      f"{phi[i]:.4g}", f"{-phi[i] / (n * max(1 - result.p_label[i], 1e-12)):+.2e}")
+        err.print(t)
+
+
+def _paper_scale_rows(meta, phi) -> list[tuple[str, str]]:
+    import numpy as np
+
+    from rdia_cli.artifacts.scores import paper_factor
+
+    f = paper_factor(meta)
+    if np.isnan(f):
+        return [("paper's scale", "none (λ + δ = 0): use --phi-threshold or --fraction")]
+    n = int((phi * f > 0.002).sum())
+    return [("paper's scale", f"phi_paper = {f:.4g}·Φ (C·M/N, C = 1/(λN)); "
+                              f"`relabel --alpha 0.002` selects {n:,} rows")]

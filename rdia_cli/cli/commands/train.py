@@ -1,0 +1,141 @@
+"""`rdia train`: fit a model (logistic regression or a network) and write the model file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.options import (
+    Classes,
+    Device,
+    Format,
+    LabelCol,
+    Labels,
+    NFeatures,
+    Output,
+    Seed,
+    ZeroBased,
+    check_train_options,
+    device_of,
+    load,
+    net_options,
+    read_opts,
+)
+from rdia_cli.cli.render import fmt_value, progress_bar, summary_table, warn_not_converged
+
+
+# --- train ------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="Training data (LIBSVM, CSV, Parquet, IDX, CIFAR).")],
+    output: Output,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data: report its loss.")] = None,
+    model_type: Annotated[str, typer.Option("--model-type", help="logreg, mlp, lenet or cnn.")] = "logreg",
+    l2: Annotated[float | None, typer.Option("--l2", help="λ of (λ/2)‖W‖² (logreg; default 1/N, scikit-learn's C=1).")] = None,
+    no_intercept: Annotated[bool, typer.Option("--no-intercept", help="Fit no intercept.")] = False,
+    tol: Annotated[float, typer.Option("--tol", help="Stop when ‖∇L‖ ≤ tol·‖∇L(0)‖ (logreg).")] = 1e-8,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="Newton steps at most (logreg).")] = 100,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Networks: passes over the data (default 10; 200 with --schedule paper).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Networks: mini-batch size.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Networks: learning rate.")] = 1e-3,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="Networks: adam or sgd.")] = "adam",
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Networks: weight decay.")] = 0.0,
+    schedule: Annotated[str, typer.Option("--schedule", help="Networks: none, or paper: the paper's preset (Adam, lr 1e-3, batch 128 are the defaults; 200 epochs unless --epochs; lr constant for 40% of the epochs, i.e. 80 of 200, then linear decay to 0, Adam β1 0.1 while decaying).")] = "none",
+    hidden: Annotated[str | None, typer.Option("--hidden", help="mlp: hidden sizes, e.g. 256,128 (the default); --hidden 256 on MNIST is the authors' MLP 784-256-10.")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Networks, training under label noise: erm (default), rdia-ls (= --rdia-ls), self-teaching (= --self-teaching), co-teaching (two networks, each trained on the peer's small-loss rows; the first is saved), sigua (descent on small-loss rows, ascent ×--sigua-ascent on the rest), f-correction (forward loss correction with T from --transition or estimated from anchor points), s-model (a learned noise-adaptation softmax layer).")] = None,
+    rdia_ls: Annotated[bool, typer.Option("--rdia-ls", help="Train with RDIA-LS (paper appendix F).")] = False,
+    self_teaching: Annotated[bool, typer.Option("--self-teaching", help="Train on the small-loss share only.")] = False,
+    noise_rate: Annotated[float | None, typer.Option("--noise-rate", help="RDIA-LS, self-teaching, co-teaching, sigua: expected noise rate τ.")] = None,
+    gamma: Annotated[str, typer.Option("--gamma", help="RDIA-LS: weight γ in [0, 1] (paper variant: of the relabeled loss; reference: of the clean loss), or auto: hold out 10% of the rows, train once per γ in 0.05, 0.10, ..., 0.95 on the rest, keep the γ with the best held-out accuracy on the given labels, retrain on all rows (20 trainings).")] = "0.5",
+    tk: Annotated[int, typer.Option("--tk", help="Small-loss methods: T_k, epochs of this data set until ρ reaches 1 - τ (ρ fixed per epoch; the old behaviour).")] = 10,
+    tk_steps: Annotated[int | None, typer.Option("--tk-steps", help="Small-loss methods: T_k in optimizer steps instead of --tk (ρ updated every step), so a subset and the full set get the same schedule; the paper's T_k = 10 epochs of 60,000 rows at batch 128 is 4690.")] = None,
+    rdia_ls_variant: Annotated[str, typer.Option("--rdia-ls-variant", help="RDIA-LS loss: paper (Algorithm 2) or reference (the authors' code: γ on the clean part, CE on softmax outputs, relabels only the band between the int(ρB) smallest and the int(τ/2·B) largest-loss rows, which are dropped, relabeled part ÷ B, small-loss-only warm-up until T_k).")] = "paper",
+    transition: Annotated[Path | None, typer.Option("--transition", help="f-correction: the known K×K transition matrix, T_ij = P(given label j | true class i) (.npy, or text/CSV rows); s-model: the channel's start. Default: estimated from a baseline network.")] = None,
+    sigua_ascent: Annotated[float, typer.Option("--sigua-ascent", help="sigua: weight of the gradient ascent on the large-loss rows.")] = 0.01,
+    estimate_epochs: Annotated[int | None, typer.Option("--estimate-epochs", help="f-correction, s-model: epochs of the ERM baseline that estimates T (default 10% of --epochs).")] = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    labels: Labels = None,
+    val_labels: Annotated[Path | None, typer.Option("--val-labels", help="IDX label file for --val.")] = None,
+    label_col: LabelCol = "label",
+    zero_based: ZeroBased = None,
+    n_features: NFeatures = None,
+    classes: Classes = None,
+    fmt: Format = "auto",
+) -> None:
+    """Train a model on DATA and write the model file (-o MODEL.pt)."""
+    from rdia_cli import stages as api
+    from rdia_cli.artifacts.atomic import check_output
+    from rdia_cli.models.io import save_model
+
+    check_train_options(l2=l2, tol=tol, max_iter=max_iter, epochs=epochs, batch_size=batch_size,
+                         lr=lr, weight_decay=weight_decay, noise_rate=noise_rate,
+                         n_features=n_features)
+    check_output(output, data, val, labels, val_labels)
+    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    dev = device_of(device)
+    from rdia_cli import distributed
+
+    shard = distributed.Sharding.from_env(dev)  # under torchrun: this rank's rows only
+    if shard is None:
+        ds, n_total = load(data, opts, what="training data"), None
+    else:
+        dev = shard.device
+        distributed._check_logreg(model_type)
+        ds, n_total = distributed.load_shard(data, opts, shard, what="training data")
+    net = net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed, hidden,
+                       rdia_ls, self_teaching, noise_rate, gamma, tk, method, rdia_ls_variant,
+                       tk_steps, transition, sigua_ascent, estimate_epochs)
+    t0 = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task(f"training {model_type}", total=None, info="")
+
+        def progress(step, total_or_loss, extra=None):
+            if isinstance(extra, dict):
+                bar.update(task, completed=step, total=total_or_loss,
+                           info=" ".join(f"{k} {v:.4g}" for k, v in extra.items()))
+            else:
+                bar.update(task, completed=step, info=f"loss {total_or_loss:.6g} |g| {extra:.2e}")
+
+        if shard is None:
+            model = api.train_model(ds, model_type=model_type, device=dev, l2=l2,
+                                    fit_intercept=not no_intercept, tol=tol, max_iter=max_iter,
+                                    net_options=net, progress=progress)
+        else:
+            model = distributed.train_logreg(ds, shard, n_total, l2=l2, device=dev,
+                                             fit_intercept=not no_intercept, tol=tol,
+                                             max_iter=max_iter, progress=progress)
+    seconds = time.perf_counter() - t0
+    if shard is not None:
+        shard.close()
+        if not shard.is_root:  # rank 0 writes the one model file
+            return
+    rows = [("data", f"{data}  ({n_total or ds.n_samples:,} rows × {ds.n_features:,} features, "
+                     f"{ds.n_classes} classes{', sparse' if ds.is_sparse else ''})"),
+            ("model", model_type), ("device", str(dev))]
+    m = model.meta.get("metrics", {})
+    if model_type == "logreg":
+        rows += [("λ (l2)", f"{model.meta['l2']:.6g}"),
+                 ("Newton steps", f"{m.get('iterations')}  (converged: {m.get('converged')})"),
+                 ("train objective", fmt_value(m.get("train_objective"), ".6f")),
+                 ("‖∇L‖ relative", fmt_value(m.get("rel_grad_norm"), ".2e"))]
+    else:
+        rows += [("train loss", fmt_value(m.get("train_loss"), ".4f"))]
+    if val is not None:
+        vds = load(val, opts, what="validation data", schema=api.schema_of_model(model),
+                   labels=val_labels)
+        vm = api.evaluate_model(model, vds, device=dev)
+        model.meta["val_metrics"] = vm
+        rows.append(("validation", f"loss {vm['loss']:.4f}  accuracy {vm['accuracy']:.4f}"
+                     + (f"  auc {vm['auc']:.4f}" if vm["auc"] is not None else "")))
+    rows.append(("time", f"{seconds:.2f} s"))
+    model.meta["source"] = str(data)
+    save_model(model, output)
+    rows.append(("wrote", str(output)))
+    err.print(summary_table("rdia train", rows))
+    warn_not_converged(model, output)
