@@ -29,6 +29,7 @@ import numpy as np
 
 import rdia_cli.cleaning.auto.clean as ac
 from rdia_cli.cleaning.auto.clean import Config
+from rdia_cli.metrics import row_losses
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,8 +45,8 @@ def load(path: Path) -> dict:
             "union": ({float(g): row for g, row in zip(z["union_reg"], z["union_loss"],
                                                        strict=True)}
                       if "union_reg" in z.files else {}),
-            "erm_val": ac._row_losses(z["erm_val_probs"].astype(np.float64), z["val_y"]),
-            "erm_test": float(ac._row_losses(z["erm_test_probs"].astype(np.float64),
+            "erm_val": row_losses(z["erm_val_probs"].astype(np.float64), z["val_y"]),
+            "erm_test": float(row_losses(z["erm_test_probs"].astype(np.float64),
                                              z["test_y"]).mean())}
 
 
@@ -103,7 +104,7 @@ def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool 
     if keep_erm and quiet and not ac._beats(chosen, run["erm_val"], ac.GUARD_SE):
         return run["erm_test"]
     test = ac._blend_probs(run["test_probs"][pick], run["test_probs"][alone], share)
-    return float(ac._row_losses(test, run["test_y"]).mean())
+    return float(row_losses(test, run["test_y"]).mean())
 
 
 def one_model(run: dict) -> float:

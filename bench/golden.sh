@@ -10,7 +10,8 @@ set -uo pipefail
 TREE=$(cd "$1" && pwd); OUT=$(mkdir -p "$2" && cd "$2" && pwd)
 DATA=${RDIA_SHARED_DATA:-$TREE/../shared/data}
 [ -d "$DATA" ] || DATA=/work/shared/data
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+W=${RDIA_GOLDEN_WORK:-/tmp/rdia-golden-work}  # fixed: files record absolute input paths
+rm -rf "$W"; mkdir -p "$W"
 mkdir -p "$W/bin"; printf '#!/usr/bin/env python\nfrom rdia_cli.cli import main\nmain()\n' > "$W/bin/rdia"
 chmod +x "$W/bin/rdia"
 export PATH="$W/bin:$PATH" PYTHONPATH="$TREE" COLUMNS=100 OMP_NUM_THREADS=1 PYTHONHASHSEED=0

@@ -39,11 +39,11 @@ def measure(name: str, seeds: int, root: Path) -> list[dict]:
         CV_TOL,
         UNION_FOLDS,
         Config,
-        _row_losses,
         build_training_set,
         out_of_fold_probabilities,
     )
     from rdia_cli.data import split_dataset
+    from rdia_cli.metrics import row_losses
     from rdia_cli.models.logreg.training import train_logreg
 
     full, test_file = load(name, root)
@@ -68,7 +68,7 @@ def measure(name: str, seeds: int, root: Path) -> list[dict]:
                                                   fold_models=folds)
                     if reg == 1:
                         at_one = dict(folds)
-                    cv[reg] = _row_losses(p, both.y).round(6).tolist()
+                    cv[reg] = row_losses(p, both.y).round(6).tolist()
                     m = train_logreg(both, l2=reg / both.n_samples, tol=1e-8, max_iter=100)
                     test_loss[reg] = api.evaluate_model(m, test)["loss"]
             cv, test_loss = [cv[g] for g in GRID], [test_loss[g] for g in GRID]

@@ -21,3 +21,10 @@ Influence ``phi`` (Φ):   Φ_i = -∇L_Q(θ̂)ᵀ H⁻¹ ∇ℓ_i(θ̂)
   reference code, on which its α is a threshold (``scores.paper_factor``). ``relabel --alpha``
   thresholds ``phi_paper``, ``--phi-threshold`` thresholds Φ.
 """
+
+import numpy as np  # noqa: E402  (the module is the docstring above; these two formulas use it)
+
+
+def relabel_effect(phi, p_label, n_train):
+    """``delta_relabel`` = -Φ / (N (1 - p_m)), with 1 - p_m floored at 1e-12 (the one place)."""
+    return -phi / (n_train * np.maximum(1.0 - p_label, 1e-12))

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def row_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row cross-entropy -log p_label, probabilities clipped to [1e-15, 1] (the one place)."""
+    return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-15, 1.0))
+
+
 def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy of the true labels (probabilities clipped at 1e-15)."""
-    p = np.asarray(probs, dtype=np.float64)[np.arange(len(labels)), labels]
-    return float(-np.log(np.clip(p, 1e-15, 1.0)).mean()) if len(labels) else float("nan")
+    p = np.asarray(probs, dtype=np.float64)
+    return float(row_losses(p, labels).mean()) if len(labels) else float("nan")
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:

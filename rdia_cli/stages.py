@@ -18,9 +18,16 @@ import numpy as np
 from rdia_cli.cleaning.strategies import Cleaning, clean, gradient_norms
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
+from rdia_cli.glossary import relabel_effect
 from rdia_cli.influence import ScoreResult
 from rdia_cli.models.common import check_model_data, probabilities, schema_of_model
 from rdia_cli.models.io import ModelFile
+
+__all__ = [
+    "MODEL_TYPES", "NET_ARCHS", "RelabelOutcome", "apply_cleaning", "auto_alpha", "check_model_data",
+    "evaluate_model", "probabilities", "relabel_dataset", "retrain_model", "schema_of_model",
+    "score_model", "train_model",
+]
 
 NET_ARCHS = ("mlp", "lenet", "cnn")
 NET_HESSIAN_SAMPLES = 2000  # networks: curvature on this many rows unless --hessian-samples
@@ -212,7 +219,7 @@ def auto_alpha(
         if strategy == "drop":
             predicted = float((-phi[sel] / n).sum())
         else:
-            predicted = float((-phi[sel] / (n * np.maximum(1 - p_label[sel], 1e-12))).sum())
+            predicted = float(relabel_effect(phi[sel], p_label[sel], n).sum())
         row = {"alpha": None if np.isinf(alpha) else alpha, "n_selected": int(sel.sum()),
                "n_relabeled": outcome.cleaning.n_relabeled, "n_removed": outcome.cleaning.n_removed,
                "predicted_val_loss": base_loss + predicted, "val_loss": loss}

@@ -16,7 +16,6 @@ from rdia_cli.cleaning.auto.clean import (
     _final_share,
     _guarded_choice,
     _reg_line_search,
-    _row_losses,
     auto_clean,
     blend_models,
     build_training_set,
@@ -27,6 +26,7 @@ from rdia_cli.cleaning.auto.clean import (
 )
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
+from rdia_cli.metrics import row_losses
 from rdia_cli.models.common import predict_proba
 from rdia_cli.models.logreg.training import train_logreg
 
@@ -89,8 +89,8 @@ def test_a_blended_model_predicts_the_blended_probabilities(digits):
         np.testing.assert_allclose(predict_proba(blended, test.X),
                                    _blend_probs(pa, pb, share), rtol=1e-6, atol=1e-12)
         # log-sum-exp is convex: row by row never worse than the same mixture of the losses
-        mixed = (1 - share) * _row_losses(pa, test.y) + share * _row_losses(pb, test.y)
-        assert (_row_losses(_blend_probs(pa, pb, share), test.y) <= mixed + 1e-9).all()
+        mixed = (1 - share) * row_losses(pa, test.y) + share * row_losses(pb, test.y)
+        assert (row_losses(_blend_probs(pa, pb, share), test.y) <= mixed + 1e-9).all()
     assert blended.meta["train_fingerprint"] is None  # it minimizes no training loss
     assert blended.meta["l2"] == a.meta["l2"]
 
@@ -132,8 +132,8 @@ def test_without_noise_the_clean_set_alone_needs_the_evidence_a_cleaning_needs()
     # the clean set alone a little better on the mean, far inside the noise of 200 rows
     p_close = np.clip(pick[np.arange(200), y] + rng.normal(0.004, 0.05, 200), 0.05, 0.99)
     close = probs(p_close)
-    pick_loss = _row_losses(pick, y)
-    assert _row_losses(close, y).mean() < pick_loss.mean()
+    pick_loss = row_losses(pick, y)
+    assert row_losses(close, y).mean() < pick_loss.mean()
     assert _final_share(pick, close, y, np.zeros(200), pick_loss, noisy=False) == 0.0
     # … but with label noise seen, the CV minimizer over the blends, as _blend_share says
     assert _final_share(pick, close, y, np.zeros(200), pick_loss, noisy=True) == _blend_share(

@@ -66,8 +66,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     from rdia_cli.cli import app
     from rdia_cli.distributed import Sharding, shard_dataset
     from rdia_cli.influence.logreg import score_logreg
-    from rdia_cli.models.logreg.training import train_logreg
     from rdia_cli.models.io import load_model
+    from rdia_cli.models.logreg.training import train_logreg
 
     dist.init_process_group("gloo")
     sh = Sharding.from_env("cpu")
@@ -106,8 +106,8 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
     from rdia_cli.cli import app
     from rdia_cli.data.writers import write_dataset
     from rdia_cli.influence.logreg import score_logreg
-    from rdia_cli.models.logreg.training import train_logreg
     from rdia_cli.models.io import load_model, save_model
+    from rdia_cli.models.logreg.training import train_logreg
 
     full, val = _data(), _data(n=500, seed=1)
     write_dataset(full, str(tmp_path / "train.parquet"), row_group_size=700)

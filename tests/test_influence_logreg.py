@@ -6,8 +6,8 @@ import scipy.sparse as sp
 import torch
 
 from rdia_cli.influence.logreg import problem_for, score_logreg
-from rdia_cli.models.logreg.training import train_logreg
 from rdia_cli.models.logreg.problem import state_to_theta
+from rdia_cli.models.logreg.training import train_logreg
 from tests.conftest import make_dataset
 
 

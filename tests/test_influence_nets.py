@@ -12,9 +12,8 @@ from torch.func import functional_call, hessian, jacrev
 
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import RuntimeFailure
-from rdia_cli.influence.nets import NetProblem, cg, lissa
+from rdia_cli.influence.nets import NetProblem, cg, lissa, score_net
 from rdia_cli.models.nets.batches import Rows, ce_per_sample
-from rdia_cli.influence.nets import score_net
 from rdia_cli.models.nets.training import net_from_model, train_net
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -217,8 +217,8 @@ def test_cleaned_file_is_downstream_ready_for_ten_classes(digits, tmp_path):
     Eq. 12 values in `target_raw`, which is what `rdia retrain` trains on; no `weight`."""
     from rdia_cli.cleaning.strategies import relabel_targets
     from rdia_cli.data.writers import write_dataset
-    from rdia_cli.models.logreg.training import train_logreg
     from rdia_cli.models.io import load_model
+    from rdia_cli.models.logreg.training import train_logreg
 
     train, val = digits
     write_dataset(train, str(tmp_path / "train.parquet"))

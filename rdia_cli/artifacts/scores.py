@@ -19,6 +19,7 @@ import numpy as np
 
 from rdia_cli.artifacts.atomic import atomic_path
 from rdia_cli.errors import InputError, MismatchError
+from rdia_cli.glossary import relabel_effect
 
 COLUMNS = ("row_id", "label", "phi", "delta_remove", "delta_relabel", "p_label", "loss", "probs")
 STDIN = "-"
@@ -71,7 +72,7 @@ class Scores:
 
     @property
     def delta_relabel(self) -> np.ndarray:
-        return -self.phi / (self.meta["n_train"] * np.maximum(1.0 - self.p_label, 1e-12))
+        return relabel_effect(self.phi, self.p_label, self.meta["n_train"])
 
 
 def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
@@ -124,7 +125,7 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
                     pa.array(ph),
                     pa.array(ph * factor),
                     pa.array(-ph / n_train),
-                    pa.array(-ph / (n_train * np.maximum(1.0 - p_label[a:b], 1e-12))),
+                    pa.array(relabel_effect(ph, p_label[a:b], n_train)),
                     pa.array(p_label[a:b]),
                     pa.array(loss[a:b]),
                     probs_arr,

@@ -14,6 +14,7 @@ import numpy as np
 
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
+from rdia_cli.metrics import row_losses
 
 
 def split_dataset(
@@ -164,7 +165,7 @@ def inject_noise(
         if probs.shape != (n, k):
             raise InputError(f"`probs` must have shape ({n}, {k}) (rows × classes), got "
                              f"{probs.shape}.")
-        loss = -np.log(np.clip(probs[np.arange(n), ds.y], 1e-15, 1.0))
+        loss = row_losses(probs, ds.y)
         p_flip = _scale_to_mean(loss, float(rate))
         flip = rng.random(n) < p_flip
         other = probs.copy()

@@ -54,6 +54,7 @@ import scipy.sparse as sp
 from rdia_cli.cleaning.strategies import relabel_targets, select_harmful
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
+from rdia_cli.metrics import row_losses
 from rdia_cli.models.io import ModelFile
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
@@ -141,7 +142,7 @@ def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="
                          fit_intercept=erm.arch_args.get("fit_intercept", True), tol=1e-6,
                          device=device)
     probs = probabilities(clean, train, device=device)
-    nll = -np.log(np.clip(probs[np.arange(train.n_samples), train.y], 1e-15, 1.0))
+    nll = row_losses(probs, train.y)
     return nll - np.log(train.n_classes), probs
 
 
@@ -190,7 +191,7 @@ def out_of_fold_scores(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: 
     out = out_of_fold_probabilities(train, erm, folds=folds, seed=seed, device=device,
                                     tol=CV_TOL, warm=True, also=val)
     probs = out if val is None else out[0]
-    nll = -np.log(np.clip(probs[np.arange(train.n_samples), train.y], 1e-15, 1.0))
+    nll = row_losses(probs, train.y)
     scores = (nll - np.log(train.n_classes), probs)
     return scores if val is None else (scores, out[1])
 
@@ -227,8 +228,8 @@ def noise_evidence(train_y: np.ndarray, oof_probs: np.ndarray, val_y: np.ndarray
       proportions between the training data and the clean set without label noise — the rows
       would then need reweighting rather than cleaning, and auto's cross-validation still
       decides whether any cleaning pays."""
-    t = _row_losses(oof_probs, train_y)
-    v = np.mean([_row_losses(p, val_y) for p in val_fold_probs], axis=0)
+    t = row_losses(oof_probs, train_y)
+    v = np.mean([row_losses(p, val_y) for p in val_fold_probs], axis=0)
     labels_p = _label_shift_p(train_y, val_y, oof_probs.shape[1])
     out: dict[str, Any] = {"train_loss": math.nan, "val_loss": math.nan, "z": 0.0,
                            "labels_p": labels_p}
@@ -336,10 +337,6 @@ def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
     return [test for _, test in splitter.split(np.zeros(len(y)))]
 
 
-def _row_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-15, 1.0))
-
-
 GUARD_SE = 2.0  # standard errors by which a cleaning must beat "train + clean set"
 
 
@@ -384,7 +381,7 @@ def _clean_only_at_full_size(fit_predict: Callable[[Dataset, Dataset], np.ndarra
     the learning curve L(n) = L∞ + c/n between the two sizes, extrapolate to ``n_full`` rows;
     the shift is one number per fold, never upwards. ``fit_predict(fit_on, predict_on)``
     returns the probabilities of a model fitted on ``fit_on`` for the rows of ``predict_on``."""
-    full = _row_losses(fit_predict(v_in, v_out), v_out.y)
+    full = row_losses(fit_predict(v_in, v_out), v_out.y)
     n1 = v_in.n_samples
     n2 = int(round(share * n1))
     if n2 < 4 or n1 >= n_full:
@@ -396,7 +393,7 @@ def _clean_only_at_full_size(fit_predict: Callable[[Dataset, Dataset], np.ndarra
         part = v_in.subset(rows)
         if len(np.unique(part.y)) < len(np.unique(v_in.y)):
             continue  # a class went missing: the smaller fit says nothing about the slope
-        smaller.append(_row_losses(fit_predict(part, v_out), v_out.y).mean())
+        smaller.append(row_losses(fit_predict(part, v_out), v_out.y).mean())
     if not smaller:
         return full
     ratio = (1.0 / n1 - 1.0 / n_full) / (1.0 / n2 - 1.0 / n1)
@@ -423,7 +420,7 @@ def _blend_cv(pick: np.ndarray, alone: np.ndarray, y: np.ndarray, share: float,
     blend along its own learning curve, from the clean-set fits on 75% of a fold's rows —
     breast-cancer 20% τ > 0 the same to 0.0003 over 20 seeds, MNIST 1-vs-7 20% τ = 0.4 and 0.6
     worse, 0.0363 and 0.0371 against 0.0360 and 0.0367.)"""
-    loss = _row_losses(_blend_probs(pick, alone, share), y)
+    loss = row_losses(_blend_probs(pick, alone, share), y)
     return loss if alone_shift is None else loss - share * alone_shift
 
 
@@ -534,9 +531,9 @@ def auto_clean(
     ``erm`` is the model trained on ``train`` alone (θ̂ for Φ). Fits use λ = reg/rows with reg
     tuned by the CV, unless ``l2`` is given (then every fit uses it).
     """
-    from rdia_cli.models.common import probabilities
     from rdia_cli.device import threads_for
     from rdia_cli.influence.logreg import score_logreg
+    from rdia_cli.models.common import probabilities
     from rdia_cli.models.logreg.training import train_logreg
 
     check_auto(erm.arch, val)
@@ -597,7 +594,7 @@ def auto_clean(
                 return keep_probs(cfg, k, p) if fit_on is v_in else p
             out = _clean_only_at_full_size(fit_predict, v_in, v_out, val.n_samples, seed + k)
             shifts.setdefault(cfg, np.zeros(val.n_samples))[fold_rows[k]] = (
-                _row_losses(oof_probs[cfg][fold_rows[k]], v_out.y) - out)
+                row_losses(oof_probs[cfg][fold_rows[k]], v_out.y) - out)
             return out
         score, p = ranked(k, cfg.ranker)
         ds = build_training_set(train, score, p, v_in, cfg)
@@ -607,7 +604,7 @@ def auto_clean(
                     reg=cfg.reg)
         warm[k][family] = model
         warm[k].setdefault((cfg.weight,), model)
-        return _row_losses(keep_probs(cfg, k, probabilities(model, v_out, device=device)),
+        return row_losses(keep_probs(cfg, k, probabilities(model, v_out, device=device)),
                            v_out.y)
 
     # racing (successive halving over folds): every candidate runs on the first folds, only the
@@ -627,7 +624,7 @@ def auto_clean(
             progress(done, total)
 
     row_loss = np.full((len(configs), val.n_samples), np.nan)  # out-of-fold loss per val row
-    erm_loss = _row_losses(probabilities(erm, val, device=device), val.y)
+    erm_loss = row_losses(probabilities(erm, val, device=device), val.y)
     active = list(range(len(configs)))
     for k, rows in enumerate(fold_rows):
         if k == race_after and k < len(fold_rows):
@@ -670,7 +667,7 @@ def auto_clean(
             probs = out_of_fold_probabilities(both(), erm, folds=UNION_FOLDS, seed=seed,
                                               device=device, tol=CV_TOL, warm=True,
                                               reg=cfg.reg, fold_models=union_warm)
-            union_scored[cfg.reg] = _row_losses(probs, both().y)
+            union_scored[cfg.reg] = row_losses(probs, both().y)
             tick(UNION_FOLDS)
         return union_scored[cfg.reg]
 

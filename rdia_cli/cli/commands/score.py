@@ -28,6 +28,7 @@ from rdia_cli.cli.options import (
     shown_path,
 )
 from rdia_cli.cli.render import summary_table
+from rdia_cli.glossary import relabel_effect
 
 
 # --- score ------------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
 
     phi, n = result.phi, ds.n_samples
     pos = phi > 0
-    pred = float((-phi[pos] / (n * np.maximum(1 - result.p_label[pos], 1e-12))).sum())
+    pred = float(relabel_effect(phi[pos], result.p_label[pos], n).sum())
     rows = [
         ("rows", f"{n:,} training, {meta['n_val']:,} validation"),
         ("solver", f"{meta['solver']} ({meta.get('hessian', 'exact')} Hessian), "
@@ -166,7 +167,7 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
         head = np.argpartition(-phi, min(top, n) - 1)[:top] if top < n else np.arange(n)
         for i in head[np.lexsort((head, -phi[head]))]:
             t.add_row(str(ds.row_id[i]), str(ds.classes[ds.y[i]]), f"{result.p_label[i]:.3f}",
-                      f"{phi[i]:.4g}", f"{-phi[i] / (n * max(1 - result.p_label[i], 1e-12)):+.2e}")
+                      f"{phi[i]:.4g}", f"{relabel_effect(phi[i], result.p_label[i], n):+.2e}")
         err.print(t)
 
 
