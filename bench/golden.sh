@@ -87,7 +87,17 @@ step err-model rdia score noisy.parquet --val sp/val.parquet --model noisy.parqu
 step err-width rdia score tiny.svm --val sp/val.parquet --model lr.pt -o x.parquet
 step err-cuda rdia train noisy.parquet --device cuda -o x.pt
 # every file written, by content
+# (timings removed first: JSON keys named *seconds*/timings, "N.NN s" in HTML)
 find . -type f ! -path './bin/*' ! -name '*.csv' ! -name 'tiny.svm' | sort | while read -r f; do
-  echo "$(sha256sum < "$f" | cut -c1-16) $f"
+  case "$f" in
+    *.json) python -c 'import json, sys
+def strip(o):
+    if isinstance(o, dict):
+        return {k: strip(v) for k, v in o.items() if "seconds" not in k and k != "timings"}
+    return [strip(v) for v in o] if isinstance(o, list) else o
+print(json.dumps(strip(json.load(open(sys.argv[1]))), sort_keys=True))' "$f" ;;
+    *.html) sed -E 's/[0-9]+(\.[0-9]+)? ?(s|ms)\b/T/g' "$f" ;;
+    *) cat "$f" ;;
+  esac | echo "$(sha256sum | cut -c1-16) $f"
 done > "$OUT/zz-files.txt"
 for j in metrics.json runA/metrics.json runD/metrics.json; do [ -f "$j" ] && cp "$j" "$OUT/zz-$(echo "$j" | tr / _)"; done

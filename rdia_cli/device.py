@@ -6,8 +6,6 @@ import contextlib
 
 from rdia_cli.errors import InputError
 
-DEVICE_HELP = "Where to compute: auto (CUDA if available), cpu, cuda or cuda:N."
-
 
 def resolve_device(name: str = "auto"):
     import torch

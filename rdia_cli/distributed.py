@@ -3,9 +3,9 @@
 Every cross-row quantity of logistic regression is a sum over rows (loss, gradient, Hessian-vector
 products, the Jacobi diagonal), so each process holds one contiguous slice of the training rows and
 the sums go through :meth:`Sharding.reduce` (an ``all_reduce``), the ``reduce`` hook of
-:class:`rdia_cli.models.logreg.problem.LogRegProblem`. Every rank then runs the same Newton / CG iterations
-on identical reduced vectors, so no rank can take another branch. Validation rows are small and
-every rank holds all of them.
+:class:`rdia_cli.models.logreg.problem.LogRegProblem`. Every rank then runs the same Newton / CG
+iterations on identical reduced vectors, so no rank can take another branch. Validation rows are
+small and every rank holds all of them.
 
 Outputs are written by rank 0 only: per-row results are gathered to it, and the dataset
 fingerprint it records is the fingerprint of the FULL dataset (the same digest
@@ -48,11 +48,6 @@ def world_from_env() -> tuple[int, int, int]:
             "to run in one process."
         ) from None
     return rank, world, local
-
-
-def launched() -> bool:
-    """True under torchrun with more than one process."""
-    return world_from_env()[1] > 1
 
 
 def row_range(n_total: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -148,10 +143,6 @@ class Sharding:
         box = [obj if self.is_root else None]
         dist.broadcast_object_list(box, src=0, group=self.cpu_group)
         return box[0]
-
-    def all_ok(self, ok: bool) -> bool:
-        """True when ``ok`` on every rank (to fail together instead of hanging)."""
-        return all(self.all_gather_object(bool(ok)))
 
     def _send_stream(self, chunks, dst: int = 0) -> None:
         """Send numpy chunks to ``dst`` as (length, bytes) messages, then a zero length."""
@@ -339,7 +330,7 @@ def _check_logreg(arch: str) -> None:
 
 def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: str = "logreg",
                  **kwargs):
-    """:func:`rdia_cli.models.logreg.training.train_logreg` on this rank's rows, sums all-reduced."""
+    """``rdia_cli.models.logreg.training.train_logreg`` on this rank's rows, sums all-reduced."""
     from rdia_cli.models.logreg.training import train_logreg as _train
 
     _check_logreg(model_type)

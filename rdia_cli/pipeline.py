@@ -16,7 +16,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rdia_cli import stages as api
@@ -29,8 +29,13 @@ BASELINES = ("drop", "uids", "optlr", "random")
 HONEST = ("clean-only", "train+val", "cleanlab")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSettings:
+    """The settings of one `rdia run`, saved beside its outputs (``run.json``'s ``settings``).
+
+    Frozen: the run derives a copy (``dataclasses.replace``) where it fills in a default.
+    ``check(val)`` validates them against the clean set before any work."""
+
     model_type: str = "logreg"
     l2: float | None = None
     alpha: float | str | None = "auto"
@@ -43,6 +48,24 @@ class RunSettings:
     solver: str = "auto"
     damping: float | None = None
     net_options: dict = field(default_factory=dict)
+
+    def check(self, val: Dataset) -> None:
+        """Raise ``InputError`` for an unknown strategy or target kind, or for ``auto`` where
+        it cannot run (networks, a one-class clean set)."""
+        from rdia_cli.cleaning.auto.clean import check_auto
+        from rdia_cli.cleaning.strategies import STRATEGIES
+        from rdia_cli.cleaning.targets import TARGETS
+
+        valid = ("auto", *STRATEGIES)
+        for name in (self.strategy, *self.also):
+            if name is not None and name not in valid:
+                raise InputError(f"--strategy must be one of {', '.join(valid)}, not {name!r}.")
+        if self.targets not in TARGETS:
+            raise InputError(f"--targets must be one of {', '.join(TARGETS)}, not "
+                             f"{self.targets!r}.")
+        auto = self.strategy == "auto" or (self.strategy is None and self.model_type == "logreg")
+        if auto:
+            check_auto(self.model_type, val)
 
 
 def _write_json(path: Path, payload) -> None:
@@ -66,7 +89,7 @@ def run_pipeline(
     Settings are checked before any work. A failed or interrupted run (Ctrl-C, SIGTERM) leaves
     the folder as it was: one this call creates is removed again, and in an existing one the
     files of an earlier run are moved aside first and put back (see ``_PreviousRun``)."""
-    _check_settings(settings, val)
+    settings.check(val)
     created = not outdir.exists()
     inputs = [d.source for d in (train, val, test)]
     previous = None if created else _PreviousRun(outdir, inputs)
@@ -144,23 +167,6 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _check_settings(settings: RunSettings, val: Dataset) -> None:
-    from rdia_cli.cleaning.auto.clean import check_auto
-    from rdia_cli.cleaning.strategies import STRATEGIES, TARGETS
-
-    valid = ("auto", *STRATEGIES)
-    for name in (settings.strategy, *settings.also):
-        if name is not None and name not in valid:
-            raise InputError(f"--strategy must be one of {', '.join(valid)}, not {name!r}.")
-    if settings.targets not in TARGETS:
-        raise InputError(f"--targets must be one of {', '.join(TARGETS)}, not "
-                         f"{settings.targets!r}.")
-    auto = settings.strategy == "auto" or (settings.strategy is None
-                                           and settings.model_type == "logreg")
-    if auto:
-        check_auto(settings.model_type, val)
-
-
 def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     import numpy as np
 
@@ -197,7 +203,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
 
     if settings.strategy is None:
-        settings.strategy = "auto" if erm.arch == "logreg" else "rdia"
+        settings = replace(settings, strategy="auto" if erm.arch == "logreg" else "rdia")
     strategies = [settings.strategy] + [s for s in settings.also if s != settings.strategy]
     if settings.compare:
         strategies += [s for s in ("auto", "rdia", *BASELINES) if s not in strategies]

@@ -24,9 +24,9 @@ from rdia_cli.models.common import check_model_data, probabilities, schema_of_mo
 from rdia_cli.models.io import ModelFile
 
 __all__ = [
-    "MODEL_TYPES", "NET_ARCHS", "RelabelOutcome", "apply_cleaning", "auto_alpha", "check_model_data",
-    "evaluate_model", "probabilities", "relabel_dataset", "retrain_model", "schema_of_model",
-    "score_model", "train_model",
+    "MODEL_TYPES", "NET_ARCHS", "RelabelOutcome", "apply_cleaning", "auto_alpha",
+    "check_model_data", "evaluate_model", "probabilities", "relabel_dataset", "retrain_model",
+    "schema_of_model", "score_model", "train_model",
 ]
 
 NET_ARCHS = ("mlp", "lenet", "cnn")

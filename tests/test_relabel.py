@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdia_cli.cleaning.strategies import clean, relabel_targets, select_harmful
+from rdia_cli.cleaning.selection import select_harmful
+from rdia_cli.cleaning.strategies import clean
+from rdia_cli.cleaning.targets import relabel_targets
 from rdia_cli.errors import InputError
 
 

@@ -215,7 +215,7 @@ def _cleaned_view(path):
 def test_cleaned_file_is_downstream_ready_for_ten_classes(digits, tmp_path):
     """K = 10: `target` rows are probability vectors, `label` the new hard label, the raw
     Eq. 12 values in `target_raw`, which is what `rdia retrain` trains on; no `weight`."""
-    from rdia_cli.cleaning.strategies import relabel_targets
+    from rdia_cli.cleaning.targets import relabel_targets
     from rdia_cli.data.writers import write_dataset
     from rdia_cli.models.io import load_model
     from rdia_cli.models.logreg.training import train_logreg

@@ -292,7 +292,7 @@ def test_report_without_matplotlib_exits_2_with_the_install_hint(demo_dir, tmp_p
 # --- inspect -----------------------------------------------------------------------------------
 def test_inspect_table_lists_the_most_harmful_rows(demo_dir, monkeypatch):
     from rdia_cli.artifacts.scores import read_scores
-    from rdia_cli.cleaning.strategies import relabel_targets
+    from rdia_cli.cleaning.targets import relabel_targets
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # the table needs no matplotlib
     res = ok(rdia("inspect", demo_dir / "scores.parquet", "--data", demo_dir / "train.parquet",
@@ -313,7 +313,7 @@ def test_inspect_table_lists_the_most_harmful_rows(demo_dir, monkeypatch):
 
 def test_harmful_rows_follow_eq12_or_the_cleaned_target(demo_dir):
     from rdia_cli.artifacts.scores import read_scores
-    from rdia_cli.cleaning.strategies import relabel_targets
+    from rdia_cli.cleaning.targets import relabel_targets
     from rdia_cli.data.readers import read_dataset
 
     sc = read_scores(demo_dir / "scores.parquet")

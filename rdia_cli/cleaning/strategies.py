@@ -1,4 +1,5 @@
-"""Relabeling function R, selection of the harmful set, and the paper's baseline strategies.
+"""The strategies: what to do with the harmful rows D⁻ (``selection``) — relabel them with R
+(``targets``), or one of the paper's baselines. ``STRATEGIES`` is the registry: name → function.
 
 All functions work on plain arrays: ``phi`` (N,) as in ``rdia_cli.glossary`` (Φ > 0 harmful),
 ``probs`` (N, K) the model's probabilities at θ̂, ``labels`` (N,) class indices.
@@ -6,79 +7,13 @@ All functions work on plain arrays: ``phi`` (N,) as in ``rdia_cli.glossary`` (Φ
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from rdia_cli.cleaning.selection import select_harmful
+from rdia_cli.cleaning.targets import relabel_targets
 from rdia_cli.errors import InputError
-
-STRATEGIES = ("rdia", "drop", "uids", "optlr", "random")
-TARGETS = ("paper", "gradient", "hard")
-
-
-def relabel_targets(probs: np.ndarray, labels: np.ndarray, *, kind: str = "paper") -> np.ndarray:
-    """New soft targets (N, K) for rows with current labels ``labels``.
-
-    ``paper``: paper Eq. 12, y'_m = 0 and y'_k = log(1 - p_m) / ((K - 1) log p_k) for k ≠ m.
-        y' ∈ [0, 1/(K-1)]^K, CE(y', p) = -log(1 - p_m) (Lemma 2), the flipped label for K = 2.
-    ``gradient``: y''_k = p_k / (1 - p_m), y''_m = 0 — the target whose CE gradient at θ̂ equals
-        that of -log(1 - p_m) (equal to ``paper`` only for K = 2).
-    ``hard``: one-hot on the most likely class other than m.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    n, k = probs.shape
-    rows = np.arange(n)
-    if kind not in TARGETS:
-        raise InputError(f"--targets must be one of {', '.join(TARGETS)}, not {kind!r}.")
-    eps = np.finfo(np.float64).tiny
-    p = np.clip(probs, eps, 1.0)
-    pm = p[rows, labels]
-    if kind == "hard" or k == 2 and kind == "paper":
-        masked = p.copy()
-        masked[rows, labels] = -1.0
-        out = np.zeros((n, k))
-        out[rows, masked.argmax(1)] = 1.0
-        return out
-    if kind == "gradient":
-        others = p.copy()
-        others[rows, labels] = 0.0
-        return others / np.maximum(others.sum(1, keepdims=True), eps)
-    # paper Eq. 12, computed in logs: log(1 - p_m) via log1p, log p_k ≤ log(1 - p_m) < 0
-    num = np.log1p(-np.minimum(pm, 1.0 - 1e-16))[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / ((k - 1) * np.log(np.minimum(p, 1.0 - 1e-16)))
-    out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-    out = np.clip(out, 0.0, 1.0 / (k - 1))
-    out[rows, labels] = 0.0
-    return out
-
-
-def select_harmful(
-    phi: np.ndarray, *, alpha: float | None = None, fraction: float | None = None
-) -> np.ndarray:
-    """Boolean mask of the harmful set D⁻.
-
-    ``alpha``: Φ > α (the paper's rule, in this normalization).
-    ``fraction``: the ⌈Q·N⌉ rows with the largest Φ, never a row with Φ ≤ 0 (such a row does not
-    hurt the validation loss by definition).
-    """
-    phi = np.asarray(phi, dtype=np.float64)
-    if (alpha is None) == (fraction is None):
-        raise InputError("give exactly one of --alpha and --fraction.")
-    if alpha is not None:
-        if not math.isfinite(alpha):
-            raise InputError(f"--alpha must be a finite number, not {alpha}.")
-        return phi > alpha
-    if not 0.0 <= fraction <= 1.0:
-        raise InputError(f"--fraction must be between 0 and 1, not {fraction}.")
-    count = int(math.ceil(fraction * len(phi)))
-    mask = np.zeros(len(phi), dtype=bool)
-    if count:
-        order = np.argsort(-phi, kind="stable")[:count]
-        mask[order] = True
-    return mask & (phi > 0)
 
 
 @dataclass
@@ -140,38 +75,77 @@ def clean(
     keep = np.ones(n, dtype=bool)
     none = np.zeros(n, dtype=bool)
     rng = np.random.default_rng(seed)
-    if strategy == "rdia":
-        target = onehot.copy()
-        if harmful.any():
-            target[harmful] = relabel_targets(probs[harmful], labels[harmful], kind=targets)
-        return Cleaning(keep, target, harmful)
-    if strategy == "drop":
-        return Cleaning(~harmful, onehot, none)
-    if strategy == "uids":
-        threshold = alpha if alpha is not None else (phi[harmful].min() if harmful.any() else 0.0)
-        scale = max(float(np.abs(phi).max()), 1e-300)
-        with np.errstate(divide="ignore", invalid="ignore"):  # α far above every Φ: keep all
-            prob = _sigmoid(-uids_beta * phi / scale) / _sigmoid(-uids_beta * threshold / scale)
-        prob = np.nan_to_num(prob, nan=1.0, posinf=1.0)
-        keep = ~harmful | (rng.random(n) < np.minimum(prob, 1.0))
-        return Cleaning(keep, onehot, none)
-    if strategy == "optlr":
-        if grad_norm is None:
-            raise InputError("the optlr strategy needs per-row gradient norms.")
-        psi = np.asarray(grad_norm, dtype=np.float64)
-        top = max(float(psi.max()), 1e-300)
-        weight = np.ones(n)
-        weight[harmful] = np.maximum(1.0 / top, np.minimum(1.0, psi[harmful] / top))
-        return Cleaning(keep, onehot, none, weight)
-    # random
-    count = int(harmful.sum())
+    ctx = _Context(phi, np.asarray(probs), labels, harmful, onehot, keep, none, rng, alpha, targets,
+                   uids_beta, grad_norm)
+    return STRATEGIES[strategy](ctx)
+
+
+@dataclass
+class _Context:
+    """What every strategy may use; each takes what it needs."""
+
+    phi: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+    harmful: np.ndarray
+    onehot: np.ndarray
+    keep: np.ndarray
+    none: np.ndarray
+    rng: np.random.Generator
+    alpha: float | None
+    targets: str
+    uids_beta: float
+    grad_norm: np.ndarray | None
+
+
+def _rdia(c: _Context) -> Cleaning:
+    target = c.onehot.copy()
+    if c.harmful.any():
+        target[c.harmful] = relabel_targets(c.probs[c.harmful], c.labels[c.harmful],
+                                            kind=c.targets)
+    return Cleaning(c.keep, target, c.harmful)
+
+
+def _drop(c: _Context) -> Cleaning:
+    return Cleaning(~c.harmful, c.onehot, c.none)
+
+
+def _uids(c: _Context) -> Cleaning:
+    phi, harmful, n = c.phi, c.harmful, len(c.phi)
+    threshold = c.alpha if c.alpha is not None else (phi[harmful].min() if harmful.any() else 0.0)
+    scale = max(float(np.abs(phi).max()), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):  # α far above every Φ: keep all
+        prob = _sigmoid(-c.uids_beta * phi / scale) / _sigmoid(-c.uids_beta * threshold / scale)
+    prob = np.nan_to_num(prob, nan=1.0, posinf=1.0)
+    keep = ~harmful | (c.rng.random(n) < np.minimum(prob, 1.0))
+    return Cleaning(keep, c.onehot, c.none)
+
+
+def _optlr(c: _Context) -> Cleaning:
+    if c.grad_norm is None:
+        raise InputError("the optlr strategy needs per-row gradient norms.")
+    psi = np.asarray(c.grad_norm, dtype=np.float64)
+    top = max(float(psi.max()), 1e-300)
+    weight = np.ones(len(c.phi))
+    weight[c.harmful] = np.maximum(1.0 / top, np.minimum(1.0, psi[c.harmful] / top))
+    return Cleaning(c.keep, c.onehot, c.none, weight)
+
+
+def _random(c: _Context) -> Cleaning:
+    n, k = c.onehot.shape
+    labels = c.labels
+    count = int(c.harmful.sum())
     chosen = np.zeros(n, dtype=bool)
-    chosen[rng.choice(n, size=count, replace=False)] = True
-    target = onehot.copy()
-    shift = rng.integers(1, k, size=count)
+    chosen[c.rng.choice(n, size=count, replace=False)] = True
+    target = c.onehot.copy()
+    shift = c.rng.integers(1, k, size=count)
     target[chosen] = 0.0
     target[np.flatnonzero(chosen), (labels[chosen] + shift) % k] = 1.0
-    return Cleaning(keep, target, chosen)
+    return Cleaning(c.keep, target, chosen)
+
+
+# name -> strategy, in the order the CLI lists them
+STRATEGIES = {"rdia": _rdia, "drop": _drop, "uids": _uids, "optlr": _optlr, "random": _random}
 
 
 def _sigmoid(x):

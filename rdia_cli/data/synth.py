@@ -34,7 +34,6 @@ import numpy as np
 from rdia_cli.errors import InputError
 
 BLOCK_ROWS = 65536  # rows generated per RNG stream (independent of the row-group size)
-AVAZU_ROWS = 14_596_137  # avazu-app (LIBSVM build), training rows
 AVAZU_FEATURES = 1_000_000
 AVAZU_NNZ = 15
 

@@ -375,7 +375,7 @@ GGN_IMPL = "func"
 JACOBIAN_CACHE_BYTES = 1 << 30
 
 
-# --- Φ of a network model ----------------------------------------------------------------------------------
+# --- Φ of a network model -------------------------------------------------------------------------
 def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = "ggn",
               solver: str = "cg", damping: float = 0.01, tol: float = 1e-6, max_iter: int = 200,
               hessian_samples: int | None = None, seed: int = 0, device="cpu",

@@ -1,10 +1,10 @@
 """Training under label noise: the comparison methods of the paper's Tables 6-9, as pure pieces.
 
 Every function here works on one mini-batch (logits, given labels) and returns a loss tensor, or
-is a small numpy helper; ``rdia_cli.models.nets.training.train_net`` wires them into the training loop. Names:
-B rows per batch, K classes, ``labels`` the given (possibly wrong) labels, CE the per-row
-cross-entropy ``-log p_y``, ρ the share of a batch kept as clean (smallest CE first), τ the
-expected noise rate.
+is a small numpy helper; ``rdia_cli.models.nets.training.train_net`` wires them into the
+training loop. Names: B rows per batch, K classes, ``labels`` the given (possibly wrong)
+labels, CE the per-row cross-entropy ``-log p_y``, ρ the share of a batch kept as clean
+(smallest CE first), τ the expected noise rate.
 
 * ``co_teaching_loss``  Co-teaching (Han et al. 2018): two networks; each is updated on the ⌈ρB⌉
   rows that the *other* network finds smallest-loss.
@@ -199,8 +199,8 @@ def rdia_ls_reference_loss(logits, labels, *, rho: float, noise_rate: float, gam
 
     Rows sorted by CE: the ``int(ρB)`` smallest are clean, the ``int(τ/2·B)`` largest are
     dropped, the middle band is relabeled. Differences from the paper's Algorithm 2
-    (``rdia_cli.models.nets.training.rdia_ls_loss``): γ weighs the *clean* part; the clean part is cross-entropy
-    applied to the softmax *probabilities* (``-log softmax(p)_y``, as their
+    (``rdia_cli.models.nets.training.rdia_ls_loss``): γ weighs the *clean* part; the clean part
+    is cross-entropy applied to the softmax *probabilities* (``-log softmax(p)_y``, as their
     ``F.cross_entropy(outputs, t)`` on ``outputs = softmax(logits)``); the relabeled part,
     ``mean_band -log(clamp(1 - p_y, 1e-7))``, is divided once more by B:
 
