@@ -36,12 +36,11 @@ TAG = ""  # --tag: suffix of the section file, to keep runs with other settings 
 import torch  # noqa: E402
 
 from rdia_cli.data.dataset import Dataset  # noqa: E402
-from rdia_cli.influence.nets import NetProblem  # noqa: E402
+from rdia_cli.influence.nets import NetProblem, score_net  # noqa: E402
 from rdia_cli.models.nets.batches import Rows  # noqa: E402
+from rdia_cli.models.nets.training import net_from_model as _net_from_model  # noqa: E402
 from rdia_cli.models.nets.training import (  # noqa: E402
-    _net_from_model,
     predict_proba_net,
-    score_net,
     train_net,
 )
 

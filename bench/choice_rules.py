@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-import rdia_cli.cleaning.auto.clean as ac
-from rdia_cli.cleaning.auto.clean import Config
+import rdia_cli.cleaning.auto as ac
+from rdia_cli.cleaning.auto import Config
 from rdia_cli.metrics import row_losses
 
 HERE = Path(__file__).resolve().parent

@@ -92,8 +92,9 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
          methods=METHODS, candidates: Path | None = None, kind: str = "symmetric") -> dict:
     """One run: ``clean`` is the clean set's share of the pool (or, when ≥ 1, its rows);
     ``kind`` the noise kind of ``inject_noise`` (bench/noise_types.py)."""
-    from rdia_cli import api, baselines
-    from rdia_cli.cleaning.auto.clean import auto_clean
+    from rdia_cli import stages as api
+    from rdia_cli.cleaning import baselines
+    from rdia_cli.cleaning.auto import auto_clean
     from rdia_cli.data import inject_noise, split_dataset
 
     share = clean if clean < 1 else clean / pool.n_samples

@@ -96,7 +96,10 @@ def strip(o):
         return {k: strip(v) for k, v in o.items() if "seconds" not in k and k != "timings"}
     return [strip(v) for v in o] if isinstance(o, list) else o
 print(json.dumps(strip(json.load(open(sys.argv[1]))), sort_keys=True))' "$f" ;;
-    *.html) sed -E 's/[0-9]+(\.[0-9]+)? ?(s|ms)\b/T/g' "$f" ;;
+    *.html) python -c 'import re, sys
+html = open(sys.argv[1]).read()
+html = re.sub(r"<tr[^>]*>(?:(?!</tr>).)*?(?:seconds|data-key=\"timing\")(?:(?!</tr>).)*?</tr>", "", html, flags=re.S)
+print(re.sub(r"[0-9]+(\.[0-9]+)? ?(s|ms)\b", "T", html))' "$f" ;;
     *) cat "$f" ;;
   esac | echo "$(sha256sum | cut -c1-16) $f"
 done > "$OUT/zz-files.txt"

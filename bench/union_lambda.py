@@ -35,7 +35,7 @@ SEEDS = {"breast-cancer": 100, "diabetes": 100, "a9a": 5, "mnist17": 5, "digits"
 
 def measure(name: str, seeds: int, root: Path) -> list[dict]:
     from rdia_cli import stages as api
-    from rdia_cli.cleaning.auto.clean import (
+    from rdia_cli.cleaning.auto import (
         CV_TOL,
         UNION_FOLDS,
         Config,
@@ -94,7 +94,7 @@ def _one_se(grid, cv):
 
 
 def rules() -> dict:
-    import rdia_cli.cleaning.auto.clean as ac
+    import rdia_cli.cleaning.auto as ac
 
     def library(down_se, up_se=ac.REG_SE):  # auto's own line search, on the measured grid
         def rule(grid, cv):

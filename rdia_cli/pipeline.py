@@ -52,7 +52,7 @@ class RunSettings:
     def check(self, val: Dataset) -> None:
         """Raise ``InputError`` for an unknown strategy or target kind, or for ``auto`` where
         it cannot run (networks, a one-class clean set)."""
-        from rdia_cli.cleaning.auto.clean import check_auto
+        from rdia_cli.cleaning.auto import check_auto
         from rdia_cli.cleaning.strategies import STRATEGIES
         from rdia_cli.cleaning.targets import TARGETS
 
@@ -217,7 +217,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
                                  else f"cleaned-{name}.parquet")
         if name == "auto":
-            from rdia_cli.cleaning.auto.clean import auto_clean
+            from rdia_cli.cleaning.auto import auto_clean
 
             ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
             cleaned, model = ac.cleaned, ac.model

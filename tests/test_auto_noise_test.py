@@ -14,9 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdia_cli.cleaning.auto.clean import (
+from rdia_cli.cleaning.auto import (
     NOISE_Z,
     NOISE_Z_LOW,
+    UNCLEANED,
+    Verdict,
     auto_clean,
     noise_evidence,
     noise_tests_fired,
@@ -85,8 +87,10 @@ def test_small_clean_set_with_30_percent_symmetric_noise_is_detected():
 def test_loss_test_is_one_sided_as_documented(z, fired):
     noise = {"train_loss": 0.3, "val_loss": 0.3 - z / 10, "z": z, "labels_p": 0.5}
     assert noise_tests_fired(noise) == fired
-    verdict = {"chosen": "train+val, ω=1", "cv_loss_chosen": 0.3, "cv_loss_erm": 0.3,
-               "cv_loss_clean_only": 0.4, "n_folds": 5, "noise": noise}
+    verdict = Verdict(chosen="train+val, ω=1", kind=UNCLEANED, reg=1.0, clean_only_share=0.0,
+                      clean_only_held_back=False, cv_loss_chosen=0.3, cv_loss_erm=0.3,
+                      cv_loss_clean_only=0.4, cv_loss_train_plus_val=None, n_folds=5,
+                      n_clean=200, lambda_rows=200, noise=noise, l2=1 / 200)
     text = " ".join(verdict_lines(verdict))
     assert ("no sign of label noise" in text) == (not fired)
     assert ("look noisy" in text) == bool(fired)

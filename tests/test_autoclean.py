@@ -1,14 +1,19 @@
 """The `auto` strategy: candidates, the training set it builds, the guard, the noise test, the λ
 search, the verdict."""
 
-from dataclasses import replace
+import json
+from dataclasses import FrozenInstanceError, replace
 
 import numpy as np
 import pytest
 
-from rdia_cli.cleaning.auto.clean import (
+from rdia_cli.cleaning.auto import (
+    CLEAN_ONLY,
+    CLEANED,
     GUARD_SE,
+    UNCLEANED,
     Config,
+    Verdict,
     _blend_cv,
     _blend_probs,
     _blend_share,
@@ -304,6 +309,8 @@ def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
                                                  down_se=GUARD_SE).reg
     assert result.verdict["lambda_rows"] == n
     assert f"over all {n} training and clean rows" in " ".join(verdict_lines(result.verdict))
+    v = result.verdict.fields
+    assert v.lambda_over_all_rows and not v.noisy and v.kind == UNCLEANED
 
 
 def test_without_noise_the_all_row_cv_can_lower_lambda(digits):
@@ -382,28 +389,87 @@ def test_lambda_line_search_steps_down_only_when_asked_and_up_gains_nothing():
     assert _reg_line_search(small, start, down_se=1.0).reg == 1 / 4
 
 
+def _verdict(**fields) -> Verdict:
+    """A hand-made verdict: "train + clean set" chosen, 150 clean rows, quiet noise test."""
+    base = dict(chosen="train+val, ω=1", kind=UNCLEANED, reg=1.0, clean_only_share=0.0,
+                clean_only_held_back=False, cv_loss_chosen=0.30, cv_loss_erm=0.60,
+                cv_loss_clean_only=0.30, cv_loss_train_plus_val=0.50, n_folds=5, n_clean=150,
+                lambda_rows=150, l2=1 / 150,
+                noise={"train_loss": 0.41, "val_loss": 0.4, "z": 0.3})
+    return Verdict(**dict(base, **fields))
+
+
 def test_verdict_lines_name_the_noise_test_and_a_tuned_clean_set():
-    v = {"chosen": "clean set only, λ×4", "cv_loss_chosen": 0.30, "cv_loss_erm": 0.60,
-         "cv_loss_clean_only": 0.30, "cv_loss_train_plus_val": 0.50, "n_folds": 5,
-         "noise": {"train_loss": 0.9, "val_loss": 0.4, "z": 6.2}}
+    v = _verdict(chosen="clean set only, λ×4", kind=CLEAN_ONLY, reg=4.0, clean_only_share=1.0,
+                 noise={"train_loss": 0.9, "val_loss": 0.4, "z": 6.2})
     text = " ".join(verdict_lines(v))
     assert "clean set alone looks best" in text and "every blend" in text
     assert "training on the clean set alone helped: CV loss 0.3000 below ERM (50%)" in text
     assert "look noisy" in text and "6.2 standard errors" in text
-    quiet = dict(v, chosen="train+val, ω=1", noise={"train_loss": 0.41, "val_loss": 0.4,
-                                                    "z": 0.3})
+    quiet = _verdict()
     text = " ".join(verdict_lines(quiet))
     assert "no sign of label noise" in text and "clean set alone looks best" not in text
     assert "training rows are kept" not in text
-    held = " ".join(verdict_lines(dict(quiet, clean_only_held_back=True)))
+    held = " ".join(verdict_lines(replace(quiet, clean_only_held_back=True)))
     assert "by less than 2 standard errors" in held and "training rows are kept" in held
     assert "clean-only.pt" in held
-    assert "clean set has" not in text  # no size given, no size warning
+    assert "clean set has" not in text  # 150 clean rows: no size warning
     # nothing cleaned: the gain is not called cleaning
     assert "adding the clean set to the training data helped" in text
     assert "cleaning helped" not in text
-    tuned = " ".join(verdict_lines(dict(quiet, chosen="train+val, ω=1, λ×0.0625")))
+    tuned = " ".join(verdict_lines(replace(quiet, chosen="train+val, ω=1, λ×0.0625",
+                                           reg=0.0625)))
     assert "to the training data, with λ × 0.0625 (λ = 0.0625/rows), helped" in tuned
-    small = " ".join(verdict_lines(dict(quiet, n_clean=31)))
+    small = " ".join(verdict_lines(replace(quiet, n_clean=31, lambda_rows=31)))
     assert "the clean set has 31 rows" in small and "coin toss" in small
-    assert "coin toss" not in " ".join(verdict_lines(dict(quiet, n_clean=150)))
+    assert "coin toss" not in " ".join(verdict_lines(replace(quiet, n_clean=150)))
+
+
+@pytest.fixture(scope="module")
+def noisy_cancer(cancer):
+    """auto on breast-cancer with 40% of the training labels flipped: a blend is chosen."""
+    train, val, _ = cancer
+    noisy = inject_noise(train, rate=0.4, seed=0)
+    return val, auto_clean(noisy, val, train_logreg(noisy), seed=0)
+
+
+def test_the_verdict_holds_what_was_chosen_as_fields(noisy_cancer):
+    val, result = noisy_cancer
+    v = result.verdict.fields
+    assert isinstance(v, Verdict)
+    share, pick, alone = result.clean_only_share, result.config, result.clean_only
+    assert v.clean_only_share == share and 0 < share < 1 and v.blended
+    assert v.kind == pick.kind and v.kind in (UNCLEANED, CLEANED) and v.reg == pick.reg
+    assert v.chosen == f"{1 - share:.0%} {pick.label} + {share:.0%} {alone.label}"
+    assert v.noisy and v.noise["fired"] and not v.clean_only_held_back
+    assert v.n_clean == val.n_samples == v.lambda_rows and not v.lambda_over_all_rows
+    assert not v.small_clean_set and v.n_folds == 5
+    assert v.l2 == result.model.meta["l2"]
+    assert v.cv_loss_chosen == pytest.approx(
+        _blend_cv(result.row_probs[pick], result.row_probs[alone], val.y, share,
+                  result.alone_shift[alone]).mean())
+    with pytest.raises(FrozenInstanceError):
+        v.kind = CLEAN_ONLY  # type: ignore[misc]
+    # the dict the files keep is the record of those fields, key for key, and it is all they
+    # keep: the structured fields stay out of the JSON
+    assert result.verdict == v.record() and list(result.verdict) == list(v.record())
+    assert json.dumps(result.verdict) == json.dumps(v.record())
+    assert "kind" not in json.loads(json.dumps(result.verdict))
+
+
+def test_verdict_lines_render_the_fields_not_the_label(noisy_cancer):
+    _, result = noisy_cancer
+    v = result.verdict.fields
+    lines = verdict_lines(v)
+    assert lines == verdict_lines(result.verdict)  # the record renders through its fields
+    share = v.clean_only_share
+    assert f"{share:.0%} of the one on the clean set alone" in " ".join(lines)
+    assert "the training labels look noisy" in " ".join(lines)
+    # a label that says something else changes the first line only
+    relabelled = verdict_lines(replace(v, chosen="clean set only, λ×4"))
+    assert relabelled[1:] == lines[1:] and relabelled[0] != lines[0]
+    # the kind and the share decide: all of it on the clean set alone
+    alone = " ".join(verdict_lines(replace(v, kind=CLEAN_ONLY, clean_only_share=1.0)))
+    assert "the clean set alone looks best" in alone and "averages the parameters" not in alone
+    with pytest.raises(TypeError):
+        verdict_lines(dict(result.verdict))  # a plain dict has no fields to render

@@ -197,13 +197,13 @@ def test_cg_and_lissa_on_spd_matrix():
     A = torch.as_tensor(M @ M.T / 20 + 0.5 * np.eye(20))
     b = torch.as_tensor(rng.normal(size=20))
     want = torch.linalg.solve(A, b)
-    x, info = cg(lambda v: A @ v, b, tol=1e-12, max_iter=100)
-    assert info.converged and info.iterations <= 25
-    torch.testing.assert_close(x, want)
+    sol = cg(lambda v: A @ v, b, tol=1e-12, max_iter=100)
+    assert sol.converged and sol.iterations <= 25
+    torch.testing.assert_close(sol.x, want)
     lam = float(torch.linalg.eigvalsh(A)[-1])
-    x2, info2 = lissa(lambda v: A @ v, b, scale=1.1 * lam, tol=1e-12, max_iter=5000)
-    assert info2.converged
-    torch.testing.assert_close(x2, want)
+    sol2 = lissa(lambda v: A @ v, b, scale=1.1 * lam, tol=1e-12, max_iter=5000)
+    assert sol2.converged
+    torch.testing.assert_close(sol2.x, want)
 
 
 def test_exact_hessian_failure_is_reported(setup):

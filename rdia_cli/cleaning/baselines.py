@@ -24,7 +24,7 @@ def clean_only(val: Dataset, erm: ModelFile, *, device="cpu") -> ModelFile:
 
 def train_plus_val(train: Dataset, val: Dataset, erm: ModelFile, *, device="cpu") -> ModelFile:
     """Logistic regression on the raw training rows plus the validation rows."""
-    from rdia_cli.cleaning.auto.clean import Config, build_training_set
+    from rdia_cli.cleaning.auto import Config, build_training_set
 
     ds = build_training_set(train, np.zeros(train.n_samples), np.zeros((train.n_samples, 1)),
                             val, Config("drop", 0.0, 1.0))
@@ -48,7 +48,7 @@ def cleanlab_drop(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int =
         raise InputError("the cleanlab baseline needs cleanlab: pip install 'rdia-cli[bench]'.")
     from cleanlab.filter import find_label_issues
 
-    from rdia_cli.cleaning.auto.clean import out_of_fold_probabilities
+    from rdia_cli.cleaning.auto import out_of_fold_probabilities
 
     y = train.y
     probs = out_of_fold_probabilities(train, erm, folds=folds, seed=seed, device=device)

@@ -15,7 +15,7 @@ import numpy as np
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import RuntimeFailure
 from rdia_cli.influence import ScoreResult
-from rdia_cli.influence.solvers import conjugate_gradient
+from rdia_cli.linalg import conjugate_gradient
 from rdia_cli.models.io import ModelFile
 from rdia_cli.models.logreg.problem import (
     LogRegProblem,

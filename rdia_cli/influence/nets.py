@@ -10,7 +10,8 @@ with sums as the only cross-batch state. ONE solve ``A s = ∇L_Q`` with the mea
 gradient, then ``Φ_i = -∇ℓ_i · s`` for every row from one batched forward-mode pass
 (``torch.func.jvp`` of the per-sample loss vector along ``s``).
 
-The pieces are separate: ``NetProblem`` (model + data → products and gradients), ``cg`` and
+The pieces are separate: ``NetProblem`` (model + data → products and gradients), ``cg`` (the
+shared ``rdia_cli.linalg.conjugate_gradient`` with this module's options and messages) and
 ``lissa`` (solvers that only see a mat-vec), ``phi_jvp`` (scoring pass).
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from torch.func import functional_call, jvp, vjp
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError, MismatchError, RuntimeFailure
 from rdia_cli.influence import ScoreResult
+from rdia_cli.linalg import CGBreakdown, SolveResult, conjugate_gradient
 from rdia_cli.models.io import ModelFile
 from rdia_cli.models.nets.batches import Rows, ce_per_sample
 from rdia_cli.models.nets.training import (
@@ -42,13 +43,6 @@ from rdia_cli.models.nets.training import (
 
 HVP_IMPLS = ("autograd", "func")
 GGN_IMPLS = ("dual", "func")
-
-
-@dataclass
-class SolveInfo:
-    iterations: int
-    residual: float
-    converged: bool
 
 
 class NetProblem:
@@ -273,46 +267,31 @@ class NetProblem:
 # --- solvers --------------------------------------------------------------------------------
 def cg(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, tol: float = 1e-6,
        max_iter: int = 200, what: str = "exact",
-       progress: Callable | None = None) -> tuple[torch.Tensor, SolveInfo]:
+       progress: Callable | None = None) -> SolveResult:
     """Conjugate gradient for A x = b, A symmetric positive definite (given as ``matvec``).
 
-    Stops when ‖r‖/‖b‖ ≤ tol (r the recursively updated residual) or after ``max_iter``
-    products. Raises ``RuntimeFailure`` on non-positive curvature pᵀAp ≤ 0 or divergence.
+    ``rdia_cli.linalg.conjugate_gradient`` with the network options: at least one step, ‖r‖ as
+    √(rᵀr), unfused vector updates, divergence above 1e6. Stops when ‖r‖/‖b‖ ≤ tol (r the
+    recursively updated residual) or after ``max_iter`` products. Raises ``RuntimeFailure`` on
+    non-positive curvature pᵀAp ≤ 0 or divergence, naming the ``what`` Hessian.
     """
-    bnorm = float(torch.linalg.vector_norm(b))
-    x = torch.zeros_like(b)
-    if bnorm == 0.0:
-        return x, SolveInfo(0, 0.0, True)
-    r = b.clone()
-    p = r.clone()
-    rr = float(r @ r)
-    rel = 1.0
-    for it in range(1, max_iter + 1):
-        ap = matvec(p)
-        pap = float(p @ ap)
-        if not math.isfinite(pap) or pap <= 0.0:
-            raise RuntimeFailure(
-                f"Conjugate gradient met non-positive curvature (pᵀAp = {pap:.3g}) on the "
-                f"`{what}` Hessian at iteration {it}: the damped Hessian is not positive "
-                "definite; use `--hessian ggn` or a larger `--damping`."
-            )
-        alpha = rr / pap
-        x += alpha * p
-        r -= alpha * ap
-        rr_new = float(r @ r)
-        rel = math.sqrt(rr_new) / bnorm
-        if progress is not None:
-            progress(it, max_iter, {"stage": "solve", "residual": rel})
-        if not math.isfinite(rel) or rel > 1e6:
-            raise RuntimeFailure(
-                f"Conjugate gradient diverged on the `{what}` Hessian (relative residual "
-                f"{rel:.3g} at iteration {it}); use `--hessian ggn` or a larger `--damping`."
-            )
-        if rel <= tol:
-            return x, SolveInfo(it, rel, True)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x, SolveInfo(max_iter, rel, False)
+    def on_iter(it, rel):
+        progress(it, max_iter, {"stage": "solve", "residual": rel})
+
+    try:
+        return conjugate_gradient(matvec, b, tol=tol, max_iter=max_iter, min_iter=1,
+                                  residual_norm="dot", fused_updates=False, diverge=1e6,
+                                  on_iter=None if progress is None else on_iter)
+    except CGBreakdown as e:
+        if e.kind == "curvature":
+            msg = (f"Conjugate gradient met non-positive curvature (pᵀAp = {e.value:.3g}) on the "
+                   f"`{what}` Hessian at iteration {e.iteration}: the damped Hessian is not "
+                   "positive definite; use `--hessian ggn` or a larger `--damping`.")
+        else:
+            msg = (f"Conjugate gradient diverged on the `{what}` Hessian (relative residual "
+                   f"{e.value:.3g} at iteration {e.iteration}); use `--hessian ggn` or a larger "
+                   "`--damping`.")
+        raise RuntimeFailure(msg) from None
 
 
 def power_max_eig(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, *, dtype, device,
@@ -334,7 +313,7 @@ def power_max_eig(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, *, dty
 def lissa(matvec: Callable[..., torch.Tensor], b: torch.Tensor, *, scale: float,
           tol: float = 1e-6, max_iter: int = 1000, what: str = "exact",
           sample: Callable[[], np.ndarray | None] | None = None,
-          progress: Callable | None = None) -> tuple[torch.Tensor, SolveInfo]:
+          progress: Callable | None = None) -> SolveResult:
     """LiSSA (Agarwal et al. 2017): h ← b + (I - A/scale) h, x = h / scale.
 
     ``scale`` must exceed the largest eigenvalue of A. With ``sample`` each step uses A on a
@@ -345,7 +324,7 @@ def lissa(matvec: Callable[..., torch.Tensor], b: torch.Tensor, *, scale: float,
     bnorm = float(torch.linalg.vector_norm(b))
     h = b.clone()
     if bnorm == 0.0:
-        return torch.zeros_like(b), SolveInfo(0, 0.0, True)
+        return SolveResult(torch.zeros_like(b), 0, 0.0, True)
     rel = float("inf")
     for it in range(1, max_iter + 1):
         av = matvec(h) if sample is None else matvec(h, idx=sample())
@@ -360,8 +339,8 @@ def lissa(matvec: Callable[..., torch.Tensor], b: torch.Tensor, *, scale: float,
                 f"iteration {it}); use `--hessian ggn`, a larger `--damping` or `--solver cg`."
             )
         if rel <= tol:
-            return h / scale, SolveInfo(it, rel, True)
-    return h / scale, SolveInfo(max_iter, rel, False)
+            return SolveResult(h / scale, it, rel, True)
+    return SolveResult(h / scale, max_iter, rel, False)
 
 
 HESSIANS = ("exact", "ggn")
@@ -441,7 +420,7 @@ def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = 
 
     extra: dict[str, Any] = {}
     if solver == "cg":
-        s, sinfo = cg(matvec, g_val, tol=tol, max_iter=max_iter, what=hessian, progress=progress)
+        sol = cg(matvec, g_val, tol=tol, max_iter=max_iter, what=hessian, progress=progress)
     else:
         lam = power_max_eig(matvec, prob.n_params, dtype=tdtype, device=dev, seed=seed)
         scale = 1.5 * lam
@@ -456,9 +435,10 @@ def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = 
 
             # mini-batch products: the curvature rows are the sampled ones (idx given per call)
             prob.set_curvature_data(rows, target, weight, None)
-        s, sinfo = lissa(matvec, g_val, scale=scale, tol=tol, max_iter=max_iter, what=hessian,
-                         sample=sample, progress=progress)
+        sol = lissa(matvec, g_val, scale=scale, tol=tol, max_iter=max_iter, what=hessian,
+                    sample=sample, progress=progress)
         extra = {"lissa_scale": scale, "lissa_max_eig": lam, "lissa_stochastic": sample is not None}
+    s = sol.x
     solve_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -468,8 +448,8 @@ def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = 
     phi = -dots.double().cpu().numpy()
     info = {
         "solver": solver, "hessian": hessian, "damping": float(damping), "l2": l2,
-        "iterations": int(sinfo.iterations), "residual": float(sinfo.residual),
-        "converged": bool(sinfo.converged), "tol": float(tol), "max_iter": int(max_iter),
+        "iterations": int(sol.iterations), "residual": float(sol.residual),
+        "converged": bool(sol.converged), "tol": float(tol), "max_iter": int(max_iter),
         "hessian_samples": None if idx is None else int(len(idx)),
         "n_products": int(prob.n_products),
         "solve_seconds": solve_seconds, "score_seconds": score_seconds,

@@ -215,7 +215,7 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
     (and with --include-clean the validation rows, column `part` = 1); its metadata records the
     clean set, λ and the blend, which `rdia retrain` uses."""
     from rdia_cli import stages as api
-    from rdia_cli.cleaning.auto.clean import auto_clean, verdict_lines
+    from rdia_cli.cleaning.auto import auto_clean, verdict_lines
     from rdia_cli.cleaning.files import hint_lines, split_clean_rows
     from rdia_cli.models.io import load_model
 

@@ -41,7 +41,7 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
     err.print(f"{main['name']} vs erm: test loss {main['loss']:.4f} vs {erm['loss']:.4f} "
               f"({change:+.4f}, {verdict}); files in {output}/")
     if payload.get("verdict"):
-        from rdia_cli.cleaning.auto.clean import verdict_lines
+        from rdia_cli.cleaning.auto import verdict_lines
 
         err.print("[bold]verdict (from the validation data alone):[/]")
         for line in verdict_lines(payload["verdict"]):

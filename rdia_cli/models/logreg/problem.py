@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rdia_cli.errors import InputError, RuntimeFailure
+from rdia_cli.linalg import conjugate_gradient
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -746,8 +747,6 @@ def fit(
 
 def _fit(problem, *, theta0, tol, max_iter, solver, progress) -> FitResult:
     import torch
-
-    from rdia_cli.influence.solvers import conjugate_gradient
 
     start = time.perf_counter()
     if solver == "auto" and problem.n_params > 200:
