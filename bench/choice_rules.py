@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import rdia_cli.cleaning.auto as ac
+import rdia_cli.cleaning.auto.blend as blend
+import rdia_cli.cleaning.auto.rules as rules
 from rdia_cli.cleaning.auto import Config
 from rdia_cli.metrics import row_losses
 
@@ -64,12 +66,12 @@ def _tuned(run: dict, i: int, tune: bool, union: bool = True, down: bool = True)
         losses = run["union"]
         missing = np.full(len(next(iter(losses.values()))), np.inf)
         with np.errstate(invalid="ignore"):
-            cfg = ac._reg_line_search(lambda c: losses.get(c.reg, missing), cfg,
+            cfg = rules._reg_line_search(lambda c: losses.get(c.reg, missing), cfg,
                                       down_se=ac.GUARD_SE if down else None)
         return at.get(cfg, i)
     missing = np.full(row_loss.shape[1], np.inf)
     with np.errstate(invalid="ignore"):  # inf − inf in a missing step's SE
-        cfg = ac._reg_line_search(lambda c: row_loss[at[c]] if c in at else missing, cfg)
+        cfg = rules._reg_line_search(lambda c: row_loss[at[c]] if c in at else missing, cfg)
     return at[cfg]
 
 
@@ -78,7 +80,7 @@ def parts(run: dict, guard_se: float = ac.GUARD_SE, tune: bool = True,
     """(training-based pick, clean set alone), each at its λ, as the library chooses them."""
     configs, row_loss = run["configs"], run["row_loss"]
     based = [i for i, c in enumerate(configs) if c.reg == 1 and c.weight > 0]
-    pick = based[ac._guarded_choice([configs[i] for i in based], row_loss[based], guard_se)]
+    pick = based[rules._guarded_choice([configs[i] for i in based], row_loss[based], guard_se)]
     alone = next(i for i, c in enumerate(configs) if c.reg == 1 and c.weight == 0)
     return _tuned(run, pick, tune, union, down), _tuned(run, alone, tune, union, down)
 
@@ -95,15 +97,15 @@ def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool 
     quiet = abs(run["noise_z"]) < ac.NOISE_Z
     probs, y, shift = run["row_probs"], run["val_y"], run["shift"][alone]
     if quiet and not always:
-        share = (ac._blend_share(probs[pick], probs[alone], y, shift, (0.0, 1.0)) if quiet_mean
-                 else ac._final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
+        share = (blend._blend_share(probs[pick], probs[alone], y, shift, (0.0, 1.0)) if quiet_mean
+                 else rules._final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
                                       noisy=False))
     else:
-        share = ac._blend_share(probs[pick], probs[alone], y, shift, grid)
+        share = blend._blend_share(probs[pick], probs[alone], y, shift, grid)
     chosen = run["row_loss"][alone if share == 1.0 else pick]
-    if keep_erm and quiet and not ac._beats(chosen, run["erm_val"], ac.GUARD_SE):
+    if keep_erm and quiet and not rules._beats(chosen, run["erm_val"], ac.GUARD_SE):
         return run["erm_test"]
-    test = ac._blend_probs(run["test_probs"][pick], run["test_probs"][alone], share)
+    test = blend._blend_probs(run["test_probs"][pick], run["test_probs"][alone], share)
     return float(row_losses(test, run["test_y"]).mean())
 
 
@@ -113,7 +115,7 @@ def one_model(run: dict) -> float:
     pick, alone = parts(run, union=False)
     loss = run["row_loss"]
     if run["configs"][pick].fraction > 0:
-        keep = ac._beats(loss[pick], loss[alone], ac.GUARD_SE)
+        keep = rules._beats(loss[pick], loss[alone], ac.GUARD_SE)
     else:
         keep = loss[pick].mean() <= loss[alone].mean()
     return float(run["test_loss"][pick if keep else alone])

@@ -45,7 +45,7 @@ DATA = {
     "cifar-catdog": DATASETS["cifar-catdog"],
 }
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
-# bumped whenever rdia_cli.cleaning.auto.clean changes what it chooses; `--methods auto` recomputes auto
+# bumped whenever rdia_cli.cleaning.auto changes what it chooses; `--methods auto` recomputes auto
 # in cells whose auto is older (the baselines do not depend on it)
 AUTO_REVISION = 11  # 11: the noise test is one-sided (1.645 / -3) and has a label test
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only

@@ -77,7 +77,7 @@ def _through_file(ds, meta, folder: Path, name: str):
 
 def cell(pool, test, *, clean: float, tau: float, seed: int, kind: str, folder: Path) -> dict:
     from rdia_cli import stages as api
-    from rdia_cli.cleaning.auto.clean import auto_clean
+    from rdia_cli.cleaning.auto import auto_clean
     from rdia_cli.cleaning.files import split_clean_rows
     from rdia_cli.data import inject_noise, split_dataset
 

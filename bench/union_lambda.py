@@ -95,13 +95,14 @@ def _one_se(grid, cv):
 
 def rules() -> dict:
     import rdia_cli.cleaning.auto as ac
+    import rdia_cli.cleaning.auto.rules as rules
 
     def library(down_se, up_se=ac.REG_SE):  # auto's own line search, on the measured grid
         def rule(grid, cv):
             at = {g: i for i, g in enumerate(grid)}
             missing = np.full(len(cv[0]), np.inf)
             with np.errstate(invalid="ignore"):
-                cfg = ac._reg_line_search(lambda c: cv[at[c.reg]] if c.reg in at else missing,
+                cfg = rules._reg_line_search(lambda c: cv[at[c.reg]] if c.reg in at else missing,
                                           ac.Config("drop", 0.0, 1.0), up_se=up_se,
                                           down_se=down_se)
             return at[cfg.reg]

@@ -14,13 +14,6 @@ from rdia_cli.cleaning.auto import (
     UNCLEANED,
     Config,
     Verdict,
-    _blend_cv,
-    _blend_probs,
-    _blend_share,
-    _clean_only_at_full_size,
-    _final_share,
-    _guarded_choice,
-    _reg_line_search,
     auto_clean,
     blend_models,
     build_training_set,
@@ -29,6 +22,9 @@ from rdia_cli.cleaning.auto import (
     out_of_fold_scores,
     verdict_lines,
 )
+from rdia_cli.cleaning.auto.blend import _blend_cv, _blend_probs, _blend_share
+from rdia_cli.cleaning.auto.cv import _clean_only_at_full_size
+from rdia_cli.cleaning.auto.rules import _final_share, _guarded_choice, _reg_line_search
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
 from rdia_cli.metrics import row_losses

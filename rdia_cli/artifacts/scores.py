@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.atomic import atomic_path
 from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.glossary import relabel_effect
@@ -154,10 +155,7 @@ def read_scores(path) -> Scores:
         table = pq.read_table(source)
     except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
         raise InputError(f"`{p}` is not a Parquet file ({str(e).splitlines()[0]}).") from None
-    raw = table.schema.metadata or {}
-    meta = {
-        k.decode()[5:]: json.loads(v) for k, v in raw.items() if k.decode().startswith("rdia.")
-    }
+    meta = metadata.decode(table.schema.metadata)  # strict: a damaged value raises
     missing = [c for c in COLUMNS if c not in table.column_names]
     if meta.get("kind") != "scores" or missing:
         raise InputError(

@@ -11,16 +11,16 @@ The file is written in row groups, so large data streams out, and atomically.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.atomic import atomic_path, check_output
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.data.readers import META_PREFIX, RESERVED_COLUMNS
+from rdia_cli.data.readers import RESERVED_COLUMNS
 from rdia_cli.errors import InputError
 
 FORMAT_VERSION = "1"
@@ -154,14 +154,7 @@ class _Plan:
             out["feature_names"] = self.feature_names
         if self.kind == "image":
             out["image_shape"] = list(ds.image_shape)
-        encoded = {}
-        for k, v in out.items():
-            try:
-                text = json.dumps(v, default=_jsonable_default)
-            except TypeError as e:
-                raise InputError(f"Metadata `{k}` is not JSON-serialisable: {e}.") from None
-            encoded[(META_PREFIX + str(k)).encode()] = text.encode()
-        return encoded
+        return metadata.encode(out, default=_jsonable_default)
 
     def chunk(self, a: int, b: int) -> pa.Table:
         ds = self.ds

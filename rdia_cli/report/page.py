@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.atomic import atomic_path
 from rdia_cli.errors import InputError, MismatchError
 
@@ -337,14 +338,7 @@ def _parquet_columns(path: Path, wanted: tuple[str, ...]) -> tuple[dict[str, np.
         table = pq.read_table(path, columns=names)
     except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
         raise InputError(f"`{path}` is not a Parquet file ({str(e).splitlines()[0]}).") from None
-    meta = {}
-    for k, v in (schema.metadata or {}).items():
-        key = k.decode()
-        if key.startswith("rdia."):
-            try:
-                meta[key[5:]] = json.loads(v)
-            except json.JSONDecodeError:
-                meta[key[5:]] = v.decode(errors="replace")
+    meta = metadata.decode(schema.metadata, raw_on=json.JSONDecodeError)
     cols = {}
     for name in names:
         col = table.column(name).combine_chunks()

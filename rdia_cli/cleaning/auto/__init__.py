@@ -5,13 +5,7 @@ Modules, each importing only those above it: ``config`` (a candidate and the tra
 builds), ``blend`` (blends with "clean set alone"), ``rules`` (the decision rules), ``cv`` (the
 K-fold machinery), ``verdict`` (what was chosen and why), ``clean`` (``auto_clean``)."""
 
-from rdia_cli.cleaning.auto.blend import (
-    BLEND_GRID,
-    _blend_cv,
-    _blend_probs,
-    _blend_share,
-    blend_models,
-)
+from rdia_cli.cleaning.auto.blend import BLEND_GRID, blend_models
 from rdia_cli.cleaning.auto.clean import AutoCleanResult, auto_clean, check_auto
 from rdia_cli.cleaning.auto.config import (
     CLEAN_ONLY,
@@ -23,7 +17,6 @@ from rdia_cli.cleaning.auto.config import (
 from rdia_cli.cleaning.auto.cv import (
     CV_TOL,
     UNION_FOLDS,
-    _clean_only_at_full_size,
     clean_model_scores,
     out_of_fold_probabilities,
     out_of_fold_scores,
@@ -34,10 +27,6 @@ from rdia_cli.cleaning.auto.rules import (
     NOISE_Z,
     NOISE_Z_LOW,
     REG_SE,
-    _beats,
-    _final_share,
-    _guarded_choice,
-    _reg_line_search,
     candidates,
     noise_evidence,
     noise_tests_fired,
@@ -47,9 +36,7 @@ from rdia_cli.cleaning.auto.verdict import SMALL_CLEAN, Verdict, VerdictRecord, 
 __all__ = [
     "BLEND_GRID", "CLEAN_ONLY", "CLEANED", "CV_TOL", "GUARD_SE", "NOISE_P_LABELS", "NOISE_Z",
     "NOISE_Z_LOW", "REG_SE", "SMALL_CLEAN", "UNCLEANED", "UNION_FOLDS", "AutoCleanResult",
-    "Config", "Verdict", "VerdictRecord", "_beats", "_blend_cv", "_blend_probs", "_blend_share",
-    "_clean_only_at_full_size", "_final_share", "_guarded_choice", "_reg_line_search",
-    "auto_clean", "blend_models", "build_training_set", "candidates", "check_auto",
-    "clean_model_scores", "noise_evidence", "noise_tests_fired", "out_of_fold_probabilities",
-    "out_of_fold_scores", "verdict_lines",
+    "Config", "Verdict", "VerdictRecord", "auto_clean", "blend_models", "build_training_set",
+    "candidates", "check_auto", "clean_model_scores", "noise_evidence", "noise_tests_fired",
+    "out_of_fold_probabilities", "out_of_fold_scores", "verdict_lines",
 ]

@@ -60,7 +60,7 @@ def retrain(
     t0 = time.perf_counter()
     m2 = api.retrain_model(ds, m, from_scratch=from_scratch, device=dev, l2=l2, net_options=net)
     if blend:  # auto's model averages this fit with one on the clean rows alone
-        from rdia_cli.cleaning.auto.clean import blend_models
+        from rdia_cli.cleaning.auto import blend_models
 
         clean = ds.subset((ds.extra["part"] == 1).nonzero()[0])
         alone = api.retrain_model(clean, m, from_scratch=from_scratch, device=dev,

@@ -1,0 +1,110 @@
+"""CSV and TSV with a header line (also gzip/bz2/xz): dense float32 features, one label column."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from rdia_cli.data.formats.common import (
+    _DECOMPRESS_ERRORS,
+    Parsed,
+    ReadOptions,
+    Schema,
+    _base_name,
+    _csv_input,
+    _dense_from_columns,
+    _encode_labels,
+    _named_column,
+    _open,
+    _peek,
+    _Source,
+)
+
+
+def _csv_where(src: _Source) -> Callable[[int], str]:
+    def where(row: int) -> str:
+        # pyarrow skips empty lines; count them to give the true line number (header = line 1).
+        k = -1
+        with _open(src.path) as f:
+            for lineno, line in enumerate(f, start=1):
+                if lineno == 1 or not line.rstrip(b"\r\n"):
+                    continue
+                k += 1
+                if k == row:
+                    return f"on line {lineno}"
+        return f"on line {row + 2}"
+
+    return where
+
+
+def _csv_line_of_text(src: _Source, text: str) -> int | None:
+    target = text.encode().rstrip(b"\r\n")
+    with _open(src.path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.rstrip(b"\r\n") == target:
+                return lineno
+    return None
+
+
+def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
+    import pyarrow.csv as pacsv
+
+    first = _peek(src.path, 65536).split(b"\n", 1)[0]
+    if _base_name(src.path).endswith(".tsv") or (b"\t" in first and b"," not in first):
+        delimiter = "\t"
+    else:
+        delimiter = ","
+    invalid: list[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        with _csv_input(src) as stream:
+            table = pacsv.read_csv(
+                stream,
+                parse_options=pacsv.ParseOptions(
+                    delimiter=delimiter, invalid_row_handler=on_invalid
+                ),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            )
+    except _DECOMPRESS_ERRORS as e:
+        raise src.error(f"could not be read ({e}); the file is truncated or corrupt.") from None
+    except pa.ArrowInvalid as e:
+        if "Empty CSV" in str(e):
+            raise src.error("is empty.") from None
+        raise src.error(f"is not a valid CSV file: {e}.") from None
+    if invalid:
+        row = invalid[0]
+        lineno = row.number or _csv_line_of_text(src, row.text)
+        at = f"line {lineno}" if lineno else f"the line `{row.text[:80]}`"
+        raise src.error(
+            f"has {row.actual_columns} fields on {at}, but its header has "
+            f"{row.expected_columns}; every line needs one value per column."
+        )
+    names = [str(c).strip() for c in table.column_names]  # `label, f1, f2` works too
+    if names != list(table.column_names):
+        table = table.rename_columns(names)
+    if len(set(names)) != len(names):
+        dups = sorted({c for c in names if names.count(c) > 1})
+        raise src.error(f"has duplicate column names {dups}; give each column its own name.")
+    if opts.label_col not in names:
+        raise src.error(
+            f"has no label column `{opts.label_col}` (columns found: {names[:20]}"
+            f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col` "
+            "(`--label-col`)."
+        )
+    where = _csv_where(src)
+    feature_names = [c for c in names if c != opts.label_col]
+    X = _dense_from_columns(src, table, feature_names, where)
+    labels = _encode_labels(table.column(opts.label_col), src, where, opts.label_col)
+    return Parsed(
+        X,
+        labels,
+        where=where,
+        column=_named_column(feature_names),
+        feature_names=feature_names,
+    )

@@ -1,0 +1,340 @@
+"""Parquet: dense tabular, sparse (``indices``/``values`` lists, streamed row group by row group)
+or images (``pixels`` plus ``rdia.image_shape``), with optional ``row_id``, ``target``, ``weight``
+and extra columns, and the ``rdia.*`` metadata (:mod:`rdia_cli.artifacts.metadata`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from rdia_cli.artifacts import metadata
+from rdia_cli.data.formats.common import (
+    Parsed,
+    ReadOptions,
+    Schema,
+    _dense_from_columns,
+    _encode_labels,
+    _map_classes,
+    _named_column,
+    _Source,
+)
+
+
+def _list_parts(col: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(offsets starting at 0, flat values as numpy, null mask or None) of a list column."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_fixed_size_list(arr.type):
+        size = arr.type.list_size
+        values = arr.flatten().to_numpy(zero_copy_only=False)
+        offsets = np.arange(len(arr) + 1, dtype=np.int64) * size
+        if arr.null_count:  # flatten() drops null rows; rebuild the offsets over them
+            lengths = np.where(arr.is_null().to_numpy(zero_copy_only=False), 0, size)
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+    else:
+        offsets = arr.offsets.to_numpy()
+        values = arr.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
+        offsets = offsets - offsets[0]
+    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    return offsets, values, nulls
+
+
+def _read_parquet(
+    src: _Source, opts: ReadOptions, schema: Schema | None, rows: tuple[int, int] | None = None
+) -> Parsed:
+    """Sparse files stream their `indices`/`values` row group by row group into one CSR (see
+    _parquet_sparse_rows); everything else is read as one table. ``rows``: see read_dataset."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(src.path)
+        file_names = pf.schema_arrow.names
+        sparse_file = "indices" in file_names and "values" in file_names
+        sparse_file = sparse_file and "pixels" not in file_names
+        n_file = pf.metadata.num_rows
+        start, stop = (0, n_file) if rows is None else (max(0, rows[0]), min(n_file, rows[1]))
+        groups = _row_groups(pf, start, stop)
+        columns = [c for c in file_names if not (sparse_file and c in ("indices", "values"))]
+        if rows is None and not sparse_file:
+            table = pf.read()
+        else:
+            table = pf.read_row_groups([g for g, _, _ in groups], columns=columns)
+            if groups:
+                table = table.slice(start - groups[0][1], stop - start)
+            table = table.replace_schema_metadata(pf.schema_arrow.metadata)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise src.error(f"is not a valid Parquet file ({e}).") from None
+    # lenient: a damaged key or value is read as text, not an error
+    meta = metadata.decode(table.schema.metadata, key_errors="replace", raw_on=ValueError)
+    names = list(file_names)
+    rdia_file = "format_version" in meta
+    label_col = "label" if rdia_file and "label" in names else opts.label_col
+
+    def where(row: int) -> str:
+        return _parquet_where(row + start)
+
+    if label_col not in names:
+        raise src.error(
+            f"has no label column `{label_col}` (columns found: {names[:20]}"
+            f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col` "
+            "(`--label-col`)."
+        )
+    n = table.num_rows
+    if n == 0:
+        raise src.error("has no data rows.")
+
+    def is_list(name: str) -> bool:
+        t = pf.schema_arrow.field(name).type
+        return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+    used = {label_col}
+    row_id = None
+    if "row_id" in names and label_col != "row_id":
+        col = table.column("row_id")
+        if not pa.types.is_integer(col.type) or col.null_count:
+            raise src.error("has a `row_id` column that is not a complete integer column.")
+        row_id = np.array(col.to_numpy(), dtype=np.int64)
+        used.add("row_id")
+    target = None
+    if "target" in names and label_col != "target" and is_list("target"):
+        offsets, values, nulls = _list_parts(table.column("target"))
+        lengths = np.diff(offsets)
+        if nulls is not None or (lengths != lengths[0]).any():
+            r = (
+                int(np.flatnonzero(lengths != lengths[0])[0])
+                if nulls is None
+                else int(np.flatnonzero(nulls)[0])
+            )
+            raise src.error(f"has a `target` of the wrong length {where(r)}.")
+        target = np.array(values, dtype=np.float32).reshape(n, int(lengths[0]))
+        _check_target(src, target, where)
+        used.add("target")
+    weight = None
+    if "weight" in names and label_col != "weight":
+        col = table.column("weight")
+        if col.null_count:
+            r = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
+            raise src.error(f"has a missing `weight` {where(r)}.")
+        weight = np.array(col.to_numpy(), dtype=np.float64)
+        used.add("weight")
+
+    feature_names = None
+    if "pixels" in names:
+        X, column = _parquet_images(src, table, meta, n)
+        used.add("pixels")
+    elif sparse_file:
+        X, column = _parquet_sparse_rows(src, pf, groups, start, stop, meta, opts)
+        used.update(("indices", "values"))
+    else:
+        X, column = None, None
+    if X is None:  # dense tabular
+        if isinstance(meta.get("feature_names"), list):
+            feature_names = [str(c) for c in meta["feature_names"]]
+            absent = [c for c in feature_names if c not in names]
+            if absent:
+                raise src.error(
+                    f"lacks the feature columns {absent[:10]} listed in its metadata "
+                    "`rdia.feature_names`."
+                )
+        else:
+            feature_names = [c for c in names if c not in used]
+        used.update(feature_names)
+        X = _dense_from_columns(src, table, feature_names, where)
+        column = _named_column(feature_names)
+
+    extra = {}
+    for name in names:
+        if name in used:
+            continue
+        extra[name] = _extra_column(table.column(name))
+    labels = _encode_labels(table.column(label_col), src, where, label_col)
+    class_order = meta.get("classes") if isinstance(meta.get("classes"), list) else None
+    if rows is not None and schema is None and class_order is None and (start, stop) != (0, n_file):
+        # a shard: the classes are those of the whole file
+        every = _encode_labels(pf.read(columns=[label_col]).column(label_col), src,
+                               _parquet_where, label_col)
+        class_order = _map_classes(src, every, opts, None, None)[1]
+    return Parsed(
+        X,
+        labels,
+        where=where,
+        column=column,
+        feature_names=feature_names,
+        row_id=row_id,
+        target=target,
+        weight=weight,
+        extra=extra,
+        meta=meta,
+        class_order=class_order,
+        declared_width=sparse_file and (opts.n_features is not None
+                                        or meta.get("n_features") is not None),
+    )
+
+
+TARGET_SUM_SLACK = 1e-3
+
+
+def _check_target(src: _Source, target: np.ndarray, where: Callable[[int], str]) -> None:
+    """Soft targets are (sub-)probabilities: finite, each in [0, 1], each row summing to more
+    than 0 and at most 1 + 1e-3 (the paper's Eq. 12 targets sum to less than 1)."""
+    if target.size == 0:
+        return
+    t = target.astype(np.float64)
+    finite = np.isfinite(t).all(axis=1)
+    in_range = finite & ((t >= 0) & (t <= 1)).all(axis=1)
+    sums = np.where(np.isfinite(t), t, 0.0).sum(axis=1)
+    good = in_range & (sums > 0) & (sums <= 1 + TARGET_SUM_SLACK)
+    if good.all():
+        return
+    r = int(np.flatnonzero(~good)[0])
+    shown = "[" + ", ".join(f"{v:.4g}" for v in t[r, :8]) + (", ...]" if t.shape[1] > 8 else "]")
+    if not finite[r]:
+        why = "a non-finite value (NaN or infinity)"
+    elif not in_range[r]:
+        why = "a value outside [0, 1]"
+    else:
+        why = f"values summing to {sums[r]:.6g}, not to a number in (0, 1]"
+    raise src.error(f"has {why} in column `target` {where(r)}: {shown}; soft targets are "
+                    "probabilities over the classes.")
+
+
+def _parquet_where(row: int) -> str:
+    return f"in row {row + 1}"
+
+
+def _extra_column(col: Any) -> np.ndarray:
+    t = col.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        offsets, values, nulls = _list_parts(col)
+        lengths = np.diff(offsets)
+        if nulls is None and len(lengths) and (lengths == lengths[0]).all():
+            return np.array(values).reshape(len(lengths), int(lengths[0]))
+        out = np.empty(len(lengths), dtype=object)
+        for i in range(len(lengths)):
+            out[i] = values[offsets[i] : offsets[i + 1]]
+        return out
+    if pa.types.is_dictionary(t):
+        col = pc.cast(col, t.value_type)
+    return np.array(col.to_numpy(zero_copy_only=False))
+
+
+def _parquet_images(src: _Source, table: Any, meta: dict, n: int) -> tuple[np.ndarray, Callable]:
+    shape = meta.get("image_shape")
+    if not isinstance(shape, list) or not shape:
+        raise src.error(
+            "has a `pixels` column but no `rdia.image_shape` metadata (e.g. [1, 28, 28]); add "
+            "it so the images can be rebuilt."
+        )
+    shape = tuple(int(s) for s in shape)
+    size = int(np.prod(shape))
+    offsets, values, nulls = _list_parts(table.column("pixels"))
+    lengths = np.diff(offsets)
+    bad = np.flatnonzero(lengths != size)
+    if nulls is not None or bad.size:
+        r = int(bad[0]) if bad.size else int(np.flatnonzero(nulls)[0])
+        raise src.error(
+            f"has {int(lengths[r])} pixels in row {r + 1}, but `rdia.image_shape` {list(shape)} "
+            f"needs {size}."
+        )
+    X = np.array(values, dtype=np.float32).reshape((n, *shape))
+
+    def column(j: int) -> str:
+        return f"pixel {tuple(int(i) for i in np.unravel_index(j, shape))}"
+
+    return X, column
+
+
+def _row_groups(pf: Any, start: int, stop: int) -> list[tuple[int, int, int]]:
+    """(row group, its first row, its row count) of the groups that hold rows start..stop-1."""
+    out, at = [], 0
+    for g in range(pf.metadata.num_row_groups):
+        k = pf.metadata.row_group(g).num_rows
+        if at < stop and at + k > start:
+            out.append((g, at, k))
+        at += k
+    return out
+
+
+def _parquet_sparse_rows(
+    src: _Source,
+    pf: Any,
+    groups: list[tuple[int, int, int]],
+    start: int,
+    stop: int,
+    meta: dict,
+    opts: ReadOptions,
+) -> tuple[sp.csr_matrix, Callable]:
+    """CSR (int32 indices where they fit, float32 values) of rows start..stop-1, filled one row
+    group at a time into arrays sized from the file's metadata: no whole-file Arrow table, no
+    concatenation copy, no Python object per row."""
+    n = stop - start
+    stated = opts.n_features if opts.n_features is not None else meta.get("n_features")
+    stated = None if stated is None else int(stated)
+    schema = pf.metadata.schema
+    leaf = next((j for j in range(len(schema)) if schema.column(j).path.split(".")[0]
+                 == "indices"), None)
+    cap = 0 if leaf is None else sum(
+        pf.metadata.row_group(g).column(leaf).num_values for g, _, _ in groups
+    )
+    indices = np.empty(cap, dtype=np.int32)
+    data = np.empty(cap, dtype=np.float32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    at_row = at_nz = 0
+    top = -1
+    for g, g0, k in groups:
+        t = pf.read_row_group(g, columns=["indices", "values"])
+        a, b = max(start, g0) - g0, min(stop, g0 + k) - g0
+        if (a, b) != (0, k):
+            t = t.slice(a, b - a)
+        i_off, idx, _ = _list_parts(t.column("indices"))
+        v_off, val, _ = _list_parts(t.column("values"))
+        del t
+        first = g0 + a  # file row of this chunk's first row
+        if i_off.shape != v_off.shape or (i_off != v_off).any():
+            r = int(np.flatnonzero(np.diff(i_off) != np.diff(v_off))[0])
+            raise src.error(
+                f"has {int(np.diff(i_off)[r])} indices but {int(np.diff(v_off)[r])} values in "
+                f"row {first + r + 1}; the `indices` and `values` lists must have equal lengths."
+            )
+        m = int(idx.size)
+        if m:
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < 0:
+                kk = int(np.flatnonzero(idx < 0)[0])
+                r = int(np.searchsorted(i_off, kk, side="right") - 1)
+                raise src.error(f"has a negative feature index in row {first + r + 1}.")
+            if stated is not None and hi >= stated:
+                kk = int(np.argmax(idx))
+                r = int(np.searchsorted(i_off, kk, side="right") - 1)
+                raise src.error(
+                    f"has feature index {hi} in row {first + r + 1}, beyond n_features = "
+                    f"{stated}."
+                )
+            top = max(top, hi)
+            if hi >= 2**31 - 1 and indices.dtype != np.int64:
+                indices = indices.astype(np.int64)
+        if at_nz + m > indices.size:  # metadata missing or short: grow
+            size = max(2 * indices.size, at_nz + m)
+            indices = np.concatenate([indices[:at_nz], np.empty(size - at_nz, indices.dtype)])
+            data = np.concatenate([data[:at_nz], np.empty(size - at_nz, data.dtype)])
+        indices[at_nz : at_nz + m] = idx
+        data[at_nz : at_nz + m] = val
+        rows_here = len(i_off) - 1
+        indptr[at_row + 1 : at_row + 1 + rows_here] = i_off[1:] + at_nz
+        at_row += rows_here
+        at_nz += m
+    if indices.size > at_nz + (at_nz >> 6):  # much slack (e.g. many empty rows): trim
+        indices, data = indices[:at_nz].copy(), data[:at_nz].copy()
+    else:
+        indices, data = indices[:at_nz], data[:at_nz]
+    width = stated if stated is not None else top + 1
+    idx_dtype = np.int32 if max(width, at_nz) < 2**31 else np.int64
+    X = sp.csr_matrix(
+        (data, indices.astype(idx_dtype, copy=False), indptr.astype(idx_dtype, copy=False)),
+        shape=(n, width),
+    )
+    return X, lambda j: f"feature index {j}"
