@@ -13,7 +13,7 @@ from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.scores import read_scores
 from rdia_cli.data import Dataset, read_dataset, write_dataset
 from rdia_cli.errors import InputError
-from rdia_cli.report.page import _parquet_columns
+from rdia_cli.report.run import _parquet_columns
 
 VALUES = {
     "obj": {"a": [1, 2.5, None], "b": {"c": "d"}},

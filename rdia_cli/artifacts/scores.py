@@ -10,7 +10,6 @@ Metadata ``rdia.*`` (JSON): classes, fingerprints of model, training and validat
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +107,7 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
          ("phi_paper", pa.float64()),
          ("delta_remove", pa.float64()), ("delta_relabel", pa.float64()),
          ("p_label", pa.float64()), ("loss", pa.float64()), ("probs", pa.list_(pa.float32(), k))],
-        metadata={f"rdia.{key}": json.dumps(v) for key, v in full_meta.items()},
+        metadata=metadata.encode(full_meta),
     )
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         if n == 0:

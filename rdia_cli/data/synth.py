@@ -23,7 +23,6 @@ from the same planted model (which depends on ``seed`` only).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rdia_cli.artifacts import metadata
 from rdia_cli.errors import InputError
 
 BLOCK_ROWS = 65536  # rows generated per RNG stream (independent of the row-group size)
@@ -231,7 +231,7 @@ def write_synth(
             pa.field("is_noisy", pa.bool_()),
             pa.field("clean_label", pa.int64()),
         ],
-        metadata={f"rdia.{key}".encode(): json.dumps(v).encode() for key, v in meta.items()},
+        metadata=metadata.encode(meta),
     )
     if n * k >= 2**31:
         raise InputError(f"{n} rows × {k} nonzeros exceed 2**31 nonzeros; generate fewer rows.")
@@ -292,7 +292,7 @@ def write_synth(
             for a in range(0, n, step):
                 h.update(np.arange(a, min(n, a + step), dtype=np.int64).tobytes())
             fingerprint = h.hexdigest()
-            writer.add_key_value_metadata({"rdia.fingerprint": json.dumps(fingerprint)})
+            writer.add_key_value_metadata(metadata.encode({"fingerprint": fingerprint}))
     return SynthSummary(
         path=str(path), n_samples=n, n_features=p, nnz=k, n_positive=n_pos, n_noisy=n_noisy,
         intercept=model.intercept, fingerprint=fingerprint, seconds=time.perf_counter() - t0,

@@ -1,6 +1,6 @@
 """`rdia inspect` (the most harmful rows, a figure) and `rdia report` (one HTML page per run).
 
-Thin: options, paths and printing here; reading, figures and HTML in ``rdia_cli.report.page``.
+Thin: options, paths and printing here; reading, figures and HTML in ``rdia_cli.report``.
 Plotting needs ``pip install 'rdia-cli[report]'``; the table of `inspect` does not.
 """
 
@@ -27,7 +27,7 @@ from rdia_cli.errors import InputError
 
 def _require_matplotlib() -> None:
     """Fail with the install hint, printed without Rich markup (which would eat `[report]`)."""
-    from rdia_cli.report.page import require_matplotlib
+    from rdia_cli.report import require_matplotlib
 
     try:
         require_matplotlib()
@@ -55,9 +55,9 @@ def inspect(
     """Show the most harmful training rows (Φ > 0 hurts the validation loss) and their new labels."""
     from rich.table import Table
 
+    from rdia_cli import report
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.artifacts.scores import read_scores
-    from rdia_cli.report import page as report
 
     if output is not None:
         check_output(output, scores, data, labels)
@@ -110,8 +110,8 @@ def report(
     train: Annotated[Path | None, typer.Option("--train", help="Training data, if it moved since the run (for the label-noise precision/recall).")] = None,
 ) -> None:
     """One self-contained HTML page about a run: metrics, Φ, the α sweep, relabels, noise found."""
+    from rdia_cli import report as rp
     from rdia_cli.artifacts.atomic import check_output
-    from rdia_cli.report import page as rp
 
     _require_matplotlib()
     output = run_dir / "report.html" if output is None else output

@@ -1,0 +1,233 @@
+"""`rdia report`: everything a run folder (`rdia run -o DIR`) holds, collected into a
+``RunReport``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rdia_cli.artifacts import metadata
+from rdia_cli.errors import InputError, MismatchError
+from rdia_cli.report.inspect import recorded_cut
+
+RUN_FILES = ("metrics.json", "run.json", "scores.parquet")
+
+# --------------------------------------------------------------------------------------------
+# report: collecting a run folder
+# --------------------------------------------------------------------------------------------
+@dataclass
+class NoiseStats:
+    """Flagged rows (relabeled or removed) against the rows `rdia noise` corrupted."""
+
+    strategy: str
+    n_flagged: int
+    n_noisy: int
+    n_true_positive: int
+    source: str
+
+    @property
+    def precision(self) -> float | None:
+        return self.n_true_positive / self.n_flagged if self.n_flagged else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.n_true_positive / self.n_noisy if self.n_noisy else None
+
+
+@dataclass
+class RunReport:
+    """Everything the HTML shows, read from one `rdia run` folder."""
+
+    run_dir: str
+    run: dict
+    metrics: dict
+    phi: np.ndarray
+    classes: list
+    strategy: str
+    alpha: float | None
+    sweep: list[dict]
+    matrix: np.ndarray  # (K, K): original label index × new target argmax, relabeled rows only
+    noise: list[NoiseStats] = field(default_factory=list)
+    noise_note: str | None = None
+    noise_meta: dict | None = None
+    train_path: str | None = None
+    sweep_strategy: str | None = None  # whose α sweep is shown (the main strategy's, if any)
+    sweep_alpha: float | None = None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"`{path}` is not valid JSON ({e}); rerun `rdia run`.") from None
+
+
+def _parquet_columns(path: Path, wanted: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
+    """The columns of ``wanted`` that exist in the Parquet file, and its rdia.* metadata."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        names = [c for c in wanted if c in schema.names]
+        table = pq.read_table(path, columns=names)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
+        raise InputError(f"`{path}` is not a Parquet file ({str(e).splitlines()[0]}).") from None
+    meta = metadata.decode(schema.metadata, raw_on=json.JSONDecodeError)
+    cols = {}
+    for name in names:
+        col = table.column(name).combine_chunks()
+        if name == "target":
+            n = len(col)
+            flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+            cols[name] = flat.reshape(n, -1) if n else flat.reshape(0, 0)
+        else:
+            cols[name] = np.asarray(col.to_numpy(zero_copy_only=False))
+    return cols, meta
+
+
+def _run_cwd(run_dir: Path, run: dict) -> Path | None:
+    """The folder `rdia run` was started in, inferred from the relative paths it recorded
+    (run.json says e.g. `runs/a/cleaned.parquet` for the folder `runs/a`)."""
+    base = run_dir.resolve()
+    for info in (run.get("strategies") or {}).values():
+        rel = Path(str(info.get("cleaned", ""))).parent
+        if not str(info.get("cleaned")) or rel.is_absolute():
+            continue
+        parts = rel.parts if str(rel) != "." else ()
+        if len(parts) <= len(base.parts) and base.parts[len(base.parts) - len(parts):] == parts:
+            return Path(*base.parts[: len(base.parts) - len(parts)]) if parts else base
+    return None
+
+
+def resolve_recorded(run_dir: Path, run: dict, recorded: str | None) -> Path | None:
+    """A path recorded in run.json, found from here: as written, from the folder the run was
+    started in, or by its name inside the run folder. None when not found."""
+    if not recorded:
+        return None
+    p = Path(recorded)
+    candidates = [p]
+    if not p.is_absolute():
+        cwd = _run_cwd(run_dir, run)
+        if cwd is not None:
+            candidates.append(cwd / p)
+    candidates.append(run_dir / p.name)
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def _label_indices(values: np.ndarray, classes: list, path: Path) -> np.ndarray:
+    index = {str(c): i for i, c in enumerate(classes)}
+    keys = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+    bad = [k for k in keys if k not in index]
+    if bad:
+        raise MismatchError(
+            f"`{path}` has label {bad[0]!r}, which is not one of the scored classes {classes}; "
+            "is it from another run?"
+        )
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunReport:
+    """Read the files `rdia run` left in ``run_dir`` into a :class:`RunReport`.
+
+    ``train`` overrides the training data path recorded in run.json (needed only for the
+    label-noise precision/recall, from its ``is_noisy`` column).
+    """
+    from rdia_cli.artifacts.scores import read_scores
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"Run folder `{run_dir}` does not exist or is not a folder; give the "
+                         "-o folder of `rdia run`.")
+    missing = [f for f in RUN_FILES if not (run_dir / f).is_file()]
+    if missing:
+        raise InputError(f"Run folder `{run_dir}` lacks {', '.join(missing)}; give the -o folder "
+                         "of a finished `rdia run`.")
+    run = _read_json(run_dir / "run.json")
+    metrics = _read_json(run_dir / "metrics.json")
+    for key, where in (("strategies", "run.json"), ("models", "metrics.json")):
+        if key not in (run if where == "run.json" else metrics):
+            raise InputError(f"`{run_dir / where}` has no `{key}`; is it from `rdia run`?")
+    scores = read_scores(run_dir / "scores.parquet")
+    classes = list(scores.meta["classes"])
+    strategy = run.get("settings", {}).get("strategy") or next(iter(run["strategies"]))
+    if strategy not in run["strategies"]:
+        raise InputError(f"`{run_dir / 'run.json'}` has no results for its strategy `{strategy}`.")
+    info = run["strategies"][strategy]
+
+    k = len(classes)
+    matrix = np.zeros((k, k), dtype=np.int64)
+    cleaned_path = run_dir / Path(str(info.get("cleaned", "cleaned.parquet"))).name
+    if not cleaned_path.is_file():
+        raise InputError(f"Run folder `{run_dir}` lacks `{cleaned_path.name}`; rerun `rdia run`.")
+    cols, _ = _parquet_columns(cleaned_path, ("row_id", "label", "original_label", "target",
+                                              "relabeled"))
+    if "relabeled" in cols and "target" in cols and cols["relabeled"].any():
+        sel = np.asarray(cols["relabeled"], dtype=bool)
+        frm = _label_indices(cols.get("original_label", cols["label"])[sel], classes,
+                             cleaned_path)
+        to = cols["target"][sel].argmax(1)
+        np.add.at(matrix, (frm, to), 1)
+
+    train_path = Path(train) if train is not None else resolve_recorded(run_dir, run,
+                                                                        run.get("train"))
+    if train is not None and not Path(train).is_file():
+        raise InputError(f"Training data `{train}` does not exist; check the path.")
+    noise, note, noise_meta = _noise_stats(run_dir, run, scores, train_path)
+    sweep_name = strategy
+    if not info.get("sweep"):  # e.g. `auto` cross-validates instead: show another's sweep
+        sweep_name = next((n for n, d in run["strategies"].items() if d.get("sweep")), strategy)
+    sweep_info = run["strategies"][sweep_name]
+    return RunReport(
+        run_dir=str(run_dir), run=run, metrics=metrics, phi=scores.phi, classes=classes,
+        strategy=strategy, alpha=recorded_cut(info), sweep=list(sweep_info.get("sweep") or []),
+        matrix=matrix, noise=noise, noise_note=note, noise_meta=noise_meta,
+        train_path=None if train_path is None else str(train_path),
+        sweep_strategy=sweep_name, sweep_alpha=recorded_cut(sweep_info),
+    )
+
+
+def _noise_stats(run_dir: Path, run: dict, scores, train_path: Path | None):
+    """Precision/recall of each strategy's flagged rows against the training data's is_noisy."""
+    if train_path is None:
+        return [], (f"training data `{run.get('train')}` was not found, so the flagged rows "
+                    "cannot be compared with the corrupted ones (give --train PATH)."), None
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_schema(train_path)
+    except Exception:  # noqa: BLE001 - not Parquet: `rdia noise` output is always Parquet
+        return [], None, None
+    cols, meta = _parquet_columns(train_path, ("row_id", "is_noisy"))
+    if "is_noisy" not in cols:
+        return [], None, None
+    row_id = np.asarray(cols["row_id"], dtype=np.int64) if "row_id" in cols else \
+        np.arange(len(cols["is_noisy"]), dtype=np.int64)
+    if len(row_id) != scores.n_samples or not np.array_equal(np.sort(row_id),
+                                                             np.sort(scores.row_id)):
+        raise MismatchError(
+            f"training data `{train_path}` has {len(row_id)} rows (or other row_id) than the "
+            f"{scores.n_samples} scored in `{run_dir / 'scores.parquet'}`; give the training data "
+            "of this run with --train."
+        )
+    noisy = np.asarray(cols["is_noisy"], dtype=bool)
+    stats = []
+    for name, info in run["strategies"].items():
+        path = run_dir / Path(str(info.get("cleaned", ""))).name
+        if not path.is_file():
+            continue
+        c, _ = _parquet_columns(path, ("row_id", "relabeled"))
+        kept = np.isin(row_id, np.asarray(c["row_id"], dtype=np.int64))
+        flagged = ~kept
+        if "relabeled" in c:
+            flagged |= np.isin(row_id, np.asarray(c["row_id"])[np.asarray(c["relabeled"], bool)])
+        stats.append(NoiseStats(strategy=name, n_flagged=int(flagged.sum()),
+                                n_noisy=int(noisy.sum()),
+                                n_true_positive=int((flagged & noisy).sum()), source=str(path)))
+    return stats, None, meta.get("noise") if isinstance(meta.get("noise"), dict) else None
