@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from rdia_cli.data import ReadOptions, Schema, read_dataset
 from rdia_cli.errors import InputError
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 TINY_DENSE = np.array(
     [

@@ -111,7 +111,7 @@ def test_majority_flipped_binary_labels_still_count(cancer):
 def test_readme_states_the_rule_the_code_applies():
     from pathlib import Path
 
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert f"{NOISE_Z:g} standard errors" in readme and "one-sided" in readme
     assert f"{NOISE_Z_LOW:g} standard errors" in readme
 

@@ -17,7 +17,7 @@ import rdia_cli.data.writers as writers
 from rdia_cli.data import Dataset, ReadOptions, read_dataset, write_dataset
 from rdia_cli.errors import InputError
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def assert_same(a: Dataset, b: Dataset) -> None:

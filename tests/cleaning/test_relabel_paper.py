@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from rdia_cli.cli import app
 
 runner = CliRunner()
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "breast-cancer-tau0.4"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "breast-cancer-tau0.4"
 
 
 def rdia(*args, **kw):
