@@ -96,6 +96,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path, monkeypatch):
     """Library and CLI: 2 gloo processes give the 1-process model and Φ; one scores file that
     a single-process `rdia relabel` accepts."""

@@ -309,6 +309,7 @@ def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
     assert v.lambda_over_all_rows and not v.noisy and v.kind == UNCLEANED
 
 
+@pytest.mark.slow
 def test_without_noise_the_all_row_cv_can_lower_lambda(digits):
     # digits (64 pixels, 10 classes, no label noise): λ = 1/rows underfits; the CV over all
     # training and clean rows steps down from it, and the test loss agrees

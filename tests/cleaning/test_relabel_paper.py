@@ -105,6 +105,7 @@ def test_phi_threshold_keeps_rdias_own_scale(noisy, tmp_path):
     assert a.column("relabeled").to_numpy().sum() == want
 
 
+@pytest.mark.slow
 def test_the_users_pipe_runs_as_written(noisy):
     d = noisy
     res = shell("rdia score train.svm --val val.svm --model lr.pt "
@@ -117,6 +118,7 @@ def test_the_users_pipe_runs_as_written(noisy):
     assert json.loads(t.schema.metadata[b"rdia.relabel"])["scores"] == "<stdin>"
 
 
+@pytest.mark.slow
 def test_score_without_o_into_a_pipe_or_a_file_writes_parquet_to_stdout(noisy, tmp_path):
     d = noisy
     res = shell(f"rdia score train.svm --val val.svm --model lr.pt > {tmp_path / 'x.parquet'}", d)
@@ -133,6 +135,7 @@ def test_score_without_o_into_a_pipe_or_a_file_writes_parquet_to_stdout(noisy, t
     assert not (d / "-").exists()
 
 
+@pytest.mark.slow
 def test_score_on_a_terminal_writes_beside_data(noisy, tmp_path):
     """stdout a terminal: the scores go to DATA's name + .scores.parquet, named in the summary."""
     import shutil
@@ -213,6 +216,7 @@ def _cleaned_view(path):
     return read_dataset(str(path), ReadOptions(format="parquet"))
 
 
+@pytest.mark.slow
 def test_cleaned_file_is_downstream_ready_for_ten_classes(digits, tmp_path):
     """K = 10: `target` rows are probability vectors, `label` the new hard label, the raw
     Eq. 12 values in `target_raw`, which is what `rdia retrain` trains on; no `weight`."""
@@ -268,6 +272,7 @@ def test_weight_column_only_when_some_weight_is_not_one(noisy, tmp_path):
     assert (w < 1).sum() > 0 and (w == 1).sum() > 0
 
 
+@pytest.mark.slow
 def test_auto_file_leaves_clean_rows_out_and_says_how_to_train(noisy, tmp_path):
     d = noisy
     res = ok(rdia("relabel", "--scores", d / "scores.parquet", "--strategy", "auto",

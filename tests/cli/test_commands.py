@@ -110,6 +110,7 @@ def test_relabel_fraction_and_strategies(pipeline):
         assert out.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_run_writes_erm_then_strategy_then_baselines(files, tmp_path):
     d = files
     ok(rdia("run", d / "train.svm", "--val", d / "val.svm", "--test", d / "test.svm",
@@ -342,6 +343,7 @@ def test_readme_commands_are_real():
     assert used and used <= names, used - names
 
 
+@pytest.mark.slow
 def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     import pyarrow.parquet as pq
 
@@ -412,6 +414,7 @@ def _write_idx(folder, name, n, seed, size=16):
     return folder / f"{name}-images-idx3-ubyte.gz", folder / f"{name}-labels-idx1-ubyte.gz"
 
 
+@pytest.mark.slow
 def test_lenet_pipeline_on_a_few_hundred_images(tmp_path):
     tr, trl = _write_idx(tmp_path, "train", 300, 0)
     va, val = _write_idx(tmp_path, "val", 100, 1)

@@ -323,6 +323,7 @@ def test_failed_run_leaves_the_old_folder_as_it_was(data, tmp_path, monkeypatch,
     assert _folder(run) == old
 
 
+@pytest.mark.slow
 def test_run_into_an_old_folder_replaces_the_old_run(data, tmp_path):
     run, old = _old_run_folder(tmp_path)
     ok(rdia("run", data / "train.svm", "--val", data / "val.svm", "--test", data / "test.svm",
