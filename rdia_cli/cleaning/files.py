@@ -100,7 +100,7 @@ def split_clean_rows(ds: Dataset, include_clean: bool) -> tuple[Dataset, dict[st
 
 def add_clean_rows(ds: Dataset, clean: Dataset) -> Dataset:
     """The training rows of an auto file followed by the clean rows, as ``auto`` trained on them
-    (``autoclean.build_training_set``: weight 1 and one-hot targets for the clean rows)."""
+    (``cleaning.auto.build_training_set``: weight 1 and one-hot targets for the clean rows)."""
     import scipy.sparse as sp
 
     k = ds.n_classes

@@ -283,7 +283,7 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
 
     * ``rdia_ls`` = ``{"noise_rate": τ, "gamma": γ | "auto", "tk": 10, "tk_steps": None,
       "variant": "paper" | "reference"}``: RDIA-LS; ``variant="reference"`` is the authors' code
-      (``noisy_training.rdia_ls_reference_loss``, with its warm-up: small-loss rows only while
+      (``noisy.rdia_ls_reference_loss``, with its warm-up: small-loss rows only while
       t < T_k). ``gamma="auto"`` holds out a seeded ``gamma_holdout`` share (0.1) of the rows,
       trains once per γ in ``gamma_grid`` (the paper's 0.05, ..., 0.95) on the rest, keeps the γ
       with the highest accuracy on the held-out rows' given (noisy) labels, i.e. the lowest
@@ -303,7 +303,7 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
     per epoch; the old behaviour). ``tk_steps`` counts optimizer steps instead (t = step from 1;
     ρ updated every step), so a subset and the full set get the same schedule per step; the
     paper's T_k = 10 epochs of 60,000 rows at batch 128 is ``tk_steps`` = 4690
-    (``noisy_training.PAPER_TK_STEPS``).
+    (``noisy.PAPER_TK_STEPS``).
 
     ``monitor``: a labelled Dataset scored after every epoch (accuracy in the progress info and
     in ``meta["metrics"]["monitor_accuracy"]``), e.g. the test set for the paper's metric.
