@@ -34,6 +34,7 @@ _LAZY = {
     "relabel_dataset": "rdia_cli.stages",
     "auto_alpha": "rdia_cli.stages",
     "retrain_model": "rdia_cli.stages",
+    "retrain_cleaned": "rdia_cli.stages",
     "evaluate_model": "rdia_cli.stages",
     "RelabelOutcome": "rdia_cli.stages",
     "ScoreResult": "rdia_cli.influence",

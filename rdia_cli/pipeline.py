@@ -11,8 +11,6 @@ DIR/run.json          settings, α chosen, sweeps, timings
 
 from __future__ import annotations
 
-import contextlib
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -20,13 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rdia_cli import stages as api
-from rdia_cli.artifacts.atomic import atomic_path
+from rdia_cli.artifacts.run_folder import PreviousRun, signals_held, write_json
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
 from rdia_cli.models.io import save_model
 
 BASELINES = ("drop", "uids", "optlr", "random")
 HONEST = ("clean-only", "train+val", "cleanlab")
+RUN_MODELS = ("auto", "rdia", *BASELINES, *HONEST)  # the NAME.pt files besides erm.pt
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,6 @@ class RunSettings:
             check_auto(self.model_type, val)
 
 
-def _write_json(path: Path, payload) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-        f.write("\n")
-
-
 def run_pipeline(
     train: Dataset,
     val: Dataset,
@@ -88,83 +81,25 @@ def run_pipeline(
 
     Settings are checked before any work. A failed or interrupted run (Ctrl-C, SIGTERM) leaves
     the folder as it was: one this call creates is removed again, and in an existing one the
-    files of an earlier run are moved aside first and put back (see ``_PreviousRun``)."""
+    files of an earlier run are moved aside first and put back
+    (``artifacts.run_folder.PreviousRun``)."""
     settings.check(val)
     created = not outdir.exists()
     inputs = [d.source for d in (train, val, test)]
-    previous = None if created else _PreviousRun(outdir, inputs)
+    previous = None if created else PreviousRun(outdir, inputs, RUN_MODELS)
     try:
         payload = _run_pipeline(train, val, test, outdir, settings, device=device, say=say)
     except BaseException:
-        with _signals_held():
+        with signals_held():
             if created:
                 shutil.rmtree(outdir, ignore_errors=True)
             elif previous is not None:
                 previous.restore()
         raise
     if previous is not None:
-        with _signals_held():
+        with signals_held():
             previous.discard()
     return payload
-
-
-def _run_file(name: str) -> bool:
-    """Whether ``name`` is a file `rdia run` writes (module docstring) or a temp file of one."""
-    if name.startswith(".") and name.endswith(".tmp"):
-        return any(_run_file(name[1:].split(".", 2)[0] + "." + ext)
-                   for ext in ("pt", "parquet", "json"))
-    if name in ("erm.pt", "scores.parquet", "cleaned.parquet", "metrics.json", "run.json"):
-        return True
-    if name.startswith("cleaned-") and name.endswith(".parquet"):
-        return True
-    return name.endswith(".pt") and name[:-3] in ("auto", "rdia", *BASELINES, *HONEST)
-
-
-class _PreviousRun:
-    """The files an earlier `rdia run` left in ``outdir``, moved into a hidden folder inside it
-    for the time of the new run, so that the folder never holds a mix of two runs: ``restore``
-    (on failure) removes the new run's files and puts the old ones back, ``discard`` (on
-    success) deletes them. Files that are not the run's (the data, your notes) stay put."""
-
-    def __init__(self, outdir: Path, inputs) -> None:
-        import tempfile
-
-        self.outdir = outdir
-        self.keep = {Path(p).resolve() for p in inputs if p}
-        self.saved = Path(tempfile.mkdtemp(prefix=".rdia-previous-run.", dir=outdir))
-        for p in self._own_files():
-            p.rename(self.saved / p.name)
-
-    def _own_files(self) -> list[Path]:
-        return [p for p in self.outdir.iterdir()
-                if p.is_file() and _run_file(p.name) and p.resolve() not in self.keep]
-
-    def restore(self) -> None:
-        for p in self._own_files():
-            p.unlink(missing_ok=True)
-        for p in self.saved.iterdir():
-            p.rename(self.outdir / p.name)
-        shutil.rmtree(self.saved, ignore_errors=True)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.saved, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Hold SIGINT and SIGTERM back while the folder is put in order (main thread only)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
@@ -282,13 +217,13 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     payload = {"data": test.source, "models": results}
     if verdict is not None:
         payload["verdict"] = verdict
-    _write_json(outdir / "metrics.json", payload)
-    _write_json(outdir / "run.json", {
+    write_json(outdir / "metrics.json", payload, default=str)
+    write_json(outdir / "run.json", {
         "settings": asdict(settings), "train": train.source, "val": val.source,
         "test": test.source, "n_train": train.n_samples, "n_val": val.n_samples,
         "n_test": test.n_samples, "strategies": details, "timings": timings,
         "score_info": result.info, "verdict": verdict,
-    })
+    }, default=str)
     return payload
 
 

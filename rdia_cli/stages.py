@@ -25,8 +25,8 @@ from rdia_cli.models.io import ModelFile
 
 __all__ = [
     "MODEL_TYPES", "NET_ARCHS", "RelabelOutcome", "apply_cleaning", "auto_alpha",
-    "check_model_data", "evaluate_model", "probabilities", "relabel_dataset", "retrain_model",
-    "schema_of_model", "score_model", "train_model",
+    "check_model_data", "evaluate_model", "probabilities", "relabel_dataset", "retrain_cleaned",
+    "retrain_model", "schema_of_model", "score_model", "train_model",
 ]
 
 NET_ARCHS = ("mlp", "lenet", "cnn")
@@ -276,6 +276,36 @@ def retrain_model(
                        init=init, progress=progress, **opts)
     model2.meta.update(schema_meta(cleaned))
     return model2
+
+
+def retrain_cleaned(
+    cleaned: Dataset,
+    model: ModelFile,
+    *,
+    from_scratch: bool = False,
+    device="cpu",
+    l2: float | None = None,
+    net_options: dict | None = None,
+) -> tuple[ModelFile, dict | None]:
+    """``retrain_model`` on a cleaned file as `rdia relabel` wrote it: where ``--strategy auto``
+    chose λ, that λ (unless ``l2`` is given); where it blended with a fit on the clean rows
+    alone (``part`` = 1; add them back first, ``cleaning.files.add_clean_rows``), the same blend.
+    Returns the model and the blend used (``None`` when there is none)."""
+    from rdia_cli.cleaning.auto import blend_models
+
+    relabel = cleaned.meta.get("relabel")
+    relabel = relabel if isinstance(relabel, dict) else {}
+    blend = relabel.get("blend") if l2 is None and "part" in cleaned.extra else None
+    if l2 is None:  # the auto strategy tunes λ; keep what it chose
+        l2 = relabel.get("l2")
+    model2 = retrain_model(cleaned, model, from_scratch=from_scratch, device=device, l2=l2,
+                           net_options=net_options)
+    if blend:  # auto's model averages this fit with one on the clean rows alone
+        clean = cleaned.subset((cleaned.extra["part"] == 1).nonzero()[0])
+        alone = retrain_model(clean, model, from_scratch=from_scratch, device=device,
+                              l2=blend["clean_only_l2"])
+        model2 = blend_models(model2, alone, blend["clean_only_share"])
+    return model2, blend
 
 
 def evaluate_model(model: ModelFile, ds: Dataset, *, device="cpu") -> dict:

@@ -3,9 +3,6 @@ to stderr. Everything here writes through the consoles of ``rdia_cli.cli.core``.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from rdia_cli.cli.core import err, out
 from rdia_cli.cli.options import shown_path
 
@@ -50,14 +47,6 @@ def print_metrics(results: list[dict], title: str) -> None:
         cells += [r["model"], str(r["n"]), loss, f"{r['accuracy']:.4f}", fmt_value(r["auc"])]
         t.add_row(*cells)
     out.print(t)
-
-
-def write_json(path: Path, payload) -> None:
-    from rdia_cli.artifacts.atomic import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
 
 
 def warn_not_converged(model, output) -> None:

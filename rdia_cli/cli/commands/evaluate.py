@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from rdia_cli.artifacts.run_folder import write_json
 from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.options import (
     Classes,
@@ -22,7 +23,7 @@ from rdia_cli.cli.options import (
     load,
     read_opts,
 )
-from rdia_cli.cli.render import print_metrics, write_json
+from rdia_cli.cli.render import print_metrics
 
 
 # --- evaluate ---------------------------------------------------------------------------------

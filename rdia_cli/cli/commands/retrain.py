@@ -54,18 +54,9 @@ def retrain(
     relabel = ds.meta.get("relabel") if isinstance(ds.meta.get("relabel"), dict) else {}
     if relabel.get("clean_rows") == "excluded":  # auto trained on them: add them back
         ds = _with_clean_rows(ds, relabel, val, cleaned, m)
-    blend = relabel.get("blend") if l2 is None and "part" in ds.extra else None
-    if l2 is None:  # the auto strategy tunes λ; keep what it chose
-        l2 = relabel.get("l2")
     t0 = time.perf_counter()
-    m2 = api.retrain_model(ds, m, from_scratch=from_scratch, device=dev, l2=l2, net_options=net)
-    if blend:  # auto's model averages this fit with one on the clean rows alone
-        from rdia_cli.cleaning.auto import blend_models
-
-        clean = ds.subset((ds.extra["part"] == 1).nonzero()[0])
-        alone = api.retrain_model(clean, m, from_scratch=from_scratch, device=dev,
-                                  l2=blend["clean_only_l2"])
-        m2 = blend_models(m2, alone, blend["clean_only_share"])
+    m2, blend = api.retrain_cleaned(ds, m, from_scratch=from_scratch, device=dev, l2=l2,
+                                    net_options=net)
     m2.meta["retrained_from"] = str(model)
     m2.meta["source"] = str(cleaned)
     save_model(m2, output)
