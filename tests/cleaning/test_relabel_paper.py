@@ -12,21 +12,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from rdia_cli.cli import app
+from tests.cli_helpers import ok, rdia
 
-runner = CliRunner()
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "breast-cancer-tau0.4"
 
 
-def rdia(*args, **kw):
-    return runner.invoke(app, [str(a) for a in args], **kw)
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 def shell(cmd: str, cwd: Path) -> subprocess.CompletedProcess:

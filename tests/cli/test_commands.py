@@ -9,20 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from rdia_cli.cli import app
-
-runner = CliRunner()
-
-
-def rdia(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
+from tests.cli_helpers import ok, rdia
 
 
 def _write_svm(path, X, y):

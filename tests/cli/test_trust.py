@@ -18,23 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from rdia_cli.artifacts.atomic import atomic_path, check_output, remove_stale_temps
-from rdia_cli.cli import app
 from rdia_cli.data.readers import DataWarning, ReadOptions, read_dataset
 from rdia_cli.errors import InputError, RuntimeFailure
-
-runner = CliRunner()
-
-
-def rdia(*args, **kw):
-    return runner.invoke(app, [str(a) for a in args], **kw)
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
+from tests.cli_helpers import ok, rdia
 
 
 def refused(result, *words, code=2):

@@ -11,23 +11,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from rdia_cli import report
-from rdia_cli.cli import app
+from tests.cli_helpers import ok, rdia
 
-runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HINT = "pip install 'rdia-cli[report]'"
 
 
-def rdia(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 # --- fixtures: run folders made once per module --------------------------------------------------
