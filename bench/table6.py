@@ -2,6 +2,7 @@
 
     python bench/table6.py run --grid cpu --jobs 2        # reduced grid, 2-core CPU (~40 min)
     python bench/table6.py run --grid full --jobs 8 --device cuda   # the whole protocol (GPU)
+    python bench/table6.py run --grid cpu_lenet --jobs 2  # LeNet, reduced further (~1 h)
     python bench/table6.py run --grid cifar --jobs 2      # Table 7's CNN row on the subset
     python bench/table6.py report --grid cpu              # rebuild the results file only
 
@@ -20,6 +21,8 @@ Grids (training noise: symmetric unless ``--noise pair``, seeds 0, 1, 2):
 * ``cpu``   reduced: the first 10,000 training images, the MLP only, 60 epochs with the same
   schedule scaled (decay from epoch 24), T_k = 790 steps (10 epochs of the subset), same τ,
   methods and seeds.
+* ``cpu_lenet`` reduced further for LeNet on the CPU (~1 h on 2 cores): the first 5,000 training
+  images, LeNet, 30 epochs (decay from epoch 12), T_k = 400 steps (10 epochs of the subset).
 * ``cifar`` Table 7's row: the 4,000-image CIFAR-10 subset (test: its 1,000 images), the paper's
   6-conv CNN; ``--epochs`` (default 30) with the schedule scaled, T_k = 10 epochs of the subset.
 """
@@ -76,6 +79,7 @@ PAPER = {
 GRIDS = {
     "full": dict(data="mnist", rows=60000, models=("mlp", "lenet"), epochs=200, tk_steps=4690),
     "cpu": dict(data="mnist", rows=10000, models=("mlp",), epochs=60, tk_steps=790),
+    "cpu_lenet": dict(data="mnist", rows=5000, models=("lenet",), epochs=30, tk_steps=400),
     "cifar": dict(data="cifar", rows=4000, models=("cnn",), epochs=30, tk_steps=None),
 }
 MODEL_ARGS = {"mlp": {"hidden": [256]}, "lenet": {}, "cnn": {}}
