@@ -85,7 +85,7 @@ LOWER_BOUND = r'''
 import json, sys, time
 import torch
 from rdia_cli.data.readers import read_dataset
-from rdia_cli.models.logreg.problem import Design
+from rdia_cli.models.logreg.design import Design
 path, device, k, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 ds = read_dataset(path)
 dev = torch.device(device)

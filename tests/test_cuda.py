@@ -51,7 +51,7 @@ def test_phi_cuda_matches_cpu(classes):
 def test_design_stays_sparse_on_cuda():
     import torch
 
-    from rdia_cli.models.logreg.problem import Design
+    from rdia_cli.models.logreg.design import Design
 
     X = _sparse().X
     D = Design(X, device=torch.device("cuda"), dtype=torch.float64)

@@ -17,12 +17,8 @@ from rdia_cli.errors import RuntimeFailure
 from rdia_cli.influence import ScoreResult
 from rdia_cli.linalg import conjugate_gradient
 from rdia_cli.models.io import ModelFile
-from rdia_cli.models.logreg.problem import (
-    LogRegProblem,
-    choose_solver,
-    solve_direct,
-    state_to_theta,
-)
+from rdia_cli.models.logreg.newton import choose_solver, solve_direct
+from rdia_cli.models.logreg.problem import LogRegProblem, state_to_theta
 
 
 def problem_for(model: ModelFile, ds: Dataset, *, device, reduce=None, n_total=None,
@@ -56,7 +52,7 @@ def score_logreg(
     on_iter: Callable[[int, float], None] | None = None,
 ) -> ScoreResult:
     """Φ for every row of ``train`` (this shard's rows under torch.distributed)."""
-    from rdia_cli.models.logreg.problem import sparse_cpu_threads
+    from rdia_cli.models.logreg.design import sparse_cpu_threads
 
     t0 = time.perf_counter()
     prob = problem_for(model, train, device=device, reduce=reduce, n_total=n_total)

@@ -135,7 +135,7 @@ def test_torch_csr_path_matches_cpu_kernels(monkeypatch, classes):
     of the CPU kernels, here on the CPU: what tests/test_cuda.py checks on a GPU."""
     import torch
 
-    import rdia_cli.models.logreg.problem as lr
+    import rdia_cli.models.logreg.design as lr
     from rdia_cli.influence.logreg import score_logreg
     from rdia_cli.models.logreg.training import train_logreg
 

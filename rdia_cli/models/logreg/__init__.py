@@ -1,2 +1,3 @@
-"""Logistic regression (binary and softmax, dense or sparse): the objective and its Newton fit
-(``problem``) and training from a Dataset into a model file (``training``)."""
+"""Logistic regression (binary and softmax, dense or sparse): the design matrix and its products
+(``design``), the objective (``problem``), the CG preconditioner (``preconditioner``), Newton's
+method (``newton``) and training from a Dataset into a model file (``training``)."""

@@ -29,7 +29,8 @@ def train_logreg(
 
     ``init`` warm-starts from a model of the same feature and label space.
     """
-    from rdia_cli.models.logreg.problem import LogRegProblem, fit, state_to_theta, theta_to_state
+    from rdia_cli.models.logreg.newton import fit
+    from rdia_cli.models.logreg.problem import LogRegProblem, state_to_theta, theta_to_state
 
     check_trainable(ds)
     n_all = n_total if n_total is not None else ds.n_samples
