@@ -8,10 +8,10 @@ from rdia_cli.data.formats.common import (
     Parsed,
     ReadOptions,
     Schema,
-    _encode_labels,
     _read_all,
     _scaled,
     _Source,
+    image_rows,
 )
 
 CIFAR_RECORD = 3073  # 1 label byte + 3 x 32 x 32 pixel bytes
@@ -36,16 +36,4 @@ def _read_cifar(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parse
         )
     X = _scaled(rec[:, 1:].reshape(-1, 3, 32, 32))
     del rec, data
-
-    def where(r: int) -> str:
-        return f"in record {r + 1}"
-
-    labels = _encode_labels(np.asarray(y, dtype=np.int64), src, where, "label")
-    return Parsed(
-        X,
-        labels,
-        where=where,
-        column=lambda j: f"pixel {j}",
-        class_order=list(range(10)),
-        check_finite=False,
-    )
+    return image_rows(X, y, src, "record", class_order=list(range(10)))

@@ -497,3 +497,15 @@ class Parsed:
     class_order: list | None = None
     check_finite: bool = True
     declared_width: bool = False
+
+
+def image_rows(X: np.ndarray, y, src, unit: str, *, class_order: list | None = None) -> Parsed:
+    """``Parsed`` for an image format (IDX, CIFAR-10): pixels already scaled, one integer label
+    per image; errors name the ``unit`` ("image", "record") by its 1-based number."""
+
+    def where(r: int) -> str:
+        return f"in {unit} {r + 1}"
+
+    labels = _encode_labels(np.asarray(y, dtype=np.int64), src, where, "label")
+    return Parsed(X, labels, where=where, column=lambda j: f"pixel {j}",
+                  class_order=class_order, check_finite=False)

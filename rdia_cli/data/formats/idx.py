@@ -10,10 +10,10 @@ from rdia_cli.data.formats.common import (
     Parsed,
     ReadOptions,
     Schema,
-    _encode_labels,
     _read_all,
     _scaled,
     _Source,
+    image_rows,
 )
 from rdia_cli.errors import InputError
 
@@ -76,14 +76,4 @@ def _read_idx(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
         )
     X = _scaled(images[:, None, :, :])
 
-    def where(r: int) -> str:
-        return f"in image {r + 1}"
-
-    labels = _encode_labels(np.asarray(y, dtype=np.int64), src, where, "label")
-    return Parsed(
-        X,
-        labels,
-        where=where,
-        column=lambda j: f"pixel {j}",
-        check_finite=False,
-    )
+    return image_rows(X, y, src, "image")
