@@ -28,6 +28,7 @@ Format = Annotated[
     str, typer.Option("--format", help="auto, libsvm, csv, parquet, idx or cifar.")
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ValLabels = Annotated[Path | None, typer.Option("--val-labels", help="IDX label file for --val.")]
 Output = Annotated[Path, typer.Option("-o", "--output", help="Output file.")]
 
 

@@ -5,7 +5,7 @@ lines ``rdia relabel`` and ``rdia run`` print (``verdict_lines``)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rdia_cli.cleaning.auto.config import CLEAN_ONLY, UNCLEANED, Config
@@ -59,21 +59,12 @@ class Verdict:
         return self.n_clean < SMALL_CLEAN
 
     def record(self) -> dict[str, Any]:
-        """The verdict as the files keep it (run.json, metrics.json, the cleaned file)."""
-        return {
-            "chosen": self.chosen,
-            "clean_only_share": self.clean_only_share,
-            "clean_only_held_back": self.clean_only_held_back,
-            "cv_loss_chosen": self.cv_loss_chosen,
-            "cv_loss_erm": self.cv_loss_erm,
-            "cv_loss_clean_only": self.cv_loss_clean_only,
-            "cv_loss_train_plus_val": self.cv_loss_train_plus_val,
-            "n_folds": self.n_folds,
-            "n_clean": self.n_clean,
-            "lambda_rows": self.lambda_rows,
-            "noise": self.noise,
-            "l2": self.l2,
-        }
+        """The verdict as the files keep it (run.json, metrics.json, the cleaned file): every
+        field but ``kind`` and ``reg``, in field order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_KEPT}
+
+
+_NOT_KEPT = ("kind", "reg")  # derived from ``chosen``; files from before them lack them
 
 
 class VerdictRecord(dict):
