@@ -323,7 +323,8 @@ def cv_table(configs: list[Config], row_loss: np.ndarray,
     """Every candidate's CV loss (the mean over the folds it ran; ``row_loss`` from ``race``),
     the λ search's extra fits after them: as table rows, and by candidate."""
     all_folds = cv.all_folds()
-    listed = configs + [c for c in cv.scored if c not in set(configs)]
+    given = set(configs)
+    listed = configs + [c for c in cv.scored if c not in given]
     losses = {c: float(np.nanmean(row_loss[i])) for i, c in enumerate(configs)}
     losses.update({c: float(r.mean()) for c, r in cv.scored.items()})
     table = [{"action": c.action, "ranker": c.ranker, "fraction": c.fraction,
