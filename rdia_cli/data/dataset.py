@@ -27,6 +27,9 @@ class Dataset:
     extra : other per-row columns carried through stages (``is_noisy``, ``label_orig``, ``phi``...).
     meta : free-form JSON-able metadata read from the file (``rdia.*`` keys, without the prefix).
     source : where it came from (a path), for error messages.
+    table : optional ``pyarrow.Table``, row-aligned with X: the input table's own columns as
+        they came (ID, label under its original name, strings, blanks), for a user's table; the
+        writers put it back out around rdia's columns (``meta["columns"]`` names the roles).
     """
 
     X: Any
@@ -39,12 +42,13 @@ class Dataset:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    table: Any = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
         self.row_id = np.asarray(self.row_id, dtype=np.int64)
         n = self.X.shape[0]
-        for name in ("y", "row_id", "target", "weight"):
+        for name in ("y", "row_id", "target", "weight", "table"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise ValueError(
@@ -113,6 +117,7 @@ class Dataset:
             extra={k: v[idx] for k, v in self.extra.items()},
             meta=dict(self.meta),
             source=self.source,
+            table=None if self.table is None else self.table.take(idx),
         )
 
     def fingerprint(self) -> str:
