@@ -5,6 +5,10 @@ without the prefix belong to others (pyarrow, pandas) and are skipped when decod
 :func:`encode` is what :func:`~rdia_cli.data.writers.write_dataset` stores; :func:`decode` is
 what the readers use. The readers differ in how strict they are with a damaged file, so that is
 a parameter of :func:`decode` (see there).
+
+:func:`jsonable` turns numpy scalars and arrays into plain Python values (give
+:func:`json_default` as ``encode``'s ``default``); :func:`classes_array` is the one way rdia
+writes class values as an Arrow column (the data files' and the scores file's ``label``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,44 @@ def encode(
             raise InputError(f"Metadata `{k}` is not JSON-serialisable: {e}.") from None
         encoded[(META_PREFIX + str(k)).encode()] = text.encode()
     return encoded
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` as a plain Python value where numpy made it something else: a numpy scalar becomes
+    its ``.item()``, an array or a tuple/set a list; anything else is returned as it is."""
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple | set):
+        return list(v)
+    return v
+
+
+def json_default(v: Any) -> Any:
+    """:func:`json.dumps`'s ``default``: :func:`jsonable`, or TypeError for what it cannot turn
+    into JSON."""
+    out = jsonable(v)
+    if out is v:
+        raise TypeError(f"{type(v).__name__} is not JSON-able")
+    return out
+
+
+def classes_array(classes: Any) -> Any:
+    """The class values as a ``pyarrow.Array``, in index order: int64 when every value is an
+    integer (or bool), float64 when every value is a number, else strings. ``.take(y)`` of it
+    is a label column of class indices ``y``."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = [jsonable(c) for c in classes]
+    if all(isinstance(c, bool | int) for c in values):
+        return pa.array(np.asarray(values, dtype=np.int64).reshape(-1))
+    if all(isinstance(c, bool | int | float) for c in values):
+        return pa.array(np.asarray(values, dtype=np.float64).reshape(-1))
+    return pa.array([str(c) for c in values], type=pa.string())
 
 
 def decode(

@@ -96,6 +96,15 @@ class Dataset:
         """The original label values (not indices) of every row."""
         return np.asarray(self.classes, dtype=object)[self.y]
 
+    def to_pandas(self):
+        """A ``pandas.DataFrame`` with the columns a CSV output of this Dataset has
+        (:mod:`rdia_cli.data.writers`): a user's ``table`` with the new labels and rdia's columns
+        after it, or ``label``, the features and rdia's columns; ``row_id`` last unless the table
+        has an ID column. InputError for data too wide for one column per feature."""
+        from rdia_cli.data.writers import output_table
+
+        return output_table(self).to_pandas()
+
     # --- derived datasets ----------------------------------------------------------------------
     def subset(self, idx: np.ndarray) -> Dataset:
         """Rows ``idx`` (an index or boolean array); row_id kept, so results join back."""
