@@ -27,7 +27,7 @@ def resolve_device(name: str = "auto"):
                 f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible."
             )
         return dev
-    raise InputError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}.")
+    raise InputError(f"`device` must be auto, cpu, cuda or cuda:N, not {name!r}.")
 
 
 SMALL_WORK = 4_000_000  # below this many matrix elements one thread beats several

@@ -28,3 +28,16 @@ import numpy as np  # noqa: E402  (the module is the docstring above; these two 
 def relabel_effect(phi, p_label, n_train):
     """``delta_relabel`` = -Φ / (N (1 - p_m)), with 1 - p_m floored at 1e-12 (the one place)."""
     return -phi / (n_train * np.maximum(1.0 - p_label, 1e-12))
+
+
+def paper_factor(l2, damping, n_train, n_val) -> float:
+    """C·(M/N), the factor that puts Φ on the scale of the paper's code: ``phi_paper`` =
+    C·(M/N)·Φ with C = 1/(λN), λ the regularizer of the Hessian that was solved (``l2`` plus
+    ``damping``), M validation and N training rows. The authors' reference implementation
+    thresholds that with its α (``../shared/reference``: the relabel sets at α = 0.01, 0.002,
+    0.0002 match exactly). NaN when λ + δ = 0: no paper scale exists then."""
+    reg = float(l2 or 0.0) + float(damping or 0.0)
+    n, m = float(n_train or 0), float(n_val or 0)
+    if not (reg > 0 and n > 0 and m > 0):
+        return float("nan")
+    return m / (reg * n * n)

@@ -58,9 +58,9 @@ class RunSettings:
         valid = ("auto", *STRATEGIES)
         for name in (self.strategy, *self.also):
             if name is not None and name not in valid:
-                raise InputError(f"--strategy must be one of {', '.join(valid)}, not {name!r}.")
+                raise InputError(f"`strategy` must be one of {', '.join(valid)}, not {name!r}.")
         if self.targets not in TARGETS:
-            raise InputError(f"--targets must be one of {', '.join(TARGETS)}, not "
+            raise InputError(f"`targets` must be one of {', '.join(TARGETS)}, not "
                              f"{self.targets!r}.")
         auto = self.strategy == "auto" or (self.strategy is None and self.model_type == "logreg")
         if auto:
@@ -103,12 +103,6 @@ def run_pipeline(
 
 
 def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
-    import numpy as np
-
-    from rdia_cli.artifacts.scores import paper_factor
-    from rdia_cli.cleaning.files import for_file, split_clean_rows
-    from rdia_cli.data.writers import write_dataset
-
     outdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -120,93 +114,35 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     say(f"trained ERM {settings.model_type} in {timings['train']:.2f} s")
 
     t = time.perf_counter()
-    result = api.score_model(erm, train, val, device=device, solver=settings.solver,
-                             damping=settings.damping, seed=settings.seed)
-    probs = api.probabilities(erm, train, device=device)
-    from rdia_cli.artifacts.scores import file_fingerprint, write_scores
-
-    write_scores(outdir / "scores.parquet", row_id=train.row_id, labels=train.y,
-                 classes=train.classes, result=result, probs=probs,
-                 meta=dict(result.info, model=str(outdir / "erm.pt"),
-                           model_fingerprint=file_fingerprint(outdir / "erm.pt"),
-                           train_fingerprint=train.fingerprint(),
-                           val_fingerprint=val.fingerprint(), n_train=train.n_samples,
-                           n_val=val.n_samples, arch=erm.arch))
+    result = _score(erm, train, val, outdir, settings, device)
     timings["score"] = time.perf_counter() - t
     n_pos = int((result.phi > 0).sum())
-    factor = paper_factor(dict(result.info, n_train=train.n_samples, n_val=val.n_samples))
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
 
     if settings.strategy is None:
-        settings = replace(settings, strategy="auto" if erm.arch == "logreg" else "rdia")
-    strategies = [settings.strategy] + [s for s in settings.also if s != settings.strategy]
-    if settings.compare:
-        strategies += [s for s in ("auto", "rdia", *BASELINES) if s not in strategies]
-        if erm.arch != "logreg":
-            strategies = [s for s in strategies if s != "auto"]
+        settings = replace(settings, strategy=api.default_strategy(erm.arch, rule_given=False))
     models = [("erm", erm, outdir / "erm.pt")]
     details = {}
     verdict = None
-    for name in strategies:
+    for name in _strategies(settings, erm.arch):
         t = time.perf_counter()
         cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
                                  else f"cleaned-{name}.parquet")
         if name == "auto":
-            from rdia_cli.cleaning.auto import auto_clean
-
-            ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
-            cleaned, model = ac.cleaned, ac.model
-            info = {"alpha": None, "fraction": ac.config.fraction, "action": ac.config.action,
-                    "weight": ac.config.weight, "clean_only_share": ac.clean_only_share,
-                    "n_relabeled": int(cleaned.extra["relabeled"].sum()),
-                    "n_removed": int(train.n_samples - (cleaned.extra["part"] == 0).sum()
-                                     if ac.config.weight > 0 else train.n_samples),
-                    "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
-            verdict = ac.verdict
+            model, info = _clean_auto(train, val, erm, result, outdir, cleaned_path, settings,
+                                      device)
+            verdict = info["verdict"]
         else:
-            outcome = _relabel(train, result.phi, probs, erm, val, settings, name, device,
-                               factor)
-            cleaned = outcome.dataset
-            model = api.retrain_model(cleaned, erm, device=device)
-            # alpha: on the paper's scale (C·M/N·Φ); phi_threshold: the same cut on Φ
-            given = isinstance(settings.alpha, float) and settings.fraction is None
-            cut = settings.alpha / factor if given else outcome.alpha
-            info = {"alpha": settings.alpha if given else (
-                        None if cut is None or np.isnan(factor) else cut * factor),
-                    "phi_threshold": cut, "n_relabeled": outcome.cleaning.n_relabeled,
-                    "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
-            for row in outcome.sweep:
-                row["alpha_paper"] = (None if row["alpha"] is None or np.isnan(factor)
-                                      else row["alpha"] * factor)
-        rows, clean_info = split_clean_rows(cleaned, include_clean=False)
-        if clean_info:  # `rdia retrain` adds the clean rows back from where they are
-            clean_info.update(clean_path=str(Path(val.source).absolute()),
-                              clean_fingerprint=val.fingerprint(), **_val_read_options(val))
-        write_dataset(for_file(rows), str(cleaned_path),
-                      meta={"relabel": dict(info, strategy=name, **clean_info,
-                                            source_fingerprint=train.fingerprint())})
+            model, info = _clean_by_rule(train, val, erm, result, outdir, cleaned_path,
+                                         settings, name, device)
         path = outdir / f"{name}.pt"
         save_model(model, path)
         timings[f"clean+retrain:{name}"] = time.perf_counter() - t
         details[name] = dict(info, cleaned=str(cleaned_path))
         say(_describe(name, info))
         models.append((name, model, path))
-    if settings.compare and erm.arch == "logreg":
-        from rdia_cli.cleaning import baselines
-
-        extra = [("clean-only", lambda: baselines.clean_only(val, erm, device=device)),
-                 ("train+val", lambda: baselines.train_plus_val(train, val, erm, device=device))]
-        if baselines.cleanlab_available():
-            extra.append(("cleanlab", lambda: baselines.cleanlab_drop(
-                train, erm, seed=settings.seed, device=device)[0]))
-        else:
-            say("cleanlab baseline skipped: cleanlab is not installed "
-                "(pip install cleanlab)")
-        for name, make in extra:
-            model = make()
-            path = outdir / f"{name}.pt"
-            save_model(model, path)
-            models.append((name, model, path))
+    if settings.compare:
+        models += _honest_baselines(train, val, erm, outdir, settings, device, say)
 
     results = []
     for name, model, path in models:
@@ -227,6 +163,102 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     return payload
 
 
+def _score(erm, train, val, outdir, settings, device):
+    """Φ of every training row, written to DIR/scores.parquet; the result carries the class
+    probabilities."""
+    from rdia_cli.artifacts.scores import file_fingerprint, write_scores
+
+    result = api.score_model(erm, train, val, device=device, solver=settings.solver,
+                             damping=settings.damping, seed=settings.seed)
+    result.probs = api.probabilities(erm, train, device=device)
+    result.n_val = val.n_samples
+    write_scores(outdir / "scores.parquet", row_id=train.row_id, labels=train.y,
+                 classes=train.classes, result=result, probs=result.probs,
+                 meta=dict(result.info, model=str(outdir / "erm.pt"),
+                           model_fingerprint=file_fingerprint(outdir / "erm.pt"),
+                           train_fingerprint=train.fingerprint(),
+                           val_fingerprint=val.fingerprint(), n_train=train.n_samples,
+                           n_val=val.n_samples, arch=erm.arch))
+    return result
+
+
+def _strategies(settings: RunSettings, arch: str) -> list[str]:
+    """The main strategy, then --also, then with --compare every other one that applies."""
+    strategies = [settings.strategy] + [s for s in settings.also if s != settings.strategy]
+    if settings.compare:
+        strategies += [s for s in ("auto", "rdia", *BASELINES) if s not in strategies]
+        if api.default_strategy(arch, rule_given=False) != "auto":  # no auto for this kind
+            strategies = [s for s in strategies if s != "auto"]
+    return strategies
+
+
+def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device):
+    """The auto strategy: its model, and what run.json records of it; the cleaned file gets
+    the same record `rdia relabel --strategy auto` writes (so `rdia retrain` repeats the
+    blend)."""
+    from rdia_cli.artifacts.inputs import record_inputs
+    from rdia_cli.cleaning.auto import auto_clean
+    from rdia_cli.cleaning.files import auto_record, split_clean_rows, write_cleaned
+
+    ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
+    cleaned, model = ac.cleaned, ac.model
+    info = {"alpha": None, "fraction": ac.config.fraction, "action": ac.config.action,
+            "weight": ac.config.weight, "clean_only_share": ac.clean_only_share,
+            "n_relabeled": int(cleaned.extra["relabeled"].sum()),
+            "n_removed": int(train.n_samples - (cleaned.extra["part"] == 0).sum()
+                             if ac.config.weight > 0 else train.n_samples),
+            "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
+    rows, clean_info = split_clean_rows(cleaned, include_clean=False)
+    clean_inputs = record_inputs(clean=(val.source, None))
+    if val.meta.get("read_options"):
+        clean_inputs["clean_read_options"] = val.meta["read_options"]
+    write_cleaned(rows, cleaned_path, auto_record(
+        ac, source_fingerprint=train.fingerprint(), clean=val, clean_info=clean_info,
+        clean_inputs=clean_inputs, scores=str(outdir / "scores.parquet")))
+    return model, info
+
+
+def _clean_by_rule(train, val, erm, result, outdir, cleaned_path, settings, name, device):
+    """A rule-based strategy (α, fraction or α tuned on the clean set), retrained."""
+    from rdia_cli.cleaning.files import rule_record, write_cleaned
+
+    outcome = _relabel(train, result, erm, val, settings, name, device)
+    model = api.retrain_model(outcome.dataset, erm, device=device)
+    info = {"alpha": outcome.alpha, "phi_threshold": outcome.phi_threshold,
+            "n_relabeled": outcome.cleaning.n_relabeled,
+            "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
+    write_cleaned(outcome.dataset, cleaned_path, rule_record(
+        outcome.cleaning, strategy=name, targets=settings.targets, alpha=outcome.alpha,
+        phi_threshold=outcome.phi_threshold, fraction=settings.fraction,
+        paper_factor=result.paper_factor, source_fingerprint=train.fingerprint(),
+        scores=str(outdir / "scores.parquet"), scores_fingerprint=train.fingerprint(),
+        sweep=outcome.sweep))
+    return model, info
+
+
+def _honest_baselines(train, val, erm, outdir, settings, device, say) -> list:
+    """--compare: the clean set alone, train + clean set, and cleanlab (when installed), for
+    model kinds that have them."""
+    from rdia_cli.cleaning import baselines
+
+    if api.default_strategy(erm.arch, rule_given=False) != "auto":
+        return []
+    extra = [("clean-only", lambda: baselines.clean_only(val, erm, device=device)),
+             ("train+val", lambda: baselines.train_plus_val(train, val, erm, device=device))]
+    if baselines.cleanlab_available():
+        extra.append(("cleanlab", lambda: baselines.cleanlab_drop(
+            train, erm, seed=settings.seed, device=device)[0]))
+    else:
+        say("cleanlab baseline skipped: cleanlab is not installed (pip install cleanlab)")
+    models = []
+    for name, make in extra:
+        model = make()
+        path = outdir / f"{name}.pt"
+        save_model(model, path)
+        models.append((name, model, path))
+    return models
+
+
 def _describe(name: str, info: dict) -> str:
     if name == "auto":
         return (f"auto: {info['verdict']['chosen']} ({info['n_relabeled']:,} relabeled, "
@@ -236,28 +268,15 @@ def _describe(name: str, info: dict) -> str:
             f"{info['n_relabeled']:,} relabeled, {info['n_removed']:,} removed")
 
 
-def _val_read_options(val: Dataset) -> dict:
-    """How to read the clean set again: what `rdia run` read it with, if it says."""
-    opts = val.meta.get("read_options")
-    return {"clean_read_options": opts} if opts else {}
-
-
-def _relabel(train, phi, probs, erm, val, settings: RunSettings, strategy: str, device,
-             factor: float):
-    import numpy as np
-
+def _relabel(train, result, erm, val, settings: RunSettings, strategy: str, device):
     if settings.fraction is not None:
-        return api.relabel_dataset(train, phi, probs, strategy=strategy,
+        return api.relabel_dataset(train, result, strategy=strategy,
                                    fraction=settings.fraction, targets=settings.targets,
                                    seed=settings.seed)
     if settings.alpha == "auto":
-        return api.auto_alpha(train, phi, probs, erm, val, strategy=strategy,
+        return api.auto_alpha(train, result, erm, val, strategy=strategy,
                               targets=settings.targets, seed=settings.seed, device=device)
     if settings.alpha is None:
-        raise InputError("give --alpha A, --alpha auto or --fraction Q.")
-    if np.isnan(factor):
-        raise InputError("--alpha is on the paper's scale, which needs λ + δ > 0; use "
-                         "--fraction or --alpha auto.")
-    return api.relabel_dataset(train, phi, probs, strategy=strategy, alpha=float(settings.alpha),
-                               targets=settings.targets, seed=settings.seed,
-                               select_on=phi * factor)
+        raise InputError("give `alpha` A, `alpha` auto or `fraction` Q.")
+    return api.relabel_dataset(train, result, strategy=strategy, alpha=float(settings.alpha),
+                               targets=settings.targets, seed=settings.seed)

@@ -22,6 +22,8 @@ from rdia_cli.glossary import relabel_effect
 from rdia_cli.influence import ScoreResult
 from rdia_cli.models.common import check_model_data, probabilities, schema_of_model
 from rdia_cli.models.io import ModelFile
+from rdia_cli.models.kinds import KINDS, kind_of
+from rdia_cli.models.kinds import NET_ARCHS as NET_ARCHS
 
 __all__ = [
     "MODEL_TYPES", "NET_ARCHS", "RelabelOutcome", "apply_cleaning", "auto_alpha",
@@ -29,9 +31,7 @@ __all__ = [
     "retrain_model", "schema_of_model", "score_model", "train_model",
 ]
 
-NET_ARCHS = ("mlp", "lenet", "cnn")
-NET_HESSIAN_SAMPLES = 2000  # networks: curvature on this many rows unless --hessian-samples
-MODEL_TYPES = ("logreg", *NET_ARCHS)
+MODEL_TYPES = tuple(KINDS)  # rdia_cli.models.kinds: one object per model kind
 
 
 # --- train ------------------------------------------------------------------------------------
@@ -48,23 +48,12 @@ def train_model(
     init: ModelFile | None = None,
     progress: Callable | None = None,
 ) -> ModelFile:
-    if model_type not in MODEL_TYPES:
-        raise InputError(
-            f"--model-type must be one of {', '.join(MODEL_TYPES)}, not {model_type!r}."
-        )
-    if model_type == "logreg":
-        from rdia_cli.models.logreg.training import train_logreg
-
-        return train_logreg(ds, l2=l2, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                            device=device, init=init, progress=progress)
-    from rdia_cli.models.common import check_trainable, schema_meta
-    from rdia_cli.models.nets.training import train_net
-
-    check_trainable(ds)
-    opts = dict(net_options or {})
-    model = train_net(ds, arch=model_type, device=device, init=init, progress=progress, **opts)
-    model.meta.update(schema_meta(ds))
-    return model
+    """A model of kind ``model_type`` (``rdia_cli.models.kinds``) fit to ``ds``: ``l2``,
+    ``fit_intercept``, ``tol``, ``max_iter`` for logistic regression, ``net_options`` (the dict
+    form of ``rdia_cli.models.nets.training.NetSettings`` and one method) for networks."""
+    return kind_of(model_type).fit(ds, device=device, l2=l2, fit_intercept=fit_intercept,
+                                   tol=tol, max_iter=max_iter, net_options=net_options,
+                                   init=init, progress=progress)
 
 
 # --- score ------------------------------------------------------------------------------------
@@ -83,40 +72,41 @@ def score_model(
     seed: int = 0,
     on_iter: Callable | None = None,
 ) -> ScoreResult:
-    """Φ for every training row: ONE solve s = H⁻¹∇L_Q and one pass over the data."""
+    """Φ for every training row: ONE solve s = H⁻¹∇L_Q and one pass over the data, with the
+    model kind's scorer and defaults (``rdia_cli.influence.scoring``)."""
+    from rdia_cli.influence.scoring import influence
+
     check_model_data(model, train, "training data")
     check_model_data(model, val, "validation data")
-    if model.arch == "logreg":
-        from rdia_cli.device import threads_for
-        from rdia_cli.influence.logreg import score_logreg
-
-        with threads_for(train.n_samples * train.n_features * model.n_classes):
-            return score_logreg(model, train, val, solver=solver, damping=damping or 0.0,
-                                tol=tol or 1e-10, max_iter=max_iter or 1000, device=device,
-                                on_iter=on_iter)
-    from rdia_cli.influence.nets import score_net
-
-    net_solver = "cg" if solver in ("auto", "cg") else solver
-    if hessian_samples is None:
-        hessian_samples = min(train.n_samples, NET_HESSIAN_SAMPLES)
-    elif hessian_samples <= 0 or hessian_samples >= train.n_samples:
-        hessian_samples = None  # curvature on every training row
-    if net_solver not in ("cg", "lissa"):
-        raise InputError(f"--solver for networks must be cg or lissa, not {solver!r}.")
-    return score_net(model, train, val, hessian=hessian, solver=net_solver,
-                     damping=0.01 if damping is None else damping, tol=tol or 1e-6,
-                     max_iter=max_iter or 200, hessian_samples=hessian_samples, seed=seed,
-                     device=device)
+    result = influence(model, train, val, device=device, solver=solver, damping=damping,
+                       tol=tol, max_iter=max_iter, hessian=hessian,
+                       hessian_samples=hessian_samples, seed=seed, on_iter=on_iter)
+    result.n_val = val.n_samples  # for the paper's scale (``ScoreResult.paper_factor``)
+    return result
 
 
 # --- relabel ----------------------------------------------------------------------------------
 @dataclass
 class RelabelOutcome:
+    """A cleaned training set and how it was chosen.
+
+    alpha          the paper's α of the cut (a threshold on C·(M/N)·Φ; None: no cut, or no
+                   paper scale), ``phi_threshold`` the same cut on Φ (``rdia_cli.glossary``).
+    """
+
     dataset: Dataset  # the cleaned training set (rows removed by drop/uids are gone)
     cleaning: Cleaning
     alpha: float | None
     fraction: float | None
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    phi_threshold: float | None = None
+
+
+def default_strategy(arch: str | None, rule_given: bool) -> str:
+    """The strategy when none is named: ``auto`` for a model kind that supports it (logistic
+    regression; ``arch`` None: not known yet) unless a rule (α, Φ threshold or fraction) was
+    given, else the paper's ``rdia``."""
+    return "auto" if arch in (None, "logreg") and not rule_given else "rdia"
 
 
 def _row_norms(ds: Dataset, fit_intercept: bool = True) -> np.ndarray:
@@ -137,32 +127,100 @@ def apply_cleaning(ds: Dataset, cleaning: Cleaning, phi: np.ndarray) -> Dataset:
         target=cleaning.target.astype(np.float32), weight=cleaning.weight,
         feature_names=ds.feature_names,
         extra=dict(ds.extra, relabeled=cleaning.relabeled, phi=np.asarray(phi, np.float64)),
-        meta=dict(ds.meta), source=ds.source,
+        meta=dict(ds.meta), source=ds.source, table=ds.table,
     )
     return out if cleaning.keep.all() else out.subset(cleaning.keep)
 
 
+def _phi_probs(scores, probs) -> tuple[np.ndarray, np.ndarray]:
+    """Φ and the class probabilities of a ScoreResult or a scores file (``read_scores``)."""
+    probs = getattr(scores, "probs", None) if probs is None else probs
+    if probs is None:
+        raise InputError("`scores` carries no class probabilities; pass `probs` "
+                         "(``probabilities(model, ds)``).")
+    return np.asarray(scores.phi, dtype=np.float64), np.asarray(probs)
+
+
+def _paper_scale(scores) -> tuple[float, np.ndarray | None]:
+    """(C·(M/N), phi_paper): the factor and Φ on the paper's scale (None without a scale)."""
+    factor = float(scores.paper_factor)
+    if np.isnan(factor):
+        return factor, None
+    paper = getattr(scores, "phi_paper", None)  # a scores file has the column
+    return factor, np.asarray(scores.phi, np.float64) * factor if paper is None else paper
+
+
 def relabel_dataset(
     ds: Dataset,
-    phi: np.ndarray,
-    probs: np.ndarray,
+    scores,
     *,
+    probs: np.ndarray | None = None,
     strategy: str = "rdia",
     alpha: float | None = None,
+    phi_threshold: float | None = None,
     fraction: float | None = None,
     targets: str = "paper",
     seed: int = 0,
-    select_on: np.ndarray | None = None,
 ) -> RelabelOutcome:
-    """Apply ``strategy``; ``alpha`` is a threshold on ``select_on`` (default ``phi``; the CLI
-    passes the paper-scale ``phi_paper`` for ``--alpha``), the file's ``phi`` column stays Φ."""
+    """Apply ``strategy`` to the rows one rule picks (give exactly one):
+
+    alpha          the paper's α: rows whose C·(M/N)·Φ exceeds it (``phi_paper`` of the
+                   scores; e.g. 0.002, as the authors' code thresholds it),
+    phi_threshold  rows whose Φ exceeds it (rdia's own scale, ``rdia_cli.glossary``),
+    fraction       the top share of rows by Φ (only Φ > 0).
+
+    ``scores`` is the ScoreResult of ``score_model`` or a scores file (``read_scores``);
+    ``probs`` the model's class probabilities on ``ds`` where ``scores`` lacks them."""
+    phi, probs = _phi_probs(scores, probs)
+    given = [name for name, v in (("alpha", alpha), ("phi_threshold", phi_threshold),
+                                  ("fraction", fraction)) if v is not None]
+    if len(given) != 1:
+        raise InputError("give exactly one of `alpha`, `phi_threshold` and `fraction`"
+                         + (f", not {' and '.join(f'`{g}`' for g in given)}." if given else "."))
+    factor, phi_paper = _paper_scale(scores)
+    select_on, cut = phi, phi_threshold
+    if alpha is not None:
+        if phi_paper is None:
+            raise InputError("the scores have no paper scale (the Hessian was solved with "
+                             "λ + δ = 0); give `phi_threshold` or `fraction` instead of `alpha`.")
+        select_on, cut = phi_paper, alpha
     grad_norm = None
     if strategy == "optlr":
         grad_norm = gradient_norms(probs, ds.y, _row_norms(ds))
-    cleaning = clean(phi if select_on is None else select_on, probs, ds.y, strategy=strategy,
-                     alpha=alpha, fraction=fraction, targets=targets, seed=seed,
-                     grad_norm=grad_norm)
-    return RelabelOutcome(apply_cleaning(ds, cleaning, phi), cleaning, alpha, fraction)
+    cleaning = clean(select_on, probs, ds.y, strategy=strategy, alpha=cut, fraction=fraction,
+                     targets=targets, seed=seed, grad_norm=grad_norm)
+    if alpha is not None:
+        paper_alpha, phi_cut = alpha, alpha / factor
+    else:
+        phi_cut = phi_threshold
+        paper_alpha = None if phi_cut is None or np.isnan(factor) else phi_cut * factor
+    return RelabelOutcome(apply_cleaning(ds, cleaning, phi), cleaning, paper_alpha, fraction,
+                          phi_threshold=phi_cut)
+
+
+def changed_too_much(outcome: RelabelOutcome, probs: np.ndarray, labels: np.ndarray
+                     ) -> list[str]:
+    """Why a hand-picked rule changes more rows than the data supports (empty: it does not):
+    more than 30% of the rows, or more than the rows the model itself gets wrong (a label
+    that the fitted model predicts is no evidence of noise; measured: α = 0 flags about half
+    of the clean rows of a noise-free set)."""
+    n = len(labels)
+    changed = changed_rows(outcome)
+    misfit = int((np.asarray(probs).argmax(1) != np.asarray(labels)).sum())
+    reasons = []
+    if changed > 0.3 * n:
+        reasons.append("more than 30% of the rows")
+    if changed > misfit + max(5, 0.02 * n):
+        reasons.append(f"more than the {misfit:,} rows whose label the model does not predict")
+    return reasons
+
+
+def changed_rows(outcome: RelabelOutcome) -> int:
+    """Rows relabeled or removed (reweighting strategies: rows with weight below 1)."""
+    c = outcome.cleaning
+    if c.weight is not None:
+        return int((c.weight < 1).sum())
+    return c.n_relabeled + c.n_removed
 
 
 AUTO_FRACTIONS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
@@ -170,11 +228,11 @@ AUTO_FRACTIONS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 def auto_alpha(
     ds: Dataset,
-    phi: np.ndarray,
-    probs: np.ndarray,
+    scores,
     model: ModelFile,
     val: Dataset,
     *,
+    probs: np.ndarray | None = None,
     strategy: str = "rdia",
     targets: str = "paper",
     seed: int = 0,
@@ -187,11 +245,13 @@ def auto_alpha(
     Candidates are the thresholds that select the top f·N rows by Φ for f in ``fractions``
     (only rows with Φ > 0; f = 0 is "change nothing"). For each, the cleaned set is built, the
     model retrained (warm start) and its validation loss measured; the α with the lowest
-    validation loss wins. Every candidate is recorded in ``sweep`` with the first-order
-    prediction of the validation-loss change. This reuses the validation set that produced Φ,
-    so the chosen α is optimistic.
+    validation loss wins. Every candidate is recorded in ``sweep`` (``alpha``: the cut on Φ,
+    ``alpha_paper``: on the paper's scale) with the first-order prediction of the
+    validation-loss change. This reuses the validation set that produced Φ, so the chosen α
+    is optimistic.
     """
-    phi = np.asarray(phi, dtype=np.float64)
+    phi, probs = _phi_probs(scores, probs)
+    factor = float(scores.paper_factor)
     n = len(phi)
     order = np.sort(phi)[::-1]
     n_pos = int((phi > 0).sum())
@@ -207,12 +267,12 @@ def auto_alpha(
     best = None
     for i, alpha in enumerate(candidates):
         if np.isinf(alpha):
-            outcome = relabel_dataset(ds, phi, probs, strategy=strategy, fraction=0.0,
+            outcome = relabel_dataset(ds, scores, probs=probs, strategy=strategy, fraction=0.0,
                                       targets=targets, seed=seed)
             loss = base_loss
         else:
-            outcome = relabel_dataset(ds, phi, probs, strategy=strategy, alpha=alpha,
-                                      targets=targets, seed=seed)
+            outcome = relabel_dataset(ds, scores, probs=probs, strategy=strategy,
+                                      phi_threshold=alpha, targets=targets, seed=seed)
             m2 = retrain_model(outcome.dataset, model, device=device)
             loss = evaluate_model(m2, val, device=device)["loss"]
         sel = phi > alpha
@@ -223,13 +283,18 @@ def auto_alpha(
         row = {"alpha": None if np.isinf(alpha) else alpha, "n_selected": int(sel.sum()),
                "n_relabeled": outcome.cleaning.n_relabeled, "n_removed": outcome.cleaning.n_removed,
                "predicted_val_loss": base_loss + predicted, "val_loss": loss}
+        row["alpha_paper"] = (None if row["alpha"] is None or np.isnan(factor)
+                              else row["alpha"] * factor)
         sweep.append(row)
         if best is None or loss < best[0] - 1e-12:
             best = (loss, alpha, outcome)
         if progress is not None:
             progress(i + 1, len(candidates))
     _, alpha, outcome = best
-    outcome.alpha = None if np.isinf(alpha) else alpha
+    outcome.phi_threshold = None if np.isinf(alpha) else alpha
+    outcome.alpha = (None if outcome.phi_threshold is None or np.isnan(factor)
+                     else outcome.phi_threshold * factor)
+    outcome.fraction = None
     outcome.sweep = sweep
     return outcome
 
@@ -249,33 +314,8 @@ def retrain_model(
     trained on the cleaned targets and weights, warm-started from ``model`` unless
     ``from_scratch``."""
     check_model_data(model, cleaned, "cleaned data")
-    init = None if from_scratch else model
-    if model.arch == "logreg":
-        from rdia_cli.models.logreg.training import train_logreg
-
-        train = model.meta.get("training", {})
-        return train_logreg(
-            cleaned,
-            l2=model.meta["l2"] if l2 is None else l2,
-            fit_intercept=model.arch_args.get("fit_intercept", True),
-            tol=train.get("tol", 1e-8),
-            max_iter=max(train.get("max_iter", 100), 100),
-            device=device, init=init, progress=progress,
-        )
-    from rdia_cli.models.nets.training import train_net
-
-    opts = dict(model.meta.get("training", {}))
-    opts = {k: v for k, v in opts.items() if k in (
-        "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "seed")}
-    if not from_scratch:
-        opts["lr"] = opts.get("lr", 1e-3) * 0.1  # the paper's appendix C.3: fine-tune lower
-    opts.update(net_options or {})
-    from rdia_cli.models.common import schema_meta
-
-    model2 = train_net(cleaned, arch=model.arch, arch_args=model.arch_args, device=device,
-                       init=init, progress=progress, **opts)
-    model2.meta.update(schema_meta(cleaned))
-    return model2
+    return kind_of(model).refit(cleaned, model, from_scratch=from_scratch, device=device, l2=l2,
+                                net_options=net_options, progress=progress)
 
 
 def retrain_cleaned(
@@ -287,17 +327,20 @@ def retrain_cleaned(
     l2: float | None = None,
     net_options: dict | None = None,
 ) -> tuple[ModelFile, dict | None]:
-    """``retrain_model`` on a cleaned file as `rdia relabel` wrote it: where ``--strategy auto``
-    chose λ, that λ (unless ``l2`` is given); where it blended with a fit on the clean rows
-    alone (``part`` = 1; add them back first, ``cleaning.files.add_clean_rows``), the same blend.
+    """``retrain_model`` on a cleaned file as `rdia relabel` wrote it. An ``--strategy auto``
+    file is refit as auto fitted it (the same model, bit for bit): from scratch, at the λ it
+    chose (unless ``l2`` is given); where it blended with a fit on the clean rows
+    alone (``part`` = 1; add them back first, ``cleaning.files.load_clean_rows``), the same blend.
     Returns the model and the blend used (``None`` when there is none)."""
     from rdia_cli.cleaning.auto import blend_models
+    from rdia_cli.cleaning.files import record_of
 
-    relabel = cleaned.meta.get("relabel")
-    relabel = relabel if isinstance(relabel, dict) else {}
+    relabel = record_of(cleaned)
     blend = relabel.get("blend") if l2 is None and "part" in cleaned.extra else None
     if l2 is None:  # the auto strategy tunes λ; keep what it chose
         l2 = relabel.get("l2")
+    if relabel.get("strategy") == "auto":  # auto fits from scratch: refit it the same way
+        from_scratch = True
     model2 = retrain_model(cleaned, model, from_scratch=from_scratch, device=device, l2=l2,
                            net_options=net_options)
     if blend:  # auto's model averages this fit with one on the clean rows alone

@@ -16,29 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli import glossary
 from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.atomic import atomic_path
+from rdia_cli.artifacts.inputs import STDIN
 from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.glossary import relabel_effect
 
 COLUMNS = ("row_id", "label", "phi", "delta_remove", "delta_relabel", "p_label", "loss", "probs")
-STDIN = "-"
 
 
 def paper_factor(meta: dict) -> float:
-    """The factor that puts Φ on the scale of the paper's code: Φ_paper = C·(M/N)·Φ.
-
-    The authors' reference implementation reports C·(M/N)·Φ with C = 1/(λN) the inverse L2
-    strength of liblinear (M validation rows, N training rows), and its α is a threshold on
-    that (``../shared/reference``: the relabel sets at α = 0.01, 0.002, 0.0002 match exactly).
-    λ is the regularizer of the Hessian that was solved: ``l2`` plus ``damping`` (networks use
-    their weight decay and damping). NaN when that is 0: no paper scale exists then.
-    """
-    reg = float(meta.get("l2") or 0.0) + float(meta.get("damping") or 0.0)
-    n, m = float(meta.get("n_train") or 0), float(meta.get("n_val") or 0)
-    if not (reg > 0 and n > 0 and m > 0):
-        return float("nan")
-    return m / (reg * n * n)
+    """C·(M/N) of a scores file's metadata (``glossary.paper_factor``)."""
+    return glossary.paper_factor(meta.get("l2"), meta.get("damping"), meta.get("n_train"),
+                                 meta.get("n_val"))
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -65,6 +56,11 @@ class Scores:
     @property
     def n_samples(self) -> int:
         return len(self.phi)
+
+    @property
+    def paper_factor(self) -> float:
+        """C·(M/N): ``phi_paper`` = paper_factor·Φ (NaN where there is no paper scale)."""
+        return paper_factor(self.meta)
 
     @property
     def delta_remove(self) -> np.ndarray:

@@ -19,6 +19,10 @@ their clean set to the file would otherwise count it twice. Where the strategy t
 (``auto``), the file's metadata records where they are (path and fingerprint) so that
 `rdia retrain` can add them back, and the λ and blend share to use (``hint_lines``).
 
+This module owns the file's ``rdia.relabel`` metadata: ``rule_record`` and ``auto_record``
+build it (for `rdia relabel` and `rdia run` alike), ``write_cleaned`` writes the file,
+``record_of`` reads the record back and ``load_clean_rows`` finds the clean rows it names.
+
 In memory the stages keep the training view: ``y`` the original labels (so the fingerprint of a
 cleaned file is the fingerprint of the data it came from) and ``target`` what training uses.
 ``for_file`` turns that view into the file's, ``from_file`` turns it back.
@@ -144,3 +148,74 @@ def hint_lines(relabel_meta: dict[str, Any], n_rows: int) -> list[str]:
                      f"alone (λ = {blend['clean_only_l2']:.4g}), share "
                      f"{blend['clean_only_share']:.0%}; `rdia retrain` does this for you")
     return lines
+
+
+# --- the file's record (``rdia.relabel``) ------------------------------------------------------
+def rule_record(cleaning, *, strategy: str, targets: str, alpha: float | None,
+                phi_threshold: float | None, fraction: float | None, paper_factor: float,
+                source_fingerprint: str, scores: str | None = None,
+                scores_fingerprint: str | None = None, sweep=()) -> dict[str, Any]:
+    """The record of a rule-based cleaning (α, Φ threshold or fraction; ``--alpha auto``)."""
+    return {"strategy": strategy, "targets": targets, "alpha": alpha,
+            "phi_threshold": phi_threshold, "fraction": fraction,
+            "paper_factor": None if np.isnan(paper_factor) else paper_factor, "scores": scores,
+            "scores_fingerprint": scores_fingerprint, "source_fingerprint": source_fingerprint,
+            "n_relabeled": cleaning.n_relabeled, "n_removed": cleaning.n_removed,
+            "sweep": list(sweep)}
+
+
+def auto_record(result, *, source_fingerprint: str, clean: Dataset, clean_info: dict,
+                clean_inputs: dict, scores: str | None = None) -> dict[str, Any]:
+    """The record of an ``auto`` cleaning (``result``: what ``auto_clean`` returned):
+    the choice, λ, the verdict, where the clean rows are and the blend with the clean-only fit,
+    which `rdia retrain` repeats. ``clean_info`` comes from ``split_clean_rows``,
+    ``clean_inputs`` from ``artifacts.inputs.record_inputs(clean=...)``."""
+    cfg = result.config
+    record = {"strategy": "auto", "action": cfg.action, "ranker": cfg.ranker,
+              "fraction": cfg.fraction, "weight": cfg.weight, "l2": result.model.meta["l2"],
+              "scores": scores, "source_fingerprint": source_fingerprint,
+              "verdict": result.verdict, "cv": result.cv,
+              "n_relabeled": int(result.cleaned.extra["relabeled"].sum()),
+              **clean_info, "clean_fingerprint": clean.fingerprint(), **clean_inputs}
+    if "blend" in result.model.meta:  # `rdia retrain` refits both parts and blends them
+        record["blend"] = {"clean_only_share": result.clean_only_share,
+                           "clean_only_l2": result.model.meta["blend"]["l2"][1]}
+    return record
+
+
+def write_cleaned(ds: Dataset, path, record: dict[str, Any]) -> None:
+    """Write the cleaned Dataset (training view) as the cleaned file, with its record."""
+    from rdia_cli.data.writers import write_dataset
+
+    write_dataset(for_file(ds), str(path), meta={"relabel": record})
+
+
+def record_of(ds: Dataset) -> dict[str, Any]:
+    """The ``rdia.relabel`` record of a cleaned file read back ({} for other data)."""
+    record = ds.meta.get("relabel")
+    return record if isinstance(record, dict) else {}
+
+
+def needs_clean_rows(ds: Dataset) -> bool:
+    """An ``auto`` file written without the clean rows it was trained with."""
+    return record_of(ds).get("clean_rows") == "excluded"
+
+
+def load_clean_rows(ds: Dataset, clean: Dataset | None = None, *, schema=None) -> Dataset:
+    """``ds`` (an ``auto`` file without its clean rows) with the clean rows added back:
+    ``clean`` when given, else the clean set at the path the file records, read with the
+    options it records. Its fingerprint must be the recorded one."""
+    from rdia_cli.artifacts.inputs import recorded_options, recorded_path
+    from rdia_cli.data.readers import ReadOptions, read_dataset
+
+    record = record_of(ds)
+    if clean is None:
+        path = recorded_path(record, "clean", "clean set", "give --val")
+        clean = read_dataset(str(path), recorded_options(record, "clean", ReadOptions),
+                             schema=schema, what="clean data")
+    want = record.get("clean_fingerprint")
+    if want and clean.fingerprint() != want:
+        raise MismatchError(f"`{clean.source}` is not the clean set `{ds.source}` was made with "
+                            f"(fingerprint {clean.fingerprint()}, expected {want}); give the "
+                            "right one with --val.")
+    return add_clean_rows(ds, clean)

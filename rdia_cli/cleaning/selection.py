@@ -21,13 +21,13 @@ def select_harmful(
     """
     phi = np.asarray(phi, dtype=np.float64)
     if (alpha is None) == (fraction is None):
-        raise InputError("give exactly one of --alpha and --fraction.")
+        raise InputError("give exactly one of `alpha` and `fraction`.")
     if alpha is not None:
         if not math.isfinite(alpha):
-            raise InputError(f"--alpha must be a finite number, not {alpha}.")
+            raise InputError(f"`alpha` must be a finite number, not {alpha}.")
         return phi > alpha
     if not 0.0 <= fraction <= 1.0:
-        raise InputError(f"--fraction must be between 0 and 1, not {fraction}.")
+        raise InputError(f"`fraction` must be between 0 and 1, not {fraction}.")
     count = int(math.ceil(fraction * len(phi)))
     mask = np.zeros(len(phi), dtype=bool)
     if count:

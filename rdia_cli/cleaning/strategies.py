@@ -68,7 +68,7 @@ def clean(
     labels = np.asarray(labels, dtype=np.int64)
     n, k = np.asarray(probs).shape
     if strategy not in STRATEGIES:
-        raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}.")
+        raise InputError(f"`strategy` must be one of {', '.join(STRATEGIES)}, not {strategy!r}.")
     harmful = select_harmful(phi, alpha=alpha, fraction=fraction)
     onehot = np.zeros((n, k))
     onehot[np.arange(n), labels] = 1.0

@@ -27,7 +27,7 @@ def relabel_targets(probs: np.ndarray, labels: np.ndarray, *, kind: str = "paper
     n, k = probs.shape
     rows = np.arange(n)
     if kind not in TARGETS:
-        raise InputError(f"--targets must be one of {', '.join(TARGETS)}, not {kind!r}.")
+        raise InputError(f"`targets` must be one of {', '.join(TARGETS)}, not {kind!r}.")
     eps = np.finfo(np.float64).tiny
     p = np.clip(probs, eps, 1.0)
     pm = p[rows, labels]

@@ -51,7 +51,7 @@ def handle_errors(fn):
         except RdiaError as e:
             if os.environ.get("RDIA_DEBUG"):
                 raise
-            _fail(str(e), e.exit_code)
+            _fail(as_flags(str(e), fn), e.exit_code)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size or a machine with more memory.", 1)
         except KeyboardInterrupt as e:
@@ -65,6 +65,22 @@ def handle_errors(fn):
                   "the traceback and report it.", 1)
 
     return wrapper
+
+
+def as_flags(message: str, command) -> str:
+    """The library names its parameters in backticks (`alpha`); on the command line they are
+    ``command``'s flags (--alpha). Other backticked words are left as they are."""
+    import re
+    import typing
+
+    flags = {}
+    for name, ann in typing.get_type_hints(command, include_extras=True).items():
+        for info in getattr(ann, "__metadata__", ()):
+            names = [getattr(info, "default", None), *(getattr(info, "param_decls", None) or ())]
+            decls = [d.split("/")[0] for d in names if isinstance(d, str) and d.startswith("--")]
+            if decls:
+                flags[name] = max(decls, key=len)
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 class Terminated(KeyboardInterrupt):

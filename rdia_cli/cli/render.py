@@ -4,7 +4,7 @@ to stderr. Everything here writes through the consoles of ``rdia_cli.cli.core``.
 from __future__ import annotations
 
 from rdia_cli.cli.core import err, out
-from rdia_cli.cli.options import shown_path
+from rdia_cli.cli.paths import shown_path
 
 
 def progress_bar():

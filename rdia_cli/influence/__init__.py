@@ -18,6 +18,7 @@ class ScoreResult:
     info    JSON-able: solver, iterations, residual, damping, l2, val_loss, timings...
     probs   float64 (N, K) class probabilities at θ̂ when the scorer has them (saves the
             caller a pass over X), else None.
+    n_val   M, the number of validation rows (for the paper's scale).
     """
 
     phi: np.ndarray
@@ -25,3 +26,13 @@ class ScoreResult:
     loss: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
     probs: np.ndarray | None = None
+    n_val: int | None = None
+
+    @property
+    def paper_factor(self) -> float:
+        """C·(M/N): ``phi_paper`` = paper_factor·Φ, the scale of the paper's α (NaN where
+        there is none; ``rdia_cli.glossary``)."""
+        from rdia_cli.glossary import paper_factor
+
+        return paper_factor(self.info.get("l2"), self.info.get("damping"), len(self.phi),
+                            self.n_val if self.n_val is not None else self.info.get("n_val"))

@@ -7,40 +7,25 @@ from typing import Annotated
 
 import typer
 
+from rdia_cli.cli.checks import check_train_options
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import (
-    Classes,
-    Format,
-    LabelCol,
-    Labels,
-    NFeatures,
-    Output,
-    Seed,
-    ZeroBased,
-    check_output_folder,
-    check_train_options,
-    load,
-    read_opts,
-    shown_path,
-)
+from rdia_cli.cli.params import Output, Seed
+from rdia_cli.cli.paths import check_output_folder, shown_path
+from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.errors import InputError
 
 
 # --- protocol helpers -------------------------------------------------------------------------
 @app.command()
 @handle_errors
+@read_options()
 def split(
     data: Annotated[Path, typer.Argument(help="Data to split.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for train/val/test.parquet.")],
     val: Annotated[float, typer.Option("--val", help="Share of rows for validation.")] = 0.2,
     test: Annotated[float, typer.Option("--test", help="Share of rows for test (0: none).")] = 0.2,
     seed: Seed = 0,
-    labels: Labels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Stratified split into DIR/train.parquet, DIR/val.parquet and DIR/test.parquet."""
     from rdia_cli.data.protocol import split_dataset
@@ -48,10 +33,9 @@ def split(
 
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise InputError(f"--val and --test must be shares in [0, 1) summing below 1, not {val} and {test}.")
-    check_train_options(n_features=n_features)
+    check_train_options(n_features=read.flags["n_features"])
     check_output_folder(output)
-    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
-    ds = load(data, opts, what="data")
+    ds = load(data, read.options, what="data")
     parts = split_dataset(ds, val=val, test=test, seed=seed)
     output.mkdir(parents=True, exist_ok=True)
     for name, part in zip(("train", "val", "test"), parts, strict=True):
@@ -67,6 +51,7 @@ def split(
 
 @app.command()
 @handle_errors
+@read_options()
 def noise(
     data: Annotated[Path, typer.Argument(help="Data to corrupt.")],
     output: Output,
@@ -76,12 +61,7 @@ def noise(
     from_class: Annotated[str | None, typer.Option("--from-class", help="--kind class: the class whose rows flip (default the first class).")] = None,
     to_class: Annotated[str | None, typer.Option("--to-class", help="--kind class: the class they flip into (default the next class).")] = None,
     seed: Seed = 0,
-    labels: Labels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Label noise of one --kind (keeps `is_noisy` and `clean_label` columns)."""
     from rdia_cli.artifacts.atomic import check_output
@@ -102,9 +82,8 @@ def noise(
         raise InputError("`--matrix` applies to `--kind matrix` only.")
     if kind != "class" and (from_class is not None or to_class is not None):
         raise InputError("`--from-class`/`--to-class` apply to `--kind class` only.")
-    check_output(output, data, labels)
-    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
-    ds = load(data, opts, what="data")
+    check_output(output, data, *read.files)
+    ds = load(data, read.options, what="data")
     transition = read_transition_matrix(matrix, ds.n_classes) if matrix is not None else None
     noisy = inject_noise(ds, rate=rate, seed=seed, kind=kind, matrix=transition,
                          from_class=from_class, to_class=to_class)
@@ -122,23 +101,19 @@ def noise(
 
 @app.command()
 @handle_errors
+@read_options()
 def convert(
     data: Annotated[Path, typer.Argument(help="Data in any supported format.")],
     output: Output,
-    labels: Labels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Write DATA as rdia Parquet (e.g. MNIST IDX with --classes 1,7)."""
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.data.writers import write_dataset
 
-    check_train_options(n_features=n_features)
-    check_output(output, data, labels)
-    ds = load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt))
+    check_train_options(n_features=read.flags["n_features"])
+    check_output(output, data, *read.files)
+    ds = load(data, read.options)
     write_dataset(ds, str(output))
     err.print(f"wrote {shown_path(output)}  ({ds.n_samples:,} rows × {ds.n_features:,} "
               f"features, classes {ds.classes})")

@@ -8,27 +8,12 @@ from typing import Annotated
 
 import typer
 
+from rdia_cli.artifacts.inputs import record_inputs, recorded_path
+from rdia_cli.cli.checks import device_of, parse_alpha
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import (
-    Classes,
-    Device,
-    Format,
-    LabelCol,
-    Labels,
-    NFeatures,
-    Output,
-    Seed,
-    ValLabels,
-    ZeroBased,
-    device_of,
-    load,
-    parse_alpha,
-    read_opts,
-    recorded,
-    recorded_inputs,
-    recorded_read_options,
-    shown_path,
-)
+from rdia_cli.cli.params import Device, Output, Seed
+from rdia_cli.cli.paths import shown_path
+from rdia_cli.cli.reading import ReadArgs, load, read_options, recorded_options
 from rdia_cli.cli.render import fmt_value, progress_bar, summary_table
 from rdia_cli.errors import InputError
 
@@ -47,7 +32,9 @@ def _relabel_choice(alpha, phi_threshold, fraction, strategy):
         raise InputError(f"give one of --alpha, --phi-threshold and --fraction, not "
                          f"{' and '.join(given)}.")
     if strategy is None:  # no rule given: auto, as `rdia run`; a rule: the paper's method
-        strategy = "rdia" if given else "auto"
+        from rdia_cli.stages import default_strategy
+
+        strategy = default_strategy(None, rule_given=bool(given))
     if strategy == "auto":
         if given and given != ["--alpha"] or a not in (None, "auto"):
             raise InputError("--strategy auto chooses the rows itself by cross-validation; "
@@ -73,6 +60,7 @@ def _scores_source(scores: Path | None) -> Path:
 
 @app.command()
 @handle_errors
+@read_options("val")
 def relabel(
     output: Output,
     data: Annotated[Path | None, typer.Argument(help="The training data that was scored (default: the file the scores were computed on, as they record it).", show_default=False)] = None,
@@ -87,13 +75,7 @@ def relabel(
     model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
     device: Device = "auto",
     seed: Seed = 0,
-    labels: Labels = None,
-    val_labels: ValLabels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Relabel (or drop, reweight...) the harmful rows; write the cleaned training set.
 
@@ -101,23 +83,22 @@ def relabel(
     `original_label`), `target` a probability vector per row, `weight` only when not all 1.
     `rdia score train.svm --val val.svm --model lr.pt | rdia relabel --alpha 0.002 -o
     cleaned.parquet` reads the scores from the pipe and the data from where they were made."""
-    import numpy as np
-
     from rdia_cli import stages as api
     from rdia_cli.artifacts.atomic import check_output
-    from rdia_cli.artifacts.scores import check_scores_match, paper_factor, read_scores
+    from rdia_cli.artifacts.scores import check_scores_match, read_scores
+    from rdia_cli.cleaning.files import rule_record, write_cleaned
 
     a, phi_threshold, fraction, strategy = _relabel_choice(alpha, phi_threshold, fraction,
                                                            strategy)
     dev = device_of(device)
     source = _scores_source(scores)
-    check_output(output, data, source, val, model, labels, val_labels)
+    check_output(output, data, source, val, model, *read.files)
     sc = read_scores(source)
     if data is None:
-        data = recorded(sc.meta, "train", "training data", "DATA")
-        opts = recorded_read_options(sc.meta, "train")
+        data = recorded_path(sc.meta, "train", "training data", "give DATA")
+        opts = recorded_options(sc.meta, "train")
     else:
-        opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+        opts = read.options
     check_output(output, data)
     ds = load(data, opts, what="training data")
     check_scores_match(sc, ds.fingerprint(), ds.row_id, str(data))
@@ -125,10 +106,10 @@ def relabel(
         if model is None and sc.meta.get("model") and Path(sc.meta["model"]).exists():
             model = Path(sc.meta["model"])
         if val is None and sc.meta.get("val_path"):
-            val = recorded(sc.meta, "val", "validation data", "--val")
-            val_opts = recorded_read_options(sc.meta, "val")
+            val = recorded_path(sc.meta, "val", "validation data", "give --val")
+            val_opts = recorded_options(sc.meta, "val")
         else:
-            val_opts = replace(opts, labels=str(val_labels) if val_labels else None)
+            val_opts = replace(opts, labels=read.for_input("val").labels)
         if val is None or model is None:
             raise InputError(f"{'--strategy' if strategy == 'auto' else '--alpha'} auto "
                              "(the default without --alpha, --phi-threshold or --fraction) "
@@ -138,13 +119,6 @@ def relabel(
     if strategy == "auto":
         _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean)
         return
-    factor = paper_factor(sc.meta)
-    select_on, threshold = sc.phi, phi_threshold
-    if a not in (None, "auto"):
-        if np.isnan(factor):
-            raise InputError(f"scores `{sc.path}` have no paper scale (the Hessian was solved "
-                             "with λ + δ = 0); use --phi-threshold or --fraction.")
-        select_on, threshold = sc.phi_paper, a
     if a == "auto":
         from rdia_cli.models.io import load_model
 
@@ -153,56 +127,33 @@ def relabel(
         with progress_bar() as bar:
             task = bar.add_task("choosing α", total=None, info="")
             outcome = api.auto_alpha(
-                ds, sc.phi, sc.probs, m, vds, strategy=strategy, targets=targets, seed=seed,
-                device=dev, progress=lambda i, k: bar.update(task, completed=i, total=k, info=""),
+                ds, sc, m, vds, strategy=strategy, targets=targets, seed=seed, device=dev,
+                progress=lambda i, k: bar.update(task, completed=i, total=k, info=""),
             )
-        phi_cut = outcome.alpha
-        for row in outcome.sweep:
-            row["alpha_paper"] = None if row["alpha"] is None else row["alpha"] * factor
     else:
-        outcome = api.relabel_dataset(ds, sc.phi, sc.probs, strategy=strategy, alpha=threshold,
-                                      fraction=fraction, targets=targets, seed=seed,
-                                      select_on=select_on)
-        phi_cut = phi_threshold
+        outcome = api.relabel_dataset(ds, sc, strategy=strategy, alpha=a,
+                                      phi_threshold=phi_threshold, fraction=fraction,
+                                      targets=targets, seed=seed)
         _warn_if_too_many(outcome, sc, alpha if a is not None else None, fraction,
                           phi_threshold)
-    paper_alpha = a if isinstance(a, float) else (
-        None if phi_cut is None or np.isnan(factor) else phi_cut * factor)
-    meta = {"strategy": strategy, "targets": targets, "alpha": paper_alpha,
-            "phi_threshold": phi_cut, "fraction": fraction,
-            "paper_factor": None if np.isnan(factor) else factor, "scores": str(sc.path),
-            "scores_fingerprint": sc.meta.get("train_fingerprint"),
-            "source_fingerprint": ds.fingerprint(), "n_relabeled": outcome.cleaning.n_relabeled,
-            "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
-    _write_cleaned(outcome.dataset, output, meta)
-    _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut)
-
-
-def _write_cleaned(ds, output, meta: dict) -> None:
-    from rdia_cli.cleaning.files import for_file
-    from rdia_cli.data.writers import write_dataset
-
-    write_dataset(for_file(ds), str(output), meta={"relabel": meta})
+    record = rule_record(outcome.cleaning, strategy=strategy, targets=targets,
+                         alpha=outcome.alpha, phi_threshold=outcome.phi_threshold,
+                         fraction=fraction, paper_factor=sc.paper_factor, scores=str(sc.path),
+                         scores_fingerprint=sc.meta.get("train_fingerprint"),
+                         source_fingerprint=ds.fingerprint(), sweep=outcome.sweep)
+    write_cleaned(outcome.dataset, output, record)
+    _print_relabel_summary(outcome, ds, output, outcome.alpha, outcome.phi_threshold)
 
 
 def _warn_if_too_many(outcome, sc, alpha, fraction, phi_threshold) -> None:
-    """A hand-picked α, Φ threshold or fraction that changes more rows than the data supports:
-    more than 30% of the rows, or more than the rows the model itself gets wrong (a label that
-    the fitted model predicts is no evidence of noise; measured: α = 0 flags about half of the
-    clean rows of a noise-free set)."""
+    """A hand-picked rule that changes more rows than the data supports
+    (``stages.changed_too_much``)."""
+    from rdia_cli.stages import changed_rows, changed_too_much
 
-    n = sc.n_samples
-    changed = outcome.cleaning.n_relabeled + outcome.cleaning.n_removed
-    if outcome.cleaning.weight is not None:
-        changed = int((outcome.cleaning.weight < 1).sum())
-    misfit = int((sc.probs.argmax(1) != sc.label).sum())
-    reasons = []
-    if changed > 0.3 * n:
-        reasons.append("more than 30% of the rows")
-    if changed > misfit + max(5, 0.02 * n):
-        reasons.append(f"more than the {misfit:,} rows whose label the model does not predict")
+    reasons = changed_too_much(outcome, sc.probs, sc.label)
     if not reasons:
         return
+    n, changed = sc.n_samples, changed_rows(outcome)
     given = (f"--alpha {alpha}" if alpha is not None else f"--fraction {fraction}"
              if fraction is not None else f"--phi-threshold {phi_threshold}")
     err.print(f"[yellow]warning:[/] {given} changes {changed:,} of {n:,} rows "
@@ -217,7 +168,7 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
     clean set, λ and the blend, which `rdia retrain` uses."""
     from rdia_cli import stages as api
     from rdia_cli.cleaning.auto import auto_clean, verdict_lines
-    from rdia_cli.cleaning.files import hint_lines, split_clean_rows
+    from rdia_cli.cleaning.files import auto_record, hint_lines, split_clean_rows, write_cleaned
     from rdia_cli.models.io import load_model
 
     m = load_model(model)
@@ -227,16 +178,10 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
         ac = auto_clean(ds, vds, m, seed=seed, device=dev,
                         progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
     rows, clean_info = split_clean_rows(ac.cleaned, include_clean)
-    meta = {"strategy": "auto", "action": ac.config.action, "ranker": ac.config.ranker,
-            "fraction": ac.config.fraction, "weight": ac.config.weight, "l2": ac.model.meta["l2"],
-            "scores": str(sc.path), "source_fingerprint": ds.fingerprint(), "verdict": ac.verdict,
-            "cv": ac.cv, "n_relabeled": int(ac.cleaned.extra["relabeled"].sum()),
-            **clean_info, "clean_fingerprint": vds.fingerprint(),
-            **recorded_inputs(clean=(val, val_opts))}
-    if "blend" in ac.model.meta:  # `rdia retrain` refits both parts and blends them the same way
-        meta["blend"] = {"clean_only_share": ac.clean_only_share,
-                         "clean_only_l2": ac.model.meta["blend"]["l2"][1]}
-    _write_cleaned(rows, output, meta)
+    record = auto_record(ac, source_fingerprint=ds.fingerprint(), clean=vds,
+                         clean_info=clean_info, clean_inputs=record_inputs(clean=(val, val_opts)),
+                         scores=str(sc.path))
+    write_cleaned(rows, output, record)
     which = ("with" if clean_info.get("clean_rows") == "included" else "without") + (
         f" the {vds.n_samples:,} clean rows")
     if "clean_rows_why" in clean_info:
@@ -248,7 +193,7 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
     ]))
     for line in verdict_lines(ac.verdict):
         err.print(f"  {line}")
-    hints = hint_lines(meta, rows.n_samples)
+    hints = hint_lines(record, rows.n_samples)
     if hints:
         err.print("[bold]for your own trainer:[/]")
         for line in hints:

@@ -12,16 +12,7 @@ from typing import Annotated
 import typer
 
 from rdia_cli.cli.core import app, err, handle_errors, out
-from rdia_cli.cli.options import (
-    Classes,
-    Format,
-    LabelCol,
-    Labels,
-    NFeatures,
-    ZeroBased,
-    load,
-    read_opts,
-)
+from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.errors import InputError
 
 
@@ -39,18 +30,14 @@ def _require_matplotlib() -> None:
 
 @app.command()
 @handle_errors
+@read_options()
 def inspect(
     scores: Annotated[Path, typer.Argument(help="Scores file from `rdia score` (or DIR/scores.parquet of `rdia run`).")],
     data: Annotated[Path, typer.Option("--data", help="The training data that was scored, or a cleaned file made from it.")],
     top: Annotated[int, typer.Option("--top", help="How many of the most harmful rows to show.")] = 10,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Also draw FILE.png: the images (image data) or a Φ histogram (tabular data). Needs matplotlib.")] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", help="Threshold marked on the histogram (default: the α of a cleaned file, else 0).")] = None,
-    labels: Labels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Show the most harmful training rows (Φ > 0 hurts the validation loss) and their new labels."""
     from rich.table import Table
@@ -60,14 +47,14 @@ def inspect(
     from rdia_cli.artifacts.scores import read_scores
 
     if output is not None:
-        check_output(output, scores, data, labels)
+        check_output(output, scores, data, *read.files)
         if output.suffix.lower() != ".png":
             raise InputError(f"-o `{output}` must end in .png (inspect draws a PNG image).")
         _require_matplotlib()
     sc = read_scores(scores)
     from rdia_cli.cleaning.files import from_file
 
-    ds = from_file(load(data, read_opts(labels, label_col, zero_based, n_features, classes, fmt),
+    ds = from_file(load(data, read.options,
                         what="training data"))  # a cleaned file: its original labels
     report.check_inspect_match(sc, ds, str(data))
     rows = report.harmful_rows(sc, ds, top=top)

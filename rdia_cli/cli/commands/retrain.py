@@ -8,17 +8,10 @@ from typing import Annotated
 
 import typer
 
+from rdia_cli.cli.checks import check_train_options, device_of
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import (
-    Device,
-    Output,
-    check_train_options,
-    device_of,
-    load,
-    read_opts,
-    recorded,
-    recorded_read_options,
-)
+from rdia_cli.cli.params import Device, Output
+from rdia_cli.cli.reading import load, make_options
 from rdia_cli.cli.render import fmt_value, summary_table, warn_not_converged
 
 
@@ -46,14 +39,15 @@ def retrain(
     check_output(output, cleaned, model)
     dev = device_of(device)
     m = load_model(model)
-    opts = read_opts(fmt="parquet")
-    from rdia_cli.cleaning.files import from_file
+    from rdia_cli.cleaning.files import from_file, load_clean_rows, needs_clean_rows
 
-    ds = from_file(load(cleaned, opts, what="cleaned data", schema=api.schema_of_model(m)))
+    schema = api.schema_of_model(m)
+    ds = from_file(load(cleaned, make_options(fmt="parquet"), what="cleaned data", schema=schema))
     net = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
-    relabel = ds.meta.get("relabel") if isinstance(ds.meta.get("relabel"), dict) else {}
-    if relabel.get("clean_rows") == "excluded":  # auto trained on them: add them back
-        ds = _with_clean_rows(ds, relabel, val, cleaned, m)
+    if needs_clean_rows(ds):  # auto trained on them: add them back
+        clean = None if val is None else load(val, make_options(), what="clean data",
+                                              schema=schema)
+        ds = load_clean_rows(ds, clean, schema=schema)
     t0 = time.perf_counter()
     m2, blend = api.retrain_cleaned(ds, m, from_scratch=from_scratch, device=dev, l2=l2,
                                     net_options=net)
@@ -70,22 +64,3 @@ def retrain(
             ("time", f"{time.perf_counter() - t0:.2f} s"), ("wrote", str(output))]
     err.print(summary_table("rdia retrain", rows))
     warn_not_converged(m2, output)
-
-
-def _with_clean_rows(ds, relabel: dict, val: Path | None, cleaned: Path, model):
-    from rdia_cli import stages as api
-    from rdia_cli.cleaning.files import add_clean_rows
-    from rdia_cli.errors import MismatchError
-
-    if val is None:
-        val = recorded(relabel, "clean", "clean set", "--val")
-        opts = recorded_read_options(relabel, "clean")
-    else:
-        opts = read_opts()
-    clean = load(val, opts, what="clean data", schema=api.schema_of_model(model))
-    want = relabel.get("clean_fingerprint")
-    if want and clean.fingerprint() != want:
-        raise MismatchError(f"`{val}` is not the clean set `{cleaned}` was made with "
-                            f"(fingerprint {clean.fingerprint()}, expected {want}); give the "
-                            "right one with --val.")
-    return add_clean_rows(ds, clean)

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from rdia_cli.artifacts.inputs import record_inputs
+from rdia_cli.cli.checks import device_of, parse_alpha
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import (
-    Classes,
-    Device,
-    Format,
-    LabelCol,
-    Labels,
-    NFeatures,
-    Seed,
-    ZeroBased,
-    device_of,
-    load,
-    parse_alpha,
-    read_opts,
-    recorded_inputs,
-)
+from rdia_cli.cli.params import Device, Seed
+from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import print_metrics
 
 
@@ -51,6 +39,7 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
 
 @app.command()
 @handle_errors
+@read_options("val", "test", labels_help="IDX labels for --{input}.")
 def run(
     train: Annotated[Path, typer.Argument(help="Training data (possibly noisy or biased).")],
     val: Annotated[Path, typer.Option("--val", help="Small clean validation data.")],
@@ -70,23 +59,17 @@ def run(
     lr: Annotated[float, typer.Option("--lr", help="Networks: learning rate.")] = 1e-3,
     device: Device = "auto",
     seed: Seed = 0,
-    labels: Labels = None,
-    val_labels: Annotated[Path | None, typer.Option("--val-labels", help="IDX labels for --val.")] = None,
-    test_labels: Annotated[Path | None, typer.Option("--test-labels", help="IDX labels for --test.")] = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Train, score, relabel, retrain and evaluate in one go; files land in -o DIR."""
     from rdia_cli import validate as v
-    from rdia_cli.cli.options import check_output_folder, check_train_options
+    from rdia_cli.cli.checks import check_train_options
+    from rdia_cli.cli.paths import check_output_folder
     from rdia_cli.data.readers import Schema
     from rdia_cli.pipeline import RunSettings
 
     check_train_options(l2=l2, epochs=epochs, batch_size=batch_size, lr=lr,
-                         n_features=n_features)
+                         n_features=read.flags["n_features"])
     v.non_negative("--damping", damping)
     v.check_number("--fraction", fraction, low=0.0, high=1.0, open_low=True)
     check_output_folder(output)
@@ -100,12 +83,12 @@ def run(
                            net_options={"epochs": epochs, "batch_size": batch_size, "lr": lr,
                                         "seed": seed})
     dev = device_of(device)
-    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    opts = read.options
     tr = load(train, opts, what="training data")
     schema = Schema.of(tr)
-    va = load(val, opts, what="validation data", schema=schema, labels=val_labels)
-    te = load(test, opts, what="test data", schema=schema, labels=test_labels)
-    va_opts = recorded_inputs(val=(val, replace(opts, labels=str(val_labels) if val_labels else None)))
+    va = load(val, read.for_input("val"), what="validation data", schema=schema)
+    te = load(test, read.for_input("test"), what="test data", schema=schema)
+    va_opts = record_inputs(val=(val, read.for_input("val")))
     va.meta["read_options"] = va_opts.get("val_read_options")  # for `rdia retrain` of auto's file
     _run_and_print(tr, va, te, output, settings, dev)
 

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from rdia_cli.artifacts.inputs import record_inputs
+from rdia_cli.cli.checks import device_of
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import (
-    Classes,
-    Device,
-    Format,
-    LabelCol,
-    Labels,
-    NFeatures,
-    Seed,
-    ValLabels,
-    ZeroBased,
-    abs_path,
-    default_output,
-    device_of,
-    load,
-    read_opts,
-    recorded_inputs,
-    shown_path,
-)
+from rdia_cli.cli.params import Device, Seed
+from rdia_cli.cli.paths import default_output, shown_path
+from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import summary_table
 from rdia_cli.glossary import relabel_effect
 
@@ -35,6 +21,7 @@ from rdia_cli.glossary import relabel_effect
 # --- score ------------------------------------------------------------------------------------
 @app.command()
 @handle_errors
+@read_options("val")
 def score(
     data: Annotated[Path, typer.Argument(help="The training data the model was trained on.")],
     val: Annotated[Path, typer.Option("--val", help="Clean validation data.")],
@@ -49,13 +36,7 @@ def score(
     top: Annotated[int, typer.Option("--top", help="Rows shown in the summary.")] = 5,
     device: Device = "auto",
     seed: Seed = 0,
-    labels: Labels = None,
-    val_labels: ValLabels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Influence Φ of every training row on the validation loss (Φ > 0: harmful)."""
     from rdia_cli import stages as api
@@ -65,8 +46,8 @@ def score(
 
     _check_score_options(damping, tol, max_iter, hessian_samples, top)
     output = default_output(output, data, ".scores.parquet")
-    check_output(output, data, val, model, labels, val_labels)
-    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+    check_output(output, data, val, model, *read.files)
+    opts = read.options
     dev = device_of(device)
     from rdia_cli import distributed
 
@@ -81,7 +62,7 @@ def score(
         distributed._check_logreg(m.arch)
         ds, n_total = distributed.load_shard(data, opts, shard, what="training data",
                                              schema=schema)
-    vds = load(val, opts, what="validation data", schema=schema, labels=val_labels)
+    vds = load(val, read.for_input("val"), what="validation data", schema=schema)
     hashing = _hash_in_background(ds) if shard is None else None  # overlaps the solve
     t0 = time.perf_counter()
     if shard is None:
@@ -110,7 +91,7 @@ def score(
         "n_train": ds.n_samples, "n_val": vds.n_samples, "seconds": seconds,
         "arch": m.arch,
         # where the inputs are, so `rdia relabel` can find them without being told again
-        **recorded_inputs(train=(data, opts), val=(val, replace(opts, labels=abs_path(val_labels)))),
+        **record_inputs(train=(data, opts), val=(val, read.for_input("val"))),
     })
     write_scores(output, row_id=ds.row_id, labels=ds.y, classes=ds.classes, result=result,
                  probs=probs, meta=meta)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import Output, Seed
+from rdia_cli.cli.params import Output, Seed
 
 
 @app.command()

@@ -8,30 +8,18 @@ from typing import Annotated
 
 import typer
 
+from rdia_cli.cli.checks import check_train_options, device_of
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.options import (
-    Classes,
-    Device,
-    Format,
-    LabelCol,
-    Labels,
-    NFeatures,
-    Output,
-    Seed,
-    ValLabels,
-    ZeroBased,
-    check_train_options,
-    device_of,
-    load,
-    net_options,
-    read_opts,
-)
+from rdia_cli.cli.networks import net_options
+from rdia_cli.cli.params import Device, Output, Seed
+from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import fmt_value, progress_bar, summary_table, warn_not_converged
 
 
 # --- train ------------------------------------------------------------------------------------
 @app.command()
 @handle_errors
+@read_options("val")
 def train(
     data: Annotated[Path, typer.Argument(help="Training data (LIBSVM, CSV, Parquet, IDX, CIFAR).")],
     output: Output,
@@ -61,13 +49,7 @@ def train(
     estimate_epochs: Annotated[int | None, typer.Option("--estimate-epochs", help="f-correction, s-model: epochs of the ERM baseline that estimates T (default 10% of --epochs).")] = None,
     device: Device = "auto",
     seed: Seed = 0,
-    labels: Labels = None,
-    val_labels: ValLabels = None,
-    label_col: LabelCol = "label",
-    zero_based: ZeroBased = None,
-    n_features: NFeatures = None,
-    classes: Classes = None,
-    fmt: Format = "auto",
+    read: ReadArgs = None,
 ) -> None:
     """Train a model on DATA and write the model file (-o MODEL.pt)."""
     from rdia_cli import stages as api
@@ -76,9 +58,9 @@ def train(
 
     check_train_options(l2=l2, tol=tol, max_iter=max_iter, epochs=epochs, batch_size=batch_size,
                          lr=lr, weight_decay=weight_decay, noise_rate=noise_rate,
-                         n_features=n_features)
-    check_output(output, data, val, labels, val_labels)
-    opts = read_opts(labels, label_col, zero_based, n_features, classes, fmt)
+                         n_features=read.flags["n_features"])
+    check_output(output, data, val, *read.files)
+    opts = read.options
     dev = device_of(device)
     from rdia_cli import distributed
 
@@ -128,8 +110,8 @@ def train(
     else:
         rows += [("train loss", fmt_value(m.get("train_loss"), ".4f"))]
     if val is not None:
-        vds = load(val, opts, what="validation data", schema=api.schema_of_model(model),
-                   labels=val_labels)
+        vds = load(val, read.for_input("val"), what="validation data",
+                   schema=api.schema_of_model(model))
         vm = api.evaluate_model(model, vds, device=dev)
         model.meta["val_metrics"] = vm
         rows.append(("validation", f"loss {vm['loss']:.4f}  accuracy {vm['accuracy']:.4f}"
