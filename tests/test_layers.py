@@ -20,7 +20,7 @@ LAYERS = [
     ("rdia_cli.models", 3),
     ("rdia_cli.influence", 4),
     ("rdia_cli.cleaning", 5),
-    ("rdia_cli.stages", 6), ("rdia_cli.api", 6), ("rdia_cli.distributed", 6),
+    ("rdia_cli.stages", 6), ("rdia_cli.distributed", 6),
     ("rdia_cli.report", 6),
     ("rdia_cli.pipeline", 7),
     ("rdia_cli.cli", 8), ("rdia_cli.__main__", 8),
