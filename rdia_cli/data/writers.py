@@ -19,7 +19,8 @@ not written twice. ``row_id`` comes last: always in Parquet (rdia joins on it), 
 when the table has no ID column (``meta["columns"]["id"]``). A code that read the input with
 pandas reads the output unchanged (rdia's columns trail). One of rdia's columns whose name the
 table already uses gets the suffix ``_rdia`` (``phi_rdia``); Parquet records that in
-``rdia.renamed`` (``{"phi": "phi_rdia"}``) and the label's column in ``rdia.label_column``.
+``rdia.renamed`` (``{"phi": "phi_rdia"}``), the label's column in ``rdia.label_column`` and the
+names of the columns rdia added after the table in ``rdia.added_columns``.
 
 **rdia's own layout** (no table: LIBSVM, sparse Parquet, images, data built in memory). Parquet:
 ``row_id`` int64, ``label`` (class values), the features, ``target`` list<float32>, ``weight``
@@ -35,7 +36,8 @@ wider sparse data keeps ``indices`` list<int32> + ``values`` list<float32> (0-ba
 
 Parquet metadata, each value JSON: ``rdia.format_version``, ``rdia.classes``, ``rdia.n_features``,
 ``rdia.fingerprint``, ``rdia.feature_names``, ``rdia.image_shape``, ``rdia.sparse``,
-``rdia.index_base``, ``rdia.label_column``, ``rdia.renamed`` where they apply, then the Dataset's
+``rdia.index_base``, ``rdia.label_column``, ``rdia.renamed``, ``rdia.added_columns`` where they
+apply, then the Dataset's
 own ``meta`` (``rdia.columns``, ``rdia.zero_based``...) and the ``meta`` argument. **CSV/TSV hold
 no metadata**: rdia reads a CSV it wrote like any user's CSV, so the reader options must come
 from the user or the model that remembered them (label column, ID column, the columns to ignore:
@@ -90,6 +92,7 @@ _COMPUTED_META = (
     "index_base",
     "label_column",
     "renamed",
+    "added_columns",
 )
 _ORDER = ("original_label", "target_raw", "relabeled", "phi", "part")
 
@@ -450,6 +453,7 @@ class _Plan:
             self._add_extra(k, self._free(k), np.asarray(extra[k]))
         if not self.flat or not (id_col and id_col in self.given):
             self._add_row_id(self._free("row_id"))
+        self.computed["added_columns"] = self.names[len(given):]
 
     def _free(self, name: str) -> str:
         """``name``, or ``name_rdia`` where the user's table already has a column ``name``."""

@@ -145,6 +145,8 @@ def test_user_table_to_parquet_keeps_types_and_row_id(tmp_path):
     assert table.schema.field("target").type == pa.list_(pa.float32())
     meta = {k.decode(): json.loads(v) for k, v in table.schema.metadata.items()}
     assert meta["rdia.label_column"] == "diagnosis"
+    assert meta["rdia.added_columns"] == ["original_label", "target", "relabeled", "phi",
+                                          "row_id"]
     assert meta["rdia.columns"]["id"] == "patient"
     assert meta["rdia.fingerprint"] == ds.fingerprint()
 
