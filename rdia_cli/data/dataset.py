@@ -55,6 +55,31 @@ class Dataset:
                     f"Dataset `{name}` has {len(value)} rows but X has {n} rows ({self.source})."
                 )
 
+    @classmethod
+    def from_pandas(
+        cls,
+        df: Any,
+        label: str = "label",
+        id: str | None = None,
+        ignore: tuple[str, ...] = (),
+        categorical: tuple[str, ...] = (),
+        prep: Any = None,
+    ) -> Dataset:
+        """A DataFrame as a Dataset, read like a CSV/Parquet table (``pa.Table.from_pandas``,
+        the index dropped): ``label`` is the label column, ``id`` a column of unique row IDs,
+        ``ignore`` columns kept in ``table`` but not features, ``categorical`` columns one-hot
+        encoded even if numeric. Text, ``category``, boolean columns and missing cells go through
+        a :class:`~rdia_cli.data.tables.TablePrep` fitted here, or ``prep`` (a TablePrep or its
+        JSON, e.g. ``TablePrep.from_json(train.meta["prep"])``) applied instead."""
+        import pyarrow as pa
+
+        from rdia_cli.data.readers import ReadOptions, read_table
+
+        opts = ReadOptions(label_col=label, id_col=id, ignore_cols=tuple(ignore),
+                           categorical=tuple(categorical))
+        return read_table(pa.Table.from_pandas(df, preserve_index=False), opts, prep=prep,
+                          source="<DataFrame>")
+
     # --- shape ---------------------------------------------------------------------------------
     @property
     def n_samples(self) -> int:

@@ -9,6 +9,13 @@ One entry point, :func:`read_dataset`, returns a :class:`~rdia_cli.data.dataset.
   the file's ``rdia.classes`` metadata or a model's :class:`Schema` fixes the order.
 * ``row_id`` is the 0-based position of the row in the input (kept when ``classes`` drops rows),
   or the file's own ``row_id`` column for Parquet.
+* A user's table (CSV/TSV, a Parquet file not written by rdia, a DataFrame) may hold text,
+  boolean and categorical columns and missing cells: its features are then made by a
+  :class:`~rdia_cli.data.tables.TablePrep` fitted on the training rows (``ds.meta["prep"]``, its
+  JSON), or the model's (``schema.prep``) for validation/test data. A table of complete numbers
+  is read as it is (no prep). ``ds.table`` keeps the table's own columns (ID, label under its own
+  name, ignored columns...), ``ds.meta["columns"]`` their roles: ``{"label", "id", "ignore",
+  "format", "delimiter"}``; ``ds.meta["table_options"]`` the options a model remembers.
 
 Every problem with the input is an :class:`~rdia_cli.errors.InputError` whose message names the
 file, the line or row and the column, and ends with what to do.
@@ -28,6 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 
 from rdia_cli.artifacts.metadata import META_PREFIX
@@ -59,6 +67,7 @@ __all__ = [
     "ReadOptions",
     "Schema",
     "read_dataset",
+    "read_table",
 ]
 
 # Sparse data read against a dense model is densified only below this many elements (N x P).
@@ -82,9 +91,11 @@ def read_dataset(
     """Read ``path`` into a Dataset (``-``: standard input, named `<stdin>` in messages).
 
     ``schema`` (the model's, for validation/test data) fixes the class order and the feature
-    space: narrower sparse data is padded, dense and sparse are converted into each other, and
-    anything that does not fit is an InputError. ``what`` names the file in error messages
-    ("training data", "validation data", "test data").
+    space: narrower sparse data is padded, dense and sparse are converted into each other, a
+    table goes through the model's ``schema.prep``, and anything that does not fit is an
+    InputError. Table options left unset in ``options`` (``label_col``, ``id_col``,
+    ``ignore_cols``, ``categorical``) come from ``schema.read_options``. ``what`` names the
+    file in error messages ("training data", "validation data", "test data").
 
     ``rows=(start, stop)`` keeps only the file's rows start..stop-1 (one process's shard under
     torch.distributed). Parquet files then read only the row groups that hold them; classes are
@@ -97,6 +108,8 @@ def read_dataset(
                                 _shown=STDIN_NAME)
     src = _Source(path, what, shown=_shown)
     src.check_file()
+    if schema is not None:
+        options = options.inherit(schema.read_options)
     fmt = options.format if options.format != "auto" else _detect_format(src)
     if options.labels is not None and fmt != "idx":
         raise InputError(
@@ -116,6 +129,35 @@ def read_dataset(
         start, stop = int(rows[0]), int(rows[1])
         ds = ds.subset((ds.row_id >= start) & (ds.row_id < stop))
     return ds
+
+
+def read_table(
+    table: Any,
+    options: ReadOptions = ReadOptions(),
+    *,
+    schema: Schema | None = None,
+    prep: Any = None,
+    what: str = "data",
+    source: str = "<table>",
+) -> Dataset:
+    """A ``pyarrow.Table`` in memory as a Dataset, through the same code as a CSV/Parquet file
+    (``options``: the table options and ``classes``; ``schema`` as in :func:`read_dataset`).
+    ``prep`` (a TablePrep or its JSON) is applied instead of fitting one. Rows are named "in
+    row N" (1-based) in messages."""
+    from rdia_cli.data.formats.common import _user_table
+
+    src = _Source(source, what)
+    if schema is not None:
+        options = options.inherit(schema.read_options)
+    if table.num_rows == 0:
+        raise src.error("has no data rows.")
+
+    def where(r: int) -> str:
+        return f"in row {r + 1}"
+
+    found = _user_table(src, table, options, schema, where, columns={"format": "table"},
+                        prep=prep)
+    return _finish(src, found, options, schema)
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +258,7 @@ def _finish(src: _Source, found: Parsed, opts: ReadOptions, schema: Schema | Non
     feature_names, row_id, target, weight = (
         found.feature_names, found.row_id, found.target, found.weight
     )
-    n = X.shape[0]
+    n = X.shape[0] if X is not None else found.table.num_rows
     if n == 0:
         raise src.error("has no data rows.")
     y, classes, mask = _map_classes(src, found.labels, opts, schema, found.class_order)
@@ -229,12 +271,17 @@ def _finish(src: _Source, found: Parsed, opts: ReadOptions, schema: Schema | Non
     if row_id is None:
         row_id = pos
     extra = dict(found.extra or {})
+    meta = dict(found.meta or {})
+    table = found.table
     if mask is not None:
-        X = X[mask]
+        X = None if X is None else X[mask]
         pos, row_id = pos[mask], row_id[mask]
         target = None if target is None else target[mask]
         weight = None if weight is None else weight[mask]
         extra = {k: v[mask] for k, v in extra.items()}
+        table = None if table is None else table.filter(pa.array(mask))
+    if X is None:  # a table with text or missing cells: the prep makes X from the kept rows
+        X, feature_names, column = _encode_table(src, found, table, pos, meta)
     bad = _first_nonfinite(X) if found.check_finite else None
     if bad is not None:
         r, c = bad
@@ -260,9 +307,30 @@ def _finish(src: _Source, found: Parsed, opts: ReadOptions, schema: Schema | Non
         weight=weight,
         feature_names=feature_names,
         extra=extra,
-        meta=dict(found.meta or {}),
+        meta=meta,
         source=src.shown,
+        table=table,
     )
+
+
+def _encode_table(
+    src: _Source, found: Parsed, table: Any, pos: np.ndarray, meta: dict
+) -> tuple[np.ndarray, list[str], Callable[[int], str]]:
+    """X of a table's kept rows through ``found.prep``, or a TablePrep fitted on them (then
+    recorded in ``meta["prep"]``, as the applied one is)."""
+    from rdia_cli.data.tables import TablePrep
+
+    def where(r: int) -> str:
+        return found.where(int(pos[r]))
+
+    prep = found.prep
+    if prep is None:
+        prep = TablePrep.fit(table, list(found.kinds), kinds=found.kinds, name=src.name,
+                             where=where)
+    X = prep.transform(table, name=src.name, where=where)
+    meta["prep"] = prep.to_json()
+    names = prep.feature_names
+    return X, names, lambda j: f"column `{names[j]}`"
 
 
 class DataWarning(UserWarning):

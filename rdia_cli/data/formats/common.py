@@ -33,23 +33,37 @@ _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 class ReadOptions:
     """How to read one input file.
 
-    format      ``auto`` (by name and magic bytes), ``libsvm``, ``csv``, ``parquet``, ``idx``,
-                ``cifar``.
-    labels      the IDX label file that goes with an IDX image file.
-    label_col   label column of a CSV or Parquet file.
-    zero_based  LIBSVM feature indexing: None detects it (one-based unless an index 0 occurs),
-                True/False forces it.
-    n_features  LIBSVM/sparse width P (the file may use fewer features).
-    classes     keep only rows whose label value is one of these, as the user typed them (e.g.
-                ``("1", "7")``); compared as numbers when the labels are numeric.
+    format       ``auto`` (by name and magic bytes), ``libsvm``, ``csv``, ``parquet``, ``idx``,
+                 ``cifar``.
+    labels       the IDX label file that goes with an IDX image file.
+    label_col    label column of a CSV or Parquet file; None: the one the model remembers
+                 (``Schema.read_options``) when reading with a model, else ``label``. Read it
+                 through :attr:`label_column`.
+    zero_based   LIBSVM feature indexing: None detects it (one-based unless an index 0 occurs),
+                 True/False forces it.
+    n_features   LIBSVM/sparse width P (the file may use fewer features).
+    classes      keep only rows whose label value is one of these, as the user typed them (e.g.
+                 ``("1", "7")``); compared as numbers when the labels are numeric.
+    id_col       a CSV/Parquet column of row IDs (e.g. `C00546`): never a feature, kept in the
+                 Dataset's ``table``; must be complete and unique.
+    ignore_cols  CSV/Parquet columns that are kept in the Dataset's ``table`` but are never
+                 features.
+    categorical  CSV/Parquet columns to treat as categories even if they look numeric.
+
+    With a model (``read_dataset(..., schema=...)``), ``label_col``, ``id_col``,
+    ``ignore_cols`` and ``categorical`` left unset are taken from ``Schema.read_options`` (see
+    :meth:`inherit`): what was given at `train` need not be repeated.
     """
 
     format: str = "auto"
     labels: str | None = None
-    label_col: str = "label"
+    label_col: str | None = None
     zero_based: bool | None = None
     n_features: int | None = None
     classes: tuple[str, ...] | None = None
+    id_col: str | None = None
+    ignore_cols: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -65,6 +79,71 @@ class ReadOptions:
                     f"`classes` must list at least one label value, got {list(self.classes)}."
                 )
             object.__setattr__(self, "classes", classes)
+        for name in ("label_col", "id_col"):
+            v = getattr(self, name)
+            if v is not None:
+                if not isinstance(v, str) or not v.strip():
+                    raise InputError(f"`{name}` must be a column name, got {v!r}.")
+                object.__setattr__(self, name, v.strip())
+        for name in ("ignore_cols", "categorical"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                v = (v,)
+            cols = tuple(str(c).strip() for c in (v or ()))
+            if any(c == "" for c in cols):
+                raise InputError(f"`{name}` must list column names, got {list(v)}.")
+            dups = sorted({c for c in cols if cols.count(c) > 1})
+            if dups:
+                raise InputError(f"`{name}` names the column `{dups[0]}` twice; give it once.")
+            object.__setattr__(self, name, cols)
+        label, ident = self.label_column, self.id_col
+        if ident is not None and ident == label:
+            raise InputError(f"`id_col` and `label_col` are the same column `{ident}`; the "
+                             "label cannot be the row ID.")
+        for name in ("ignore_cols", "categorical"):
+            cols = getattr(self, name)
+            for role, col in (("label_col", label), ("id_col", ident)):
+                if col is not None and col in cols:
+                    raise InputError(f"`{name}` and `{role}` both name the column `{col}`; "
+                                     f"drop it from `{name}`.")
+        both = [c for c in self.categorical if c in self.ignore_cols]
+        if both:
+            raise InputError(f"`categorical` and `ignore_cols` both name the column `{both[0]}`; "
+                             "an ignored column is not a feature.")
+
+    @property
+    def label_column(self) -> str:
+        """The effective label column: ``label_col``, else ``label``."""
+        return self.label_col or "label"
+
+    @property
+    def table_options(self) -> dict:
+        """The options that say what a table's columns are, as JSON (what a model remembers in
+        ``Schema.read_options``)."""
+        return {"label_col": self.label_column, "id_col": self.id_col,
+                "ignore_cols": list(self.ignore_cols), "categorical": list(self.categorical)}
+
+    @property
+    def uses_table_roles(self) -> bool:
+        """An ID column, ignored columns or forced categorical columns were given."""
+        return bool(self.id_col or self.ignore_cols or self.categorical)
+
+    def inherit(self, remembered: dict | None) -> ReadOptions:
+        """These options with every unset table option (``label_col``/``id_col`` None, empty
+        ``ignore_cols``/``categorical``) taken from ``remembered`` (``Schema.read_options``)."""
+        if not remembered:
+            return self
+        from dataclasses import replace
+
+        change: dict[str, Any] = {}
+        if self.label_col is None and remembered.get("label_col"):
+            change["label_col"] = str(remembered["label_col"])
+        if self.id_col is None and remembered.get("id_col"):
+            change["id_col"] = str(remembered["id_col"])
+        for name in ("ignore_cols", "categorical"):
+            if not getattr(self, name) and remembered.get(name):
+                change[name] = tuple(str(c) for c in remembered[name])
+        return replace(self, **change) if change else self
 
 
 @dataclass(frozen=True)
@@ -78,6 +157,16 @@ class Schema:
     sparse         the training data was sparse (LIBSVM or sparse Parquet).
     zero_based     LIBSVM indexing of the training file, so that a validation/test file without
                    any feature 0 is not read with a shifted indexing (None: not LIBSVM/unknown).
+    prep           the fitted table preprocessing (``TablePrep.to_json()``) that made the
+                   features from a table with strings or missing cells; validation/test tables
+                   are read through it. None: the features were the table's columns as read.
+    read_options   the table options of the training file (``ReadOptions.table_options``:
+                   label_col, id_col, ignore_cols, categorical) when it used an ID, ignored or
+                   categorical columns or a prep; unset options of a later read default to
+                   them. None otherwise.
+
+    ``to_json`` leaves ``prep`` and ``read_options`` out when None, so the schema of data
+    rdia read before tables with strings were accepted is byte-for-byte what it was.
     """
 
     n_features: int
@@ -86,9 +175,11 @@ class Schema:
     image_shape: tuple[int, ...] | None = None
     sparse: bool = False
     zero_based: bool | None = None
+    prep: dict | None = None
+    read_options: dict | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "n_features": int(self.n_features),
             "classes": [_jsonable(c) for c in self.classes],
             "feature_names": None if self.feature_names is None else list(self.feature_names),
@@ -96,6 +187,11 @@ class Schema:
             "sparse": bool(self.sparse),
             "zero_based": self.zero_based,
         }
+        if self.prep is not None:
+            out["prep"] = self.prep
+        if self.read_options is not None:
+            out["read_options"] = self.read_options
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> Schema:
@@ -114,10 +210,15 @@ class Schema:
             image_shape=None if shape is None else tuple(int(s) for s in shape),
             sparse=bool(d.get("sparse", False)),
             zero_based=None if zb is None else bool(zb),
+            prep=_dict_or_none(d, "prep"),
+            read_options=_dict_or_none(d, "read_options"),
         )
 
     @classmethod
     def of(cls, ds: Dataset) -> Schema:
+        """The schema of training data: ``prep`` from ``ds.meta["prep"]`` and ``read_options``
+        from ``ds.meta["table_options"]`` (both set by the readers, or kept from an rdia file's
+        metadata)."""
         zb = ds.meta.get("zero_based")
         return cls(
             n_features=ds.n_features,
@@ -126,7 +227,18 @@ class Schema:
             image_shape=ds.image_shape,
             sparse=ds.is_sparse,
             zero_based=None if zb is None else bool(zb),
+            prep=_dict_or_none(ds.meta, "prep"),
+            read_options=_dict_or_none(ds.meta, "table_options"),
         )
+
+
+def _dict_or_none(d: dict, key: str) -> dict | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise InputError(f"Malformed data schema: `{key}` must be a JSON object, got {v!r:.200}.")
+    return v
 
 
 def _jsonable(v: Any) -> Any:
@@ -482,6 +594,11 @@ class Parsed:
     class_order     the class values in index order the file fixes (CIFAR-10, ``rdia.classes``).
     check_finite    look for NaN/infinity in X (not for uint8 images).
     declared_width  a sparse width the user or the file stated (see readers._align).
+    table           the input's own columns (``pyarrow.Table``, all of them, in file order,
+                    types as read), row-aligned with X; None for LIBSVM, images, sparse files.
+    prep, kinds     X is None: make it in ``_finish`` from ``table``'s rows that are kept, with
+                    ``prep`` (a TablePrep to apply) or else a TablePrep fitted on them with the
+                    feature columns' ``kinds`` (see :func:`_user_table`).
     """
 
     X: Any
@@ -497,6 +614,108 @@ class Parsed:
     class_order: list | None = None
     check_finite: bool = True
     declared_width: bool = False
+    table: Any = None
+    prep: Any = None
+    kinds: dict[str, str] | None = None
+
+
+# Cells read as missing in CSV/TSV files: pandas' default set.
+NULL_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+               "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def _user_table(
+    src: _Source,
+    table: Any,
+    opts: ReadOptions,
+    schema: Schema | None,
+    where: Callable[[int], str],
+    *,
+    columns: dict,
+    used: tuple[str, ...] = (),
+    prep: Any = None,
+) -> Parsed:
+    """A table the user wrote (CSV, TSV, a Parquet file not written by rdia, a DataFrame): its
+    label, ID, ignored and feature columns, and how X is made.
+
+    X is read directly (the fast path: float32 columns as read, exactly as before tables with
+    strings were accepted) when every feature column is numeric and complete and there is no
+    prep to apply. Otherwise X is left to ``_finish``: with the ``prep`` given (a TablePrep or
+    its JSON), else the model's (``schema.prep``), else a TablePrep fitted on the kept rows.
+    ``used``: columns a reader already gave a role (Parquet ``row_id``, ``target``, ``weight``);
+    they become the Dataset's own fields and are left out of the carried ``table``.
+    ``columns``: the format's part of ``meta["columns"]`` (``format``, ``delimiter``).
+    """
+    from rdia_cli.data import tables
+
+    table = table.replace_schema_metadata(None)  # the columns, not the writer's notes
+    names = list(table.column_names)
+    label = opts.label_column
+    if label not in names:
+        raise src.error(
+            f"has no label column `{label}` (columns found: {names[:20]}"
+            f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col`."
+        )
+    training = schema is None
+    if training:  # a model's remembered ID/ignored columns may be absent from a later file
+        for field, given in (("id_col", [opts.id_col] if opts.id_col else []),
+                             ("ignore_cols", opts.ignore_cols), ("categorical", opts.categorical)):
+            absent = [c for c in given if c not in names]
+            if absent:
+                raise src.error(
+                    f"has no column `{absent[0]}` (given in `{field}`; columns found: "
+                    f"{names[:20]}{' ...' if len(names) > 20 else ''}); check the name."
+                )
+    id_col = opts.id_col if opts.id_col in names else None
+    ignore = [c for c in opts.ignore_cols if c in names]
+    clash = [c for c in (id_col, *ignore) if c in used]
+    if clash:
+        raise src.error(f"uses its column `{clash[0]}` for rdia's own `{clash[0]}`; it cannot "
+                        "also be the ID or an ignored column.")
+    if id_col is not None:
+        tables.check_ids(table.column(id_col), id_col, name=src.name, where=where)
+    roles = {label, *used, *ignore} | ({id_col} if id_col else set())
+    features = [c for c in names if c not in roles]
+    labels = _encode_labels(table.column(label), src, where, label)
+    meta: dict[str, Any] = {
+        "columns": {"label": label, "id": id_col, "ignore": ignore, **columns},
+    }
+    if opts.uses_table_roles:
+        meta["table_options"] = opts.table_options
+    prep = prep if prep is not None else (None if schema is None else schema.prep)
+    if isinstance(prep, dict):
+        prep = tables.TablePrep.from_json(prep)
+    kinds = None
+    X = None
+    if prep is not None:
+        prep.check_columns(names, name=src.name)
+        feature_names = prep.feature_names
+        meta["table_options"] = opts.table_options
+    elif schema is not None:  # a model trained on numbers as read: read them so
+        X = _dense_from_columns(src, table, features, where)
+        feature_names = features
+    else:
+        kinds = tables.column_kinds(table, features, categorical=opts.categorical,
+                                    name=src.name, where=where)
+        if tables.needs_prep(table, kinds):
+            feature_names = None
+            meta["table_options"] = opts.table_options
+        else:
+            kinds = None
+            X = _dense_from_columns(src, table, features, where)
+            feature_names = features
+    parsed = Parsed(
+        X,
+        labels,
+        where=where,
+        column=_named_column(features),
+        feature_names=feature_names,
+        meta=meta,
+        table=table.drop_columns(list(used)) if used else table,
+        prep=prep,
+        kinds=kinds,
+    )
+    return parsed
 
 
 def image_rows(X: np.ndarray, y, src, unit: str, *, class_order: list | None = None) -> Parsed:

@@ -1,4 +1,6 @@
-"""CSV and TSV with a header line (also gzip/bz2/xz): dense float32 features, one label column."""
+"""CSV and TSV with a header line (also gzip/bz2/xz): numeric columns are inferred, text stays
+text, pandas' usual missing-value markers (empty, NA, N/A, NaN, null, None...) are missing cells;
+the table then goes through :func:`~rdia_cli.data.formats.common._user_table`."""
 
 from __future__ import annotations
 
@@ -9,17 +11,16 @@ import pyarrow as pa
 
 from rdia_cli.data.formats.common import (
     _DECOMPRESS_ERRORS,
+    NULL_VALUES,
     Parsed,
     ReadOptions,
     Schema,
     _base_name,
     _csv_input,
-    _dense_from_columns,
-    _encode_labels,
-    _named_column,
     _open,
     _peek,
     _Source,
+    _user_table,
 )
 
 
@@ -69,7 +70,9 @@ def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
                 parse_options=pacsv.ParseOptions(
                     delimiter=delimiter, invalid_row_handler=on_invalid
                 ),
-                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                convert_options=pacsv.ConvertOptions(
+                    null_values=list(NULL_VALUES), strings_can_be_null=True
+                ),
             )
     except _DECOMPRESS_ERRORS as e:
         raise src.error(f"could not be read ({e}); the file is truncated or corrupt.") from None
@@ -91,20 +94,6 @@ def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
     if len(set(names)) != len(names):
         dups = sorted({c for c in names if names.count(c) > 1})
         raise src.error(f"has duplicate column names {dups}; give each column its own name.")
-    if opts.label_col not in names:
-        raise src.error(
-            f"has no label column `{opts.label_col}` (columns found: {names[:20]}"
-            f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col` "
-            "(`--label-col`)."
-        )
     where = _csv_where(src)
-    feature_names = [c for c in names if c != opts.label_col]
-    X = _dense_from_columns(src, table, feature_names, where)
-    labels = _encode_labels(table.column(opts.label_col), src, where, opts.label_col)
-    return Parsed(
-        X,
-        labels,
-        where=where,
-        column=_named_column(feature_names),
-        feature_names=feature_names,
-    )
+    fmt = {"format": "tsv" if delimiter == "\t" else "csv", "delimiter": delimiter}
+    return _user_table(src, table, opts, schema, where, columns=fmt)

@@ -5,6 +5,7 @@ and extra columns, and the ``rdia.*`` metadata (:mod:`rdia_cli.artifacts.metadat
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from rdia_cli.data.formats.common import (
     _map_classes,
     _named_column,
     _Source,
+    _user_table,
 )
 
 
@@ -72,7 +74,11 @@ def _read_parquet(
     meta = metadata.decode(table.schema.metadata, key_errors="replace", raw_on=ValueError)
     names = list(file_names)
     rdia_file = "format_version" in meta
-    label_col = "label" if rdia_file and "label" in names else opts.label_col
+    label_col = opts.label_column
+    if rdia_file and isinstance(meta.get("label_column"), str) and meta["label_column"] in names:
+        label_col = meta["label_column"]  # rdia wrote the label under the user's own name
+    elif rdia_file and "label" in names:
+        label_col = "label"
 
     def where(row: int) -> str:
         return _parquet_where(row + start)
@@ -80,8 +86,7 @@ def _read_parquet(
     if label_col not in names:
         raise src.error(
             f"has no label column `{label_col}` (columns found: {names[:20]}"
-            f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col` "
-            "(`--label-col`)."
+            f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col`."
         )
     n = table.num_rows
     if n == 0:
@@ -123,35 +128,58 @@ def _read_parquet(
         used.add("weight")
 
     feature_names = None
+    table_part = None
     if "pixels" in names:
         X, column = _parquet_images(src, table, meta, n)
         used.add("pixels")
     elif sparse_file:
         X, column = _parquet_sparse_rows(src, pf, groups, start, stop, meta, opts)
         used.update(("indices", "values"))
-    else:
-        X, column = None, None
-    if X is None:  # dense tabular
-        if isinstance(meta.get("feature_names"), list):
-            feature_names = [str(c) for c in meta["feature_names"]]
-            absent = [c for c in feature_names if c not in names]
-            if absent:
-                raise src.error(
-                    f"lacks the feature columns {absent[:10]} listed in its metadata "
-                    "`rdia.feature_names`."
-                )
-        else:
-            feature_names = [c for c in names if c not in used]
+    elif isinstance(meta.get("feature_names"), list) and not (
+        isinstance(meta.get("prep"), dict)
+        and any(str(c) not in names for c in meta["feature_names"])
+    ):  # rdia's own dense file (not the user's table that a `rdia.prep` encodes)
+        feature_names = [str(c) for c in meta["feature_names"]]
+        absent = [c for c in feature_names if c not in names]
+        if absent:
+            raise src.error(
+                f"lacks the feature columns {absent[:10]} listed in its metadata "
+                "`rdia.feature_names`."
+            )
         used.update(feature_names)
         X = _dense_from_columns(src, table, feature_names, where)
         column = _named_column(feature_names)
+        if meta.get("sparse") is True:  # sparse data rdia wrote one column per feature
+            X = sp.csr_matrix(X)
+            feature_names = None
+            sparse_file = True  # its width is declared like a sparse file's
+    else:  # a user's table (or rdia's file of one, with its `rdia.prep`)
+        if rdia_file:
+            opts = opts.inherit(meta.get("table_options")
+                                if isinstance(meta.get("table_options"), dict) else None)
+        prep = meta.get("prep") if rdia_file and schema is None else None
+        if label_col != opts.label_column:
+            opts = replace(opts, label_col=label_col)
+        table_part = _user_table(
+            src, table, opts, schema, where, columns={"format": "parquet"},
+            used=tuple(c for c in ("row_id", "target", "weight") if c in used),
+            prep=prep if isinstance(prep, dict) else None,
+        )
+        X, column, feature_names = table_part.X, table_part.column, table_part.feature_names
+        used.update(names)
 
     extra = {}
     for name in names:
         if name in used:
             continue
         extra[name] = _extra_column(table.column(name))
-    labels = _encode_labels(table.column(label_col), src, where, label_col)
+    labels = (_encode_labels(table.column(label_col), src, where, label_col) if table_part is None
+              else table_part.labels)
+    if table_part is not None:
+        for key in ("prep", "table_options", "columns"):  # this read's, not a stale copy
+            if not (key == "columns" and rdia_file):
+                meta.pop(key, None)
+        meta = {**table_part.meta, **meta}
     class_order = meta.get("classes") if isinstance(meta.get("classes"), list) else None
     if rows is not None and schema is None and class_order is None and (start, stop) != (0, n_file):
         # a shard: the classes are those of the whole file
@@ -172,6 +200,9 @@ def _read_parquet(
         class_order=class_order,
         declared_width=sparse_file and (opts.n_features is not None
                                         or meta.get("n_features") is not None),
+        table=None if table_part is None else table_part.table,
+        prep=None if table_part is None else table_part.prep,
+        kinds=None if table_part is None else table_part.kinds,
     )
 
 
