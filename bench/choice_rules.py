@@ -6,10 +6,11 @@ and loss per clean row, and its test probabilities when fitted on the whole data
 one. Because auto's final model averages the parameters of two logistic regressions, and that
 average's log-probabilities are the blend of the two's, any blend's CV and test loss can be
 computed from these files exactly, and so is ERM's (its probabilities are saved too). This
-script replays the library's rule (its own `_guarded_choice`, `_reg_line_search`,
-`_final_share`, `_blend_share` and `_beats`) — checking it against the auto
-losses of the results JSON where they are of the current revision — and scores each variant per
-cell against the baselines there, as `default_strategy.py` does. "oracle" is the single
+script replays the library's rule under `DEFAULT_POLICY` (its `choose`, `reg_line_search`,
+`final_share`, `blend_share` and `beats`) — checking it against the auto losses of the results
+JSON where they are of the current policy digest — and scores each variant, mostly a policy
+built with `dataclasses.replace(DEFAULT_POLICY, ...)`, per cell against the baselines there, as
+`default_strategy.py` does. "oracle" is the single
 candidate with the lowest test loss. A rule that needs a λ step the run never measured cannot
 take it here: the line search stops.
 
@@ -23,14 +24,14 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from benchlib import quick_defaults, results_dir
 
 import rdia_cli.cleaning.auto as ac
-import rdia_cli.cleaning.auto.blend as blend
-import rdia_cli.cleaning.auto.rules as rules
-from rdia_cli.cleaning.auto import Config
+from rdia_cli.cleaning.auto import DEFAULT_POLICY, AutoPolicy, Config
 from rdia_cli.metrics import row_losses
 
 HERE = Path(__file__).resolve().parent
@@ -52,96 +53,107 @@ def load(path: Path) -> dict:
                                              z["test_y"]).mean())}
 
 
-def _tuned(run: dict, i: int, tune: bool, union: bool = True, down: bool = True) -> int:
-    """``_reg_line_search`` on the measured candidates (a step never measured ends it). Without
-    a sign of noise, train + clean set's λ comes from the CV over all its rows (revision 9),
-    where the dump holds it, and may go down from 1/rows (revision 10; ``down``)."""
-    if not tune:
-        return i
+def _tuned(run: dict, i: int, policy: AutoPolicy, union: bool = True) -> int:
+    """``reg_line_search`` on the measured candidates (a step never measured ends it). Without
+    a sign of noise, train + clean set's λ comes from the CV over all its rows where the dump
+    holds it (``union``), and may go down from 1/rows (``policy.reg_down_se``)."""
     configs, row_loss = run["configs"], run["row_loss"]
     at = {c: k for k, c in enumerate(configs)}
     cfg = configs[i]
-    quiet = abs(run["noise_z"]) < ac.NOISE_Z
+    quiet = abs(run["noise_z"]) < policy.noise_z
     if union and run["union"] and quiet and cfg.weight > 0 and not cfg.fraction:
         losses = run["union"]
         missing = np.full(len(next(iter(losses.values()))), np.inf)
         with np.errstate(invalid="ignore"):
-            cfg = rules._reg_line_search(lambda c: losses.get(c.reg, missing), cfg,
-                                      down_se=ac.GUARD_SE if down else None)
+            cfg = ac.reg_line_search(lambda c: losses.get(c.reg, missing), cfg, policy,
+                                     down=True)
         return at.get(cfg, i)
     missing = np.full(row_loss.shape[1], np.inf)
     with np.errstate(invalid="ignore"):  # inf − inf in a missing step's SE
-        cfg = rules._reg_line_search(lambda c: row_loss[at[c]] if c in at else missing, cfg)
+        cfg = ac.reg_line_search(lambda c: row_loss[at[c]] if c in at else missing, cfg, policy)
     return at[cfg]
 
 
-def parts(run: dict, guard_se: float = ac.GUARD_SE, tune: bool = True,
-          union: bool = True, down: bool = True) -> tuple[int, int]:
+def parts(run: dict, policy: AutoPolicy = DEFAULT_POLICY, union: bool = True) -> tuple[int, int]:
     """(training-based pick, clean set alone), each at its λ, as the library chooses them."""
     configs, row_loss = run["configs"], run["row_loss"]
     based = [i for i, c in enumerate(configs) if c.reg == 1 and c.weight > 0]
-    pick = based[rules._guarded_choice([configs[i] for i in based], row_loss[based], guard_se)]
+    pick = based[policy.choose([configs[i] for i in based], row_loss[based], policy)]
     alone = next(i for i, c in enumerate(configs) if c.reg == 1 and c.weight == 0)
-    return _tuned(run, pick, tune, union, down), _tuned(run, alone, tune, union, down)
+    return _tuned(run, pick, policy, union), _tuned(run, alone, policy, union)
 
 
-def blended(run: dict, grid=ac.BLEND_GRID, always: bool = False, keep_erm: bool = False,
-            quiet_mean: bool = False, **kw) -> float:
-    """Test loss of the library's rule (``_final_share``) or a variant of it: ``grid``, the
-    shares of "clean set alone" tried when noise is seen; ``always``: that grid without a sign
-    of noise too; ``quiet_mean``: without a sign of noise, the clean set alone whenever its
-    mean CV loss is lower (revision 7) instead of by GUARD_SE standard errors; ``keep_erm``:
-    without a sign of noise, ERM unless the choice beats it by GUARD_SE standard errors
-    (measured, not adopted)."""
-    pick, alone = parts(run, **kw)
-    quiet = abs(run["noise_z"]) < ac.NOISE_Z
+def blended(run: dict, policy: AutoPolicy = DEFAULT_POLICY, always: bool = False,
+            keep_erm: bool = False, union: bool = True) -> float:
+    """Test loss of the library's rule (``final_share``) under ``policy``, or a variant of it:
+    ``always``: the blend grid without a sign of noise too; ``keep_erm``: without a sign of
+    noise, ERM unless the choice beats it by ``policy.guard_se`` standard errors (measured, not
+    adopted); ``union=False``: λ of train + clean set on the clean rows' CV alone."""
+    pick, alone = parts(run, policy, union)
+    quiet = abs(run["noise_z"]) < policy.noise_z
     probs, y, shift = run["row_probs"], run["val_y"], run["shift"][alone]
     if quiet and not always:
-        share = (blend._blend_share(probs[pick], probs[alone], y, shift, (0.0, 1.0)) if quiet_mean
-                 else rules._final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
-                                      noisy=False))
+        share = ac.final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
+                               noisy=False, policy=policy)
     else:
-        share = blend._blend_share(probs[pick], probs[alone], y, shift, grid)
+        share = ac.blend_share(probs[pick], probs[alone], y, shift, policy.blend_shares)
     chosen = run["row_loss"][alone if share == 1.0 else pick]
-    if keep_erm and quiet and not rules._beats(chosen, run["erm_val"], ac.GUARD_SE):
+    if keep_erm and quiet and not ac.beats(chosen, run["erm_val"], policy.guard_se):
         return run["erm_test"]
-    test = blend._blend_probs(run["test_probs"][pick], run["test_probs"][alone], share)
+    test = ac.blend_probs(run["test_probs"][pick], run["test_probs"][alone], share)
     return float(row_losses(test, run["test_y"]).mean())
 
 
-def one_model(run: dict) -> float:
-    """Revision 6: one of the two, never a blend — a cleaning had to beat the clean set alone by
-    GUARD_SE standard errors, an uncleaned pick on the mean."""
-    pick, alone = parts(run, union=False)
+def one_model(run: dict, policy: AutoPolicy = DEFAULT_POLICY) -> float:
+    """One of the two, never a blend: a cleaning had to beat the clean set alone by
+    ``policy.guard_se`` standard errors, an uncleaned pick on the mean."""
+    pick, alone = parts(run, policy, union=False)
     loss = run["row_loss"]
     if run["configs"][pick].fraction > 0:
-        keep = rules._beats(loss[pick], loss[alone], ac.GUARD_SE)
+        keep = ac.beats(loss[pick], loss[alone], policy.guard_se)
     else:
         keep = loss[pick].mean() <= loss[alone].mean()
     return float(run["test_loss"][pick if keep else alone])
+
+
+def variant(**change) -> AutoPolicy:
+    return replace(DEFAULT_POLICY, **change)
 
 
 RULES = {
     "auto": blended,
     "oracle (one model)": lambda run: float(run["test_loss"].min()),
     "keep ERM without noise": lambda run: blended(run, keep_erm=True),
-    "rev. 9 (quiet: λ up only)": lambda run: blended(run, down=False),
+    "rev. 9 (quiet: λ up only)": lambda run: blended(run, variant(reg_down_se=None)),
     "rev. 8 (quiet: λ on clean rows)": lambda run: blended(run, union=False),
-    "rev. 7 (quiet: on the mean)": lambda run: blended(run, quiet_mean=True, union=False),
+    "rev. 7 (quiet: on the mean)": lambda run: blended(run, variant(clean_only_se=0.0),
+                                                       union=False),
     "rev. 6 (one model)": one_model,
-    "shares 0, ½, 1": lambda run: blended(run, grid=(0.0, 0.5, 1.0)),
+    "shares 0, ½, 1": lambda run: blended(run, variant(blend_shares=(0.0, 0.5, 1.0))),
     "blend without noise": lambda run: blended(run, always=True),
-    "guard 1 SE": lambda run: blended(run, guard_se=1.0),
-    "no λ search": lambda run: blended(run, tune=False),
+    "guard 1 SE": lambda run: blended(run, variant(guard_se=1.0)),
+    "no λ search": lambda run: blended(run, variant(reg_max_steps=0)),
 }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("candidates", help="the folder given to default_strategy.py --candidates")
+    p.add_argument("candidates", nargs="?",
+                   help="the folder given to default_strategy.py --candidates")
     p.add_argument("--results", default=str(HERE / "results" / "default_strategy.json"))
+    p.add_argument("--quick", action="store_true", help="smoke run: `default_strategy.py "
+                   "--quick --candidates` into a scratch folder, then the replay on it")
     args = p.parse_args(argv)
     import default_strategy
+
+    if args.quick and not args.candidates:
+        scratch = results_dir(quick=True) / "choice_rules"
+        args.candidates = str(scratch / "candidates")
+        default_strategy.main(["--quick", "--candidates", args.candidates,
+                               "--out", str(scratch / "default_strategy")])
+        quick_defaults(p, args, results=str(scratch / "default_strategy.json"))
+    if not args.candidates:
+        p.error("the candidates folder is required (or --quick)")
 
     results = {(r["dataset"], r["clean"], r["tau"], r["seed"]): r["methods"]
                for r in json.loads(Path(args.results).read_text())["results"]}
@@ -153,11 +165,11 @@ def main(argv=None) -> int:
         run = load(f)
         losses = {rule: fn(run) for rule, fn in RULES.items()}
         methods = results[(name, float(clean), float(tau), int(seed))]
-        if methods["auto"].get("revision") == default_strategy.AUTO_REVISION:
+        if default_strategy.auto_revision(methods["auto"]) == default_strategy.AUTO_REVISION:
             checked += 1
             same += abs(methods["auto"]["loss"] - losses["auto"]) < 1e-5
         cells[(name, float(clean), float(tau))].append((methods, losses))
-    print(f"{len(files)} runs; of the {checked} whose auto result is of the current revision, the "
+    print(f"{len(files)} runs; of the {checked} whose auto result is of the current policy, the "
           f"replay gives the same test loss in {same}")
     wins = collections.Counter()
     noisy = 0

@@ -21,16 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import DATASETS, quick_defaults, read, results_dir
+
+from rdia_cli.cleaning.auto import DEFAULT_POLICY
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from paper_tables import DATASETS, read  # noqa: E402
 
 DATA = {
     "breast-cancer": DATASETS["breast-cancer"],
@@ -45,12 +44,20 @@ DATA = {
     "cifar-catdog": DATASETS["cifar-catdog"],
 }
 METHODS = ("erm", "clean-only", "train+val", "drop", "rdia", "cleanlab", "auto")
-# bumped whenever rdia_cli.cleaning.auto changes what it chooses; `--methods auto` recomputes auto
-# in cells whose auto is older (the baselines do not depend on it)
-AUTO_REVISION = 11  # 11: the noise test is one-sided (1.645 / -3) and has a label test
+# the digest of the policy auto runs under; `--methods auto` recomputes auto in cells whose auto
+# ran under another (the baselines do not depend on it)
+AUTO_REVISION = DEFAULT_POLICY.digest()
+# results numbered before policies had digests: the digest of the policy each number ran under
+_NUMBERED = {11: "fc10ab334a1e"}
 # a tie: the same model fitted twice (e.g. auto choosing "clean set only" and the clean-only
 # baseline) agrees to about 1e-8 relative, not bit for bit
 TIE = 1 + 1e-6
+
+
+def auto_revision(auto: dict) -> str:
+    """The policy digest an auto result ran under (its ``revision``; a number for older ones)."""
+    rev = auto.get("revision", 1)
+    return _NUMBERED.get(rev, str(rev))
 
 
 def load(name: str, root: Path):
@@ -125,7 +132,7 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
         if strategy not in methods:
             continue
         t = time.perf_counter()
-        o = api.auto_alpha(train, res.phi, probs, erm, val, strategy=strategy, device=device)
+        o = api.auto_alpha(train, res, erm, val, probs=probs, strategy=strategy, device=device)
         record(strategy, api.retrain_model(o.dataset, erm, device=device), t)
         out[strategy]["selected"] = int(o.cleaning.n_relabeled + o.cleaning.n_removed)
     if "cleanlab" in methods:
@@ -225,7 +232,7 @@ def summarize(results: list[dict]) -> str:
             v = f"{mean[m]:.3f}"
             row.append(f"**{v}**" if mean[m] <= best * 1.01 else v)
         chosen = describe_choices([r["auto"]["chosen"] for r in runs])
-        old = sorted({r["auto"].get("revision", 1) for r in runs} - {AUTO_REVISION})
+        old = sorted({auto_revision(r["auto"]) for r in runs} - {AUTO_REVISION})
         if old:  # auto of an older revision in this cell: marked, counted apart
             stale.append((name, clean, tau, tau > 0 and mean["auto"] <= best * TIE))
             chosen = f"† revision {', '.join(map(str, old))}: {chosen}"
@@ -313,7 +320,12 @@ def main(argv=None) -> int:
                    "run only these (e.g. the runs a change of auto can touch)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help="recompute only these in cells that exist (e.g. auto); empty: all")
+    p.add_argument("--quick", action="store_true", help="smoke run: digits, 400 rows, 1 seed, "
+                   "τ 0.4, clean 20%%, into a scratch folder (options given on the line win)")
     args = p.parse_args(argv)
+    if args.quick:
+        quick_defaults(p, args, datasets="digits", taus="0.4", clean="0.2", seeds=1,
+                       max_rows=400, out=str(results_dir(quick=True) / "default_strategy"))
     root = Path(args.data_root)
     out_json = Path(args.out + ".json")
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -346,8 +358,8 @@ def main(argv=None) -> int:
                     if only is not None and (name, clean, tau, seed) not in only:
                         continue
                     old = have.get((name, clean, tau, seed))
-                    if old is not None and (not partial or (not args.recompute and old[
-                            "methods"]["auto"].get("revision", 1) == AUTO_REVISION)):
+                    if old is not None and (not partial or (not args.recompute and auto_revision(
+                            old["methods"]["auto"]) == AUTO_REVISION)):
                         continue
                     if old is None and partial:
                         continue  # nothing to add the recomputed methods to

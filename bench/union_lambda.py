@@ -5,7 +5,7 @@ row is a clean row, so λ can be cross-validated over all of them (``UNION_FOLDS
 script measures, for noise-free splits (τ = 0) of the benchmark's data sets, the out-of-fold
 loss of every row and the test loss of the model fitted on all rows at each λ = reg/rows on a
 grid (reg = 2^-8 … 2^8), then replays choice rules on those numbers — the library's own
-``_reg_line_search`` among them — and compares each rule's test loss with ERM's (the training
+``reg_line_search`` among them — and compares each rule's test loss with ERM's (the training
 rows alone at λ = 1/rows), as `default_strategy.py` does. Splits, caps and ERM are those of
 `default_strategy.py`.
 
@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import quick_defaults, results_dir
+from default_strategy import load, pool_and_test
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from default_strategy import load, pool_and_test  # noqa: E402
 
 GRID = [2.0 ** k for k in range(-8, 9)]
 SEEDS = {"breast-cancer": 100, "diabetes": 100, "a9a": 5, "mnist17": 5, "digits": 5}
@@ -94,25 +92,27 @@ def _one_se(grid, cv):
 
 
 def rules() -> dict:
-    import rdia_cli.cleaning.auto as ac
-    import rdia_cli.cleaning.auto.rules as rules
+    from dataclasses import replace
 
-    def library(down_se, up_se=ac.REG_SE):  # auto's own line search, on the measured grid
+    from rdia_cli.cleaning.auto import DEFAULT_POLICY, Config, reg_line_search
+
+    def library(**change):  # auto's own line search under a policy variant, on the measured grid
+        policy = replace(DEFAULT_POLICY, **change)
+
         def rule(grid, cv):
             at = {g: i for i, g in enumerate(grid)}
             missing = np.full(len(cv[0]), np.inf)
             with np.errstate(invalid="ignore"):
-                cfg = rules._reg_line_search(lambda c: cv[at[c.reg]] if c.reg in at else missing,
-                                          ac.Config("drop", 0.0, 1.0), up_se=up_se,
-                                          down_se=down_se)
+                cfg = reg_line_search(lambda c: cv[at[c.reg]] if c.reg in at else missing,
+                                      Config("drop", 0.0, 1.0), policy, down=True)
             return at[cfg.reg]
         return rule
 
     return {
-        "auto (×4 up on 1 SE, else down on 2 SE)": library(ac.GUARD_SE),
-        "rev. 9 (×4 up on 1 SE)": library(None),
-        "×4 up, else down, on 1 SE": library(ac.REG_SE),
-        "×4 up, else down, on 2 SE": library(ac.GUARD_SE, ac.GUARD_SE),
+        "auto (×4 up on 1 SE, else down on 2 SE)": library(),
+        "rev. 9 (×4 up on 1 SE)": library(reg_down_se=None),
+        "×4 up, else down, on 1 SE": library(reg_down_se=1.0),
+        "×4 up, else down, on 2 SE": library(reg_se=2.0, reg_down_se=2.0),
         "λ = 1/rows": lambda grid, cv: grid.index(1.0),
         "CV argmin, λ ≥ 1/rows": lambda grid, cv: _argmin(grid, cv, 1.0),
         "CV argmin": lambda grid, cv: _argmin(grid, cv),
@@ -176,7 +176,12 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="", help="a markdown file to put under the title")
     p.add_argument("--keep-rows", action="store_true", help="keep every row's out-of-fold loss "
                    "in the JSON (to replay new rules with --report-only; tens of MB)")
+    p.add_argument("--quick", action="store_true", help="smoke run: digits, 1 split, into a "
+                   "scratch folder (options given on the line win)")
     args = p.parse_args(argv)
+    if args.quick:
+        quick_defaults(p, args, datasets="digits", seeds=1,
+                       out=str(results_dir(quick=True) / "union_lambda"))
     out = Path(args.out + ".json")
     runs = json.loads(out.read_text())["runs"] if out.exists() else []
     if not args.report_only:

@@ -10,21 +10,25 @@ import pytest
 from rdia_cli.cleaning.auto import (
     CLEAN_ONLY,
     CLEANED,
-    GUARD_SE,
+    DEFAULT_POLICY,
     UNCLEANED,
     Config,
     Verdict,
     auto_clean,
+    blend_cv,
     blend_models,
+    blend_probs,
+    blend_share,
     build_training_set,
     candidates,
+    final_share,
+    guarded_choice,
     noise_evidence,
     out_of_fold_scores,
+    reg_line_search,
     verdict_lines,
 )
-from rdia_cli.cleaning.auto.blend import _blend_cv, _blend_probs, _blend_share
 from rdia_cli.cleaning.auto.cv import _clean_only_at_full_size
-from rdia_cli.cleaning.auto.rules import _final_share, _guarded_choice, _reg_line_search
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
 from rdia_cli.metrics import row_losses
@@ -72,12 +76,12 @@ def test_guard_keeps_default_unless_clearly_better():
     rng = np.random.default_rng(0)
     base = rng.uniform(0.1, 0.5, 200)
     wobble = np.where(np.arange(200) % 2 == 0, 0.05, -0.05)  # mean 0, SE 0.0035
-    assert _guarded_choice(configs, np.vstack([base, base - 0.001 + wobble])) == 0
-    assert _guarded_choice(configs, np.vstack([base, base - 0.05])) == 1
+    assert guarded_choice(configs, np.vstack([base, base - 0.001 + wobble]), DEFAULT_POLICY) == 0
+    assert guarded_choice(configs, np.vstack([base, base - 0.05]), DEFAULT_POLICY) == 1
     # a gain of 1.5 standard errors is what the best of many noisy candidates shows by chance
     se = 0.05 / np.sqrt(200)
-    assert _guarded_choice(configs, np.vstack([base, base - 1.5 * se + wobble])) == 0
-    assert _guarded_choice(configs, np.vstack([base, base - 2.5 * se + wobble])) == 1
+    assert guarded_choice(configs, np.vstack([base, base - 1.5 * se + wobble]), DEFAULT_POLICY) == 0
+    assert guarded_choice(configs, np.vstack([base, base - 2.5 * se + wobble]), DEFAULT_POLICY) == 1
 
 
 def test_a_blended_model_predicts_the_blended_probabilities(digits):
@@ -88,15 +92,15 @@ def test_a_blended_model_predicts_the_blended_probabilities(digits):
     for share in (0.0, 0.3, 1.0):
         blended = blend_models(a, b, share)
         np.testing.assert_allclose(predict_proba(blended, test.X),
-                                   _blend_probs(pa, pb, share), rtol=1e-6, atol=1e-12)
+                                   blend_probs(pa, pb, share), rtol=1e-6, atol=1e-12)
         # log-sum-exp is convex: row by row never worse than the same mixture of the losses
         mixed = (1 - share) * row_losses(pa, test.y) + share * row_losses(pb, test.y)
-        assert (row_losses(_blend_probs(pa, pb, share), test.y) <= mixed + 1e-9).all()
+        assert (row_losses(blend_probs(pa, pb, share), test.y) <= mixed + 1e-9).all()
     assert blended.meta["train_fingerprint"] is None  # it minimizes no training loss
     assert blended.meta["l2"] == a.meta["l2"]
 
 
-def test_blend_share_is_the_cross_validated_minimizer():
+def testblend_share_is_the_cross_validated_minimizer():
     y = np.array([0, 1] * 50)
 
     def sure(right, p=0.95):  # probability p on the label where ``right``, else on the other
@@ -106,17 +110,17 @@ def test_blend_share_is_the_cross_validated_minimizer():
 
     half = np.arange(100) < 50
     pick, alone = sure(half | (y == 0)), sure(~half | (y == 0))  # each wrong on other rows
-    share = _blend_share(pick, alone, y)
+    share = blend_share(pick, alone, y)
     assert share == pytest.approx(0.5)  # symmetric errors: the even blend
     good = sure(np.ones(100, bool))
-    assert _blend_share(good, alone, y) == 0.0
-    assert _blend_share(pick, good, y) == 1.0
+    assert blend_share(good, alone, y) == 0.0
+    assert blend_share(pick, good, y) == 1.0
     # the learning-curve correction counts for the clean-set model's share of the blend
     behind = sure(np.ones(100, bool), 0.93)
-    assert _blend_share(good, behind, y) == 0.0
-    assert _blend_share(good, behind, y, np.full(100, 0.5)) == 1.0
-    np.testing.assert_allclose(_blend_cv(good, behind, y, 0.4, np.full(100, 0.5)),
-                               _blend_cv(good, behind, y, 0.4) - 0.2)
+    assert blend_share(good, behind, y) == 0.0
+    assert blend_share(good, behind, y, np.full(100, 0.5)) == 1.0
+    np.testing.assert_allclose(blend_cv(good, behind, y, 0.4, np.full(100, 0.5)),
+                               blend_cv(good, behind, y, 0.4) - 0.2)
 
 
 def test_without_noise_the_clean_set_alone_needs_the_evidence_a_cleaning_needs():
@@ -135,15 +139,15 @@ def test_without_noise_the_clean_set_alone_needs_the_evidence_a_cleaning_needs()
     close = probs(p_close)
     pick_loss = row_losses(pick, y)
     assert row_losses(close, y).mean() < pick_loss.mean()
-    assert _final_share(pick, close, y, np.zeros(200), pick_loss, noisy=False) == 0.0
-    # … but with label noise seen, the CV minimizer over the blends, as _blend_share says
-    assert _final_share(pick, close, y, np.zeros(200), pick_loss, noisy=True) == _blend_share(
+    assert final_share(pick, close, y, np.zeros(200), pick_loss, noisy=False) == 0.0
+    # … but with label noise seen, the CV minimizer over the blends, as blend_share says
+    assert final_share(pick, close, y, np.zeros(200), pick_loss, noisy=True) == blend_share(
         pick, close, y)
     # clearly better: all of it, noise or not
     far = probs(np.clip(pick[np.arange(200), y] + 0.03, None, 0.99))
-    assert _final_share(pick, far, y, np.zeros(200), pick_loss, noisy=False) == 1.0
+    assert final_share(pick, far, y, np.zeros(200), pick_loss, noisy=False) == 1.0
     # the learning-curve shift counts in the comparison
-    assert _final_share(pick, close, y, np.full(200, 0.5), pick_loss, noisy=False) == 1.0
+    assert final_share(pick, close, y, np.full(200, 0.5), pick_loss, noisy=False) == 1.0
 
 
 def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
@@ -183,14 +187,14 @@ def test_auto_keeps_every_candidates_row_losses_and_refits_like_the_choice(cance
     assert 0 < share < 1 and alone.weight == 0
     pick_p, alone_p = result.row_probs[result.config], result.row_probs[alone]
     shift = result.alone_shift[alone]
-    chosen = _blend_cv(pick_p, alone_p, val.y, share, shift)
+    chosen = blend_cv(pick_p, alone_p, val.y, share, shift)
     assert chosen.mean() == pytest.approx(result.verdict["cv_loss_chosen"])
     for other in (0.0, 1.0):  # … and beats either part alone on the validation folds
-        assert chosen.mean() < _blend_cv(pick_p, alone_p, val.y, other, shift).mean()
+        assert chosen.mean() < blend_cv(pick_p, alone_p, val.y, other, shift).mean()
     # share 1 is "clean set alone" with its learning-curve correction, share 0 the pick
-    np.testing.assert_allclose(_blend_cv(pick_p, alone_p, val.y, 1.0, shift),
+    np.testing.assert_allclose(blend_cv(pick_p, alone_p, val.y, 1.0, shift),
                                result.row_losses[alone])
-    np.testing.assert_allclose(_blend_cv(pick_p, alone_p, val.y, 0.0, shift),
+    np.testing.assert_allclose(blend_cv(pick_p, alone_p, val.y, 0.0, shift),
                                result.row_losses[result.config])
     assert (shift >= 0).all() and shift.max() > 0  # never upwards
     cleaned, model = result.refit(result.config)
@@ -301,8 +305,8 @@ def test_without_noise_lambda_is_cross_validated_over_every_row(cancer):
     assert 1.0 in union and all(r.shape == (n,) for r in union.values())
     assert result.config.weight > 0  # train + clean set
     start = replace(result.config, reg=1.0)
-    assert result.config.reg == _reg_line_search(lambda c: union[c.reg], start,
-                                                 down_se=GUARD_SE).reg
+    assert result.config.reg == reg_line_search(lambda c: union[c.reg], start,
+                                                 down=True).reg
     assert result.verdict["lambda_rows"] == n
     assert f"over all {n} training and clean rows" in " ".join(verdict_lines(result.verdict))
     v = result.verdict.fields
@@ -350,14 +354,14 @@ def test_lambda_line_search_steps_up_only_on_clear_gains():
 
     # a real gain up to λ × 16, flat after it
     cv, asked = cv_of(lambda r: 0.05 * max(0.0, 2 - np.log(r) / np.log(4)))
-    assert _reg_line_search(cv, start).reg == 16
+    assert reg_line_search(cv, start).reg == 16
     assert min(asked) == 1  # never below 1/rows
     # a gain within the noise (half a standard error) is not a reason to move
     cv, _ = cv_of(lambda r: -0.0015 * (r > 1))
-    assert _reg_line_search(cv, start).reg == 1
+    assert reg_line_search(cv, start).reg == 1
     # steps stop at the cap
     cv, _ = cv_of(lambda r: -np.log(r))
-    assert _reg_line_search(cv, start).reg == 4.0 ** 6
+    assert reg_line_search(cv, start).reg == 4.0 ** 6
 
 
 def test_lambda_line_search_steps_down_only_when_asked_and_up_gains_nothing():
@@ -371,19 +375,20 @@ def test_lambda_line_search_steps_down_only_when_asked_and_up_gains_nothing():
         asked.append(cfg.reg)
         return base + 0.05 * abs(np.log(cfg.reg) / np.log(4) + 2) + (wobble if cfg.reg != 1 else 0)
 
-    assert _reg_line_search(cv, start).reg == 1  # the clean-row CV: never below 1/rows
+    assert reg_line_search(cv, start).reg == 1  # the clean-row CV: never below 1/rows
     assert min(asked) == 1
-    assert _reg_line_search(cv, start, down_se=GUARD_SE).reg == 1 / 16
+    assert reg_line_search(cv, start, down=True).reg == 1 / 16
     # a gain up comes first: the search does not then also try down
     asked.clear()
-    shifted = _reg_line_search(lambda c: cv(replace(c, reg=c.reg / 64)), start, down_se=GUARD_SE)
+    shifted = reg_line_search(lambda c: cv(replace(c, reg=c.reg / 64)), start, down=True)
     assert shifted.reg == 4 and min(asked) == 1 / 64  # nothing below the shifted λ × 1 asked
 
     def small(cfg):  # 1.5 standard errors down: enough to step up on, not down
         return base - 0.0045 * (cfg.reg < 1) + (wobble if cfg.reg != 1 else 0)
 
-    assert _reg_line_search(small, start, down_se=GUARD_SE).reg == 1
-    assert _reg_line_search(small, start, down_se=1.0).reg == 1 / 4
+    assert reg_line_search(small, start, down=True).reg == 1
+    assert reg_line_search(small, start, replace(DEFAULT_POLICY, reg_down_se=1.0),
+                           down=True).reg == 1 / 4
 
 
 def _verdict(**fields) -> Verdict:
@@ -443,7 +448,7 @@ def test_the_verdict_holds_what_was_chosen_as_fields(noisy_cancer):
     assert not v.small_clean_set and v.n_folds == 5
     assert v.l2 == result.model.meta["l2"]
     assert v.cv_loss_chosen == pytest.approx(
-        _blend_cv(result.row_probs[pick], result.row_probs[alone], val.y, share,
+        blend_cv(result.row_probs[pick], result.row_probs[alone], val.y, share,
                   result.alone_shift[alone]).mean())
     with pytest.raises(FrozenInstanceError):
         v.kind = CLEAN_ONLY  # type: ignore[misc]

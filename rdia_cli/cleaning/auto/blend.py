@@ -9,13 +9,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY
 from rdia_cli.metrics import row_losses
 from rdia_cli.models.io import ModelFile
 
-BLEND_GRID = tuple(i / 10 for i in range(11))  # shares of "clean set alone" in the final model
 
-
-def _blend_probs(p: np.ndarray, q: np.ndarray, share: float) -> np.ndarray:
+def blend_probs(p: np.ndarray, q: np.ndarray, share: float) -> np.ndarray:
     """Probabilities of the model whose parameters are (1 − share) × p's + share × q's: for a
     linear softmax model the logits, hence the log-probabilities up to a per-row constant,
     blend the same way."""
@@ -25,27 +24,25 @@ def _blend_probs(p: np.ndarray, q: np.ndarray, share: float) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def _blend_cv(pick: np.ndarray, alone: np.ndarray, y: np.ndarray, share: float,
-              alone_shift: np.ndarray | None = None) -> np.ndarray:
+def blend_cv(pick: np.ndarray, alone: np.ndarray, y: np.ndarray, share: float,
+             alone_shift: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold row losses of the parameter blend (1 − share) × pick + share × "clean set
     alone", whose own row losses the learning-curve correction lowers by ``alone_shift``; the
     blend's correction is taken as share × that (first order). Share 1 reproduces the corrected
-    loss of the clean set alone, share 0 the pick's. (Measured, not adopted: extrapolating each
-    blend along its own learning curve, from the clean-set fits on 75% of a fold's rows —
-    breast-cancer 20% τ > 0 the same to 0.0003 over 20 seeds, MNIST 1-vs-7 20% τ = 0.4 and 0.6
-    worse, 0.0363 and 0.0371 against 0.0360 and 0.0367.)"""
-    loss = row_losses(_blend_probs(pick, alone, share), y)
+    loss of the clean set alone, share 0 the pick's."""
+    loss = row_losses(blend_probs(pick, alone, share), y)
     return loss if alone_shift is None else loss - share * alone_shift
 
 
-def _blend_share(pick: np.ndarray, alone: np.ndarray, y: np.ndarray,
-                 alone_shift: np.ndarray | None = None, grid=BLEND_GRID) -> float:
+def blend_share(pick: np.ndarray, alone: np.ndarray, y: np.ndarray,
+                alone_shift: np.ndarray | None = None,
+                grid=DEFAULT_POLICY.blend_shares) -> float:
     """The share of "clean set alone" (out-of-fold probabilities ``alone``) in a parameter blend
-    with the training-based ``pick`` whose cross-validated loss (``_blend_cv``) is lowest; ties
+    with the training-based ``pick`` whose cross-validated loss (``blend_cv``) is lowest; ties
     go to the smaller share."""
     best, best_loss = 0.0, math.inf
     for share in grid:
-        loss = float(_blend_cv(pick, alone, y, share, alone_shift).mean())
+        loss = float(blend_cv(pick, alone, y, share, alone_shift).mean())
         if loss < best_loss - 1e-12:
             best, best_loss = float(share), loss
     return best

@@ -1,40 +1,31 @@
 """The `auto` strategy: clean the noisy rows, and let cross-validation on the clean set decide.
 
 What the paper's RDIA does not do, and what measurements on real data showed matters more
-(DESIGN.md §2, "What we measured"):
+(DESIGN.md §2, "What we measured"). Every threshold and the candidate grid are fields of the
+``AutoPolicy`` passed as ``policy`` (``DEFAULT_POLICY`` unless given; see ``policy``):
 
 * the clean validation set is first-class training data: the final model is trained on the
   cleaned training rows (weight ω each) **plus** the validation rows (weight 1);
 * ω, the cleaning action (drop the harmful rows, or give them the model's most likely other
-  class) and how many rows to clean (the top fraction by Φ) are chosen by K-fold
-  cross-validation over the clean set — for fold k, Φ is computed against the other folds
-  only, the model is fitted on cleaned train + the other folds, and its loss is measured on
-  fold k, which neither Φ nor the fit has seen;
-* ω = 0 ("train on the clean set alone") and ω = 1 with nothing cleaned ("train on train +
-  validation") are among the candidates, so the choice cannot lose to them by more than the
-  noise of the cross-validation estimate — and the cross-validated losses tell the user
-  whether the noisy rows add anything at all (``verdict``);
-* nothing is cleaned unless the training rows show label noise at all (``noise_evidence``):
-  their out-of-fold loss must exceed the clean rows' loss under the same models by ``NOISE_Z``
-  standard errors (one-sided; or fall below it by ``NOISE_Z_LOW``, the clean rows fitting far
-  worse: labels mostly flipped), or their class proportions must differ from the clean labels'
-  (chi-square, p < ``NOISE_P_LABELS``: a one-directional flip);
-* the final model averages two fits' parameters: the training-based pick (train + clean set,
-  cleaned when a cleaning beats it uncleaned by ``GUARD_SE`` standard errors) and the clean set
-  alone, the share of the latter (``BLEND_GRID``) chosen by the same CV. For a linear softmax
-  model that average is one model whose log-probabilities are the blend of the two's (up to a
-  per-row constant), so the CV loss of every share is exact and costs no fit; it is never worse,
-  row by row, than the same mixture of the two losses (log-sum-exp is convex). Choosing one of
-  the two instead lost where their CV losses were close (revision 6; measured in
-  bench/results/default_strategy.md). Only when the training rows show noise — otherwise
-  all or nothing, and the clean set alone (every training row dropped) needs the evidence a
-  cleaning needs: a CV loss ``GUARD_SE`` standard errors below the pick's;
-* the regularization λ of the finalists is tuned by the same cross-validation (a line search
-  upwards from λ = 1/rows in steps of ×4, each step on a gain of more than one standard error):
-  with a few hundred rows and thousands of features λ = 1/rows overfits badly (measured: CIFAR
-  cat-vs-dog test loss 1.14 at 1/rows, 0.70 at 256/rows). Without a sign of noise the λ of
-  train + clean set is cross-validated over all of its rows instead, and may also go down
-  from 1/rows, a step on two standard errors (digits: 1/rows underfits, λ × 1/16 −40%).
+  class), the ranking and how many rows to clean are chosen by K-fold cross-validation over
+  the clean set: for fold k the rows are ranked against the other folds only, the model is
+  fitted on cleaned train + the other folds, and its loss is measured on fold k, which neither
+  the ranking nor the fit has seen;
+* ω = 0 ("clean set alone") and ω = 1 with nothing cleaned ("train + clean set") are among the
+  candidates, so the choice cannot lose to them by more than the noise of the CV estimate, and
+  the CV losses tell the user whether the noisy rows add anything at all (``verdict``);
+* nothing is cleaned unless the training rows show label noise at all (``noise_evidence``);
+* the final model averages two fits' parameters: the training-based pick (``policy.choose``;
+  by default a cleaning must beat "train + clean set" by ``guard_se`` standard errors) and the
+  clean set alone, the share of the latter (``blend_shares``) chosen by the same CV. For a
+  linear softmax model that average is one model whose log-probabilities are the blend of the
+  two's (up to a per-row constant), so the CV loss of every share is exact and costs no fit.
+  Without a sign of noise it is all or nothing, and the clean set alone needs a CV loss
+  ``clean_only_se`` standard errors below the pick's;
+* the regularization λ of the finalists is tuned by the same CV (``reg_line_search``): with a
+  few hundred rows and thousands of features λ = 1/rows overfits badly. Without a sign of
+  noise the λ of train + clean set is cross-validated over all of its rows instead, and may
+  also go down from 1/rows.
 
 Logistic regression only (a fit takes well under a second); for networks use ``rdia`` with
 ``--alpha auto``.
@@ -49,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from rdia_cli.cleaning.auto.blend import _blend_cv, blend_models
+from rdia_cli.cleaning.auto.blend import blend_cv, blend_models
 from rdia_cli.cleaning.auto.config import Config, build_training_set
 from rdia_cli.cleaning.auto.cv import (
     CleanSetCV,
@@ -62,6 +53,7 @@ from rdia_cli.cleaning.auto.cv import (
     out_of_fold_scores,
     race,
 )
+from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
 from rdia_cli.cleaning.auto.rules import (
     anchors_only,
     candidates,
@@ -121,8 +113,8 @@ class Refit:
 def check_auto(arch: str, val: Dataset) -> None:
     """What the auto strategy needs, checked before any work is done."""
     if arch != "logreg":
-        raise InputError("--strategy auto needs --model-type logreg; for networks use "
-                         "--strategy rdia --alpha auto.")
+        raise InputError("`strategy` auto needs `model_type` logreg; for networks use "
+                         "`strategy` rdia `alpha` auto.")
     if val.n_samples < 4:
         raise InputError(f"validation data `{val.source}` has {val.n_samples} rows; the auto "
                          "strategy cross-validates over it and needs at least 4.")
@@ -137,55 +129,58 @@ def auto_clean(
     val: Dataset,
     erm: ModelFile,
     *,
-    folds: int = 5,
     configs: list[Config] | None = None,
     l2: float | None = None,
     seed: int = 0,
     device="cpu",
     progress: Callable[[int, int], None] | None = None,
+    policy: AutoPolicy = DEFAULT_POLICY,
 ) -> AutoCleanResult:
-    """Choose ω, action, fraction and λ by ``folds``-fold CV on ``val``; fit the final model.
+    """Choose ω, action, fraction and λ by K-fold CV on ``val``; fit the final model.
 
-    ``erm`` is the model trained on ``train`` alone (θ̂ for Φ). Fits use λ = reg/rows with reg
-    tuned by the CV, unless ``l2`` is given (then every fit uses it).
+    ``erm`` is the model trained on ``train`` alone (θ̂ for Φ). ``policy`` holds the thresholds,
+    the candidate grid (``configs``, if given, replaces it) and the final pick (``choose``); the
+    verdict records it. Fits use λ = reg/rows with reg tuned by the CV, unless ``l2`` is given
+    (then every fit uses it).
     """
     from rdia_cli.models.common import probabilities
 
     check_auto(erm.arch, val)
-    configs = list(configs or candidates())
-    if val.n_samples < 100:
-        folds = max(folds, 10)  # small clean sets: keep most of them in every fit
-    fold_rows = _folds(val.y, folds, seed)
-    fit = Fit(l2, erm.arch_args.get("fit_intercept", True), device)
-    oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val)
-    noise = noise_evidence(train.y, oof[1], val.y, val_fold_probs)
+    configs = list(configs or candidates(policy))
+    fold_rows = _folds(val.y, policy.folds_for(val.n_samples), seed)
+    fit = Fit(l2, erm.arch_args.get("fit_intercept", True), device, policy)
+    oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val,
+                                             policy=policy)
+    noise = noise_evidence(train.y, oof[1], val.y, val_fold_probs, policy)
     noisy = noise["noisy"]
     if not noisy:  # no sign of label noise: nothing to clean, only the anchors
         configs = anchors_only(configs)
-    rankings, ticks = Rankings(train, erm, oof, device=device), Progress(progress)
+    rankings = Rankings(train, erm, oof, device=device, policy=policy)
+    ticks = Progress(progress)
     cv = CleanSetCV(train, val, fold_rows, rankings, fit, seed=seed, progress=ticks)
-    union = UnionCV(train, val, erm, seed=seed, device=device, progress=ticks)
+    union = UnionCV(train, val, erm, seed=seed, device=device, progress=ticks, policy=policy)
     tune = l2 is None
     erm_loss = row_losses(probabilities(erm, val, device=device), val.y)
 
-    # every candidate's out-of-fold loss, then the training-based pick (a cleaning must beat
-    # "train + clean set" by GUARD_SE standard errors) and "clean set alone", each at its λ
+    # every candidate's out-of-fold loss, then the training-based pick (``policy.choose``) and
+    # "clean set alone", each at its λ
     row_loss, finished = race(cv, configs, tune=tune)
-    pick, alone = finalists(configs, row_loss, finished)
+    pick, alone = finalists(configs, row_loss, finished, policy)
     if tune:
-        pick, alone = tune_lambda(cv, union, pick, alone, noisy=noisy)
+        pick, alone = tune_lambda(cv, union, pick, alone, noisy=noisy, policy=policy)
         if pick is not None:
             cv(pick)  # its out-of-fold probabilities of the clean rows, for the blend
     # how much of each goes into the final model, by the same CV
     share, held_back = (1.0 if pick is None else 0.0), False
     if pick is not None and alone is not None:
         share, held_back = clean_only_share(cv.probs[pick], cv.probs[alone], val.y,
-                                            cv.shifts[alone], cv(pick), noisy=noisy)
+                                            cv.shifts[alone], cv(pick), noisy=noisy,
+                                            policy=policy)
     config = alone if share == 1.0 else pick
 
     refit = Refit(train, val, rankings, fit)
     cleaned, model = _final_model(refit, config, alone, share)
-    chosen_cv = (_blend_cv(cv.probs[pick], cv.probs[alone], val.y, share, cv.shifts[alone])
+    chosen_cv = (blend_cv(cv.probs[pick], cv.probs[alone], val.y, share, cv.shifts[alone])
                  if 0.0 < share < 1.0 else cv(config))
     table, losses = cv_table(configs, row_loss, cv)
     # the two anchors as the baselines fit them (λ = 1/rows), so that the chosen model's CV loss
@@ -202,7 +197,7 @@ def auto_clean(
         # the rows whose CV chose the final model's λ
         lambda_rows=(train.n_samples + val.n_samples) if union.scored and share == 0.0
         else val.n_samples,
-        noise=noise, l2=model.meta["l2"])
+        noise=noise, l2=model.meta["l2"], policy=policy)
     all_folds = cv.all_folds()
     return AutoCleanResult(
         config, cleaned, model, table, VerdictRecord(verdict), clean_only_share=share,

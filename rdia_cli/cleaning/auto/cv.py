@@ -13,24 +13,26 @@ from typing import Any
 import numpy as np
 
 from rdia_cli.cleaning.auto.config import Config, build_training_set
+from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.metrics import row_losses
 from rdia_cli.models.io import ModelFile
 
-CV_TOL = 1e-4  # CV fits need a loss, not parameters precise enough for influence
-RACE_KEEP_MIN = 12  # candidates that race on through every fold (at least)
-UNION_FOLDS = 5  # without a sign of noise, λ of train + clean set by CV over all their rows
+_TUNE_FITS = 4  # the λ search's fits per fold, guessed for the progress total
 
 
-def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="cpu"):
+def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="cpu",
+                       policy: AutoPolicy = DEFAULT_POLICY):
     """-log p(label) of every training row under a model fitted on ``val`` alone, shifted so
     that rows the clean model finds likelier than chance are ≤ 0 (never selected), plus that
-    model's probabilities (the hard relabel target for this ranking)."""
+    model's probabilities (the hard relabel target for this ranking); fitted to
+    ``policy.clean_model_tol``."""
     from rdia_cli.models.common import probabilities
     from rdia_cli.models.logreg.training import train_logreg
 
     clean = train_logreg(val, l2=1.0 / val.n_samples,
-                         fit_intercept=erm.arch_args.get("fit_intercept", True), tol=1e-6,
+                         fit_intercept=erm.arch_args.get("fit_intercept", True),
+                         tol=policy.clean_model_tol,
                          device=device)
     probs = probabilities(clean, train, device=device)
     nll = row_losses(probs, train.y)
@@ -46,7 +48,8 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     single class); ``warm`` starts each fit from ``erm``. ``fold_models``, if given, holds the
     fit of each fold by its index: a fold found there starts from it (a λ search along one set
     of folds), and every new fit replaces it. With ``also``, returns as well the (folds, M, K)
-    probabilities of ``also``'s rows under each of those models."""
+    probabilities of ``also``'s rows under each of those models. Fits looser than the default
+    policy's ``cv_tol`` record no training fingerprint."""
     from rdia_cli.models.common import probabilities
     from rdia_cli.models.logreg.training import train_logreg
 
@@ -62,7 +65,8 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
             continue
         init = (fold_models or {}).get(k, erm if warm else None)
         m = train_logreg(part, l2=reg / part.n_samples, fit_intercept=fit_intercept, tol=tol,
-                         device=device, init=init, record_fingerprint=tol < CV_TOL)
+                         device=device, init=init,
+                         record_fingerprint=tol < DEFAULT_POLICY.cv_tol)
         if fold_models is not None:
             fold_models[k] = m
         probs[held] = probabilities(m, train.subset(held), device=device)
@@ -71,16 +75,16 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     return probs if also is None else (probs, np.stack(extra))
 
 
-def out_of_fold_scores(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int = 0,
-                       device="cpu", val: Dataset | None = None):
+def out_of_fold_scores(train: Dataset, erm: ModelFile, *, seed: int = 0, device="cpu",
+                       val: Dataset | None = None, policy: AutoPolicy = DEFAULT_POLICY):
     """-log p(label) of every training row under out-of-fold models of the training set
     (confident learning's self-confidence, cross-fitted), shifted like ``clean_model_scores``,
     plus those probabilities. Independent of the clean set: the noisy rows' own majority is the
     reference, which is what works at low noise when the clean set is too small to train a good
     model on. With ``val``, also the (folds, M, K) probabilities of its rows under the same
-    models (``noise_evidence``)."""
-    out = out_of_fold_probabilities(train, erm, folds=folds, seed=seed, device=device,
-                                    tol=CV_TOL, warm=True, also=val)
+    models (``noise_evidence``). ``policy.oof_folds`` folds, fits to ``policy.cv_tol``."""
+    out = out_of_fold_probabilities(train, erm, folds=policy.oof_folds, seed=seed, device=device,
+                                    tol=policy.cv_tol, warm=True, also=val)
     probs = out if val is None else out[0]
     nll = row_losses(probs, train.y)
     scores = (nll - np.log(train.n_classes), probs)
@@ -102,22 +106,22 @@ def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
 
 def _clean_only_at_full_size(fit_predict: Callable[[Dataset, Dataset], np.ndarray],
                              v_in: Dataset, v_out: Dataset, n_full: int, seed: int,
-                             repeats: int = 2, share: float = 0.75) -> np.ndarray:
+                             policy: AutoPolicy = DEFAULT_POLICY) -> np.ndarray:
     """Out-of-fold row losses of "clean set alone", corrected to the size it is trained on at
     the end. K-fold CV fits it on (K-1)/K of the clean set, which hurts it far more than any
-    candidate whose training set is mostly training rows (measured: it lost to cleaned data
-    by 4% in CV where it won on test). Refit on ``share`` of the fold's rows, read the slope of
-    the learning curve L(n) = L∞ + c/n between the two sizes, extrapolate to ``n_full`` rows;
-    the shift is one number per fold, never upwards. ``fit_predict(fit_on, predict_on)``
+    candidate whose training set is mostly training rows. Refit ``policy.curve_repeats`` times
+    on ``policy.curve_share`` of the fold's rows (not below ``policy.curve_min_rows``), read the
+    slope of the learning curve L(n) = L∞ + c/n between the two sizes, extrapolate to ``n_full``
+    rows; the shift is one number per fold, never upwards. ``fit_predict(fit_on, predict_on)``
     returns the probabilities of a model fitted on ``fit_on`` for the rows of ``predict_on``."""
     full = row_losses(fit_predict(v_in, v_out), v_out.y)
     n1 = v_in.n_samples
-    n2 = int(round(share * n1))
-    if n2 < 4 or n1 >= n_full:
+    n2 = int(round(policy.curve_share * n1))
+    if n2 < policy.curve_min_rows or n1 >= n_full:
         return full
     rng = np.random.default_rng(seed)
     smaller = []
-    for _ in range(repeats):
+    for _ in range(policy.curve_repeats):
         rows = np.sort(rng.choice(n1, n2, replace=False))
         part = v_in.subset(rows)
         if len(np.unique(part.y)) < len(np.unique(v_in.y)):
@@ -133,17 +137,22 @@ def _clean_only_at_full_size(fit_predict: Callable[[Dataset, Dataset], np.ndarra
 @dataclass(frozen=True)
 class Fit:
     """How auto fits a training set: a logistic regression at λ = reg / rows, or at ``l2`` where
-    given; fits to ``CV_TOL`` and looser record no training fingerprint."""
+    given, to ``tol`` (``policy.fit_tol`` unless given) in ``policy.max_iter`` iterations; fits
+    to ``policy.cv_tol`` and looser record no training fingerprint."""
     l2: float | None
     fit_intercept: bool
     device: Any = "cpu"
+    policy: AutoPolicy = DEFAULT_POLICY
 
-    def __call__(self, ds: Dataset, init=None, tol: float = 1e-8, reg: float = 1.0) -> ModelFile:
+    def __call__(self, ds: Dataset, init=None, tol: float | None = None,
+                 reg: float = 1.0) -> ModelFile:
         from rdia_cli.models.logreg.training import train_logreg
 
+        tol = self.policy.fit_tol if tol is None else tol
         lam = self.l2 if self.l2 is not None else reg / ds.n_samples
-        return train_logreg(ds, l2=lam, fit_intercept=self.fit_intercept, tol=tol, max_iter=100,
-                            device=self.device, init=init, record_fingerprint=tol < CV_TOL)
+        return train_logreg(ds, l2=lam, fit_intercept=self.fit_intercept, tol=tol,
+                            max_iter=self.policy.max_iter, device=self.device, init=init,
+                            record_fingerprint=tol < self.policy.cv_tol)
 
 
 @dataclass
@@ -167,8 +176,9 @@ class Rankings:
     depend on the clean set)."""
 
     def __init__(self, train: Dataset, erm: ModelFile, oof: tuple[np.ndarray, np.ndarray], *,
-                 device="cpu"):
+                 device="cpu", policy: AutoPolicy = DEFAULT_POLICY):
         self.train, self.erm, self.oof, self.device = train, erm, oof, device
+        self.policy = policy
 
     @functools.cached_property
     def erm_probs(self) -> np.ndarray:  # θ̂'s probabilities of the training rows: only Φ needs them
@@ -186,7 +196,7 @@ class Rankings:
         if ranker == "phi":
             with threads_for(train.n_samples * train.n_features * train.n_classes):
                 return score_logreg(self.erm, train, clean, device=self.device).phi, self.erm_probs
-        return clean_model_scores(train, clean, self.erm, device=self.device)
+        return clean_model_scores(train, clean, self.erm, device=self.device, policy=self.policy)
 
 
 class CleanSetCV:
@@ -197,11 +207,13 @@ class CleanSetCV:
 
     Holds, per candidate, the out-of-fold probabilities of the clean rows (``probs``; NaN on
     folds it did not run), the learning-curve correction of "clean set alone" (``shifts``) and
-    the row losses of those measured on every fold (``scored``, in the order they were)."""
+    the row losses of those measured on every fold (``scored``, in the order they were). CV fits
+    stop at ``fit.policy.cv_tol``."""
 
     def __init__(self, train: Dataset, val: Dataset, fold_rows: list[np.ndarray],
                  rankings: Rankings, fit: Fit, *, seed: int, progress: Progress):
         self.train, self.val, self.fold_rows = train, val, fold_rows
+        self.policy = fit.policy
         self.rankings, self.fit, self.seed, self.progress = rankings, fit, seed, progress
         self.parts = [(val.subset(np.setdiff1d(np.arange(val.n_samples), rows)), val.subset(rows))
                       for rows in fold_rows]
@@ -229,11 +241,11 @@ class CleanSetCV:
         (v_in, v_out), rows, device = self.parts[k], self.fold_rows[k], self.fit.device
         if cfg.weight == 0:  # clean set alone, extrapolated to the whole clean set
             def fit_predict(fit_on: Dataset, predict_on: Dataset) -> np.ndarray:
-                p = probabilities(self.fit(fit_on, tol=CV_TOL, reg=cfg.reg), predict_on,
+                p = probabilities(self.fit(fit_on, tol=self.policy.cv_tol, reg=cfg.reg), predict_on,
                                   device=device)
                 return self._keep_probs(cfg, k, p) if fit_on is v_in else p
             out = _clean_only_at_full_size(fit_predict, v_in, v_out, self.val.n_samples,
-                                           self.seed + k)
+                                           self.seed + k, self.policy)
             self.shifts.setdefault(cfg, np.zeros(self.val.n_samples))[rows] = (
                 row_losses(self.probs[cfg][rows], v_out.y) - out)
             return out
@@ -243,8 +255,8 @@ class CleanSetCV:
         ds = build_training_set(self.train, score, p, v_in, cfg)
         # warm start from the neighbouring fraction (or λ) of the same family
         warm, family = self.warm[k], (cfg.weight, cfg.ranker, cfg.action)
-        model = self.fit(ds, init=warm.get(family, warm.get((cfg.weight,))), tol=CV_TOL,
-                         reg=cfg.reg)
+        model = self.fit(ds, init=warm.get(family, warm.get((cfg.weight,))),
+                         tol=self.policy.cv_tol, reg=cfg.reg)
         warm[family] = model
         warm.setdefault((cfg.weight,), model)
         return row_losses(self._keep_probs(cfg, k, probabilities(model, v_out, device=device)),
@@ -263,15 +275,17 @@ class CleanSetCV:
 
 def race(cv: CleanSetCV, configs: list[Config], *, tune: bool) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold loss of every clean row under each candidate (candidates × rows), by racing
-    (successive halving over folds): every candidate runs on the first folds, only the best
-    third (and the two anchors: clean set alone, train + val) on the rest; NaN where one did
-    not run. Also whether each ran on every fold (those go into ``cv.scored``). ``tune``: a λ
-    search follows (its fits are counted in the progress total)."""
-    fold_rows, progress = cv.fold_rows, cv.progress
-    race_after = max(1, math.ceil(0.4 * len(fold_rows))) if len(fold_rows) > 2 else len(fold_rows)
-    n_keep = min(len(configs), max(RACE_KEEP_MIN, len(configs) // 3))
+    (successive halving over folds): every candidate runs on the first
+    ``policy.race_first_folds`` of the folds (all of them with two folds), only the best
+    ``policy.race_kept`` (and the two anchors: clean set alone, train + val) on the rest; NaN
+    where one did not run. Also whether each ran on every fold (those go into ``cv.scored``).
+    ``tune``: a λ search follows (its fits are counted in the progress total)."""
+    fold_rows, progress, policy = cv.fold_rows, cv.progress, cv.policy
+    n_folds = len(fold_rows)
+    race_after = max(1, math.ceil(policy.race_first_folds * n_folds)) if n_folds > 2 else n_folds
+    n_keep = policy.race_kept(len(configs))
     anchors = {i for i, c in enumerate(configs) if c.weight == 0 or c.fraction == 0}
-    progress.total = len(fold_rows) * (len(configs) + (4 if tune else 0))  # until the cut
+    progress.total = n_folds * (len(configs) + (_TUNE_FITS if tune else 0))  # until the cut
     row_loss = np.full((len(configs), cv.val.n_samples), np.nan)
     active = list(range(len(configs)))
     for k, rows in enumerate(fold_rows):
@@ -279,8 +293,8 @@ def race(cv: CleanSetCV, configs: list[Config], *, tune: bool) -> tuple[np.ndarr
             seen = np.concatenate(fold_rows[:k])
             order = np.argsort(row_loss[:, seen].mean(1), kind="stable")
             active = sorted(set(order[:n_keep].tolist()) | anchors)
-            progress.total = progress.done + (len(fold_rows) - k) * len(active) + (
-                4 * len(fold_rows) if tune else 0)
+            progress.total = progress.done + (n_folds - k) * len(active) + (
+                _TUNE_FITS * n_folds if tune else 0)
         for i in active:
             row_loss[i, rows] = cv.fold_loss(configs[i], k)
             progress.tick()
@@ -291,12 +305,12 @@ def race(cv: CleanSetCV, configs: list[Config], *, tune: bool) -> tuple[np.ndarr
 
 class UnionCV:
     """Out-of-fold loss of every training and clean row under "train + clean set" at a
-    candidate's λ, by ``UNION_FOLDS``-fold CV over all of them: without a sign of label noise
-    the training rows are clean rows too. ``scored``: λ multiplier → row losses."""
+    candidate's λ, by ``policy.union_folds``-fold CV over all of them: without a sign of label
+    noise the training rows are clean rows too. ``scored``: λ multiplier → row losses."""
 
     def __init__(self, train: Dataset, val: Dataset, erm: ModelFile, *, seed: int, device,
-                 progress: Progress):
-        self.train, self.val, self.erm = train, val, erm
+                 progress: Progress, policy: AutoPolicy = DEFAULT_POLICY):
+        self.train, self.val, self.erm, self.policy = train, val, erm, policy
         self.seed, self.device, self.progress = seed, device, progress
         self.fold_models: dict[int, ModelFile] = {}  # each fold's last fit, the next one's start
         self.scored: dict[float, np.ndarray] = {}
@@ -309,12 +323,13 @@ class UnionCV:
 
     def __call__(self, cfg: Config) -> np.ndarray:
         if cfg.reg not in self.scored:
-            probs = out_of_fold_probabilities(self.rows, self.erm, folds=UNION_FOLDS,
-                                              seed=self.seed, device=self.device, tol=CV_TOL,
+            folds = self.policy.union_folds
+            probs = out_of_fold_probabilities(self.rows, self.erm, folds=folds, seed=self.seed,
+                                              device=self.device, tol=self.policy.cv_tol,
                                               warm=True, reg=cfg.reg,
                                               fold_models=self.fold_models)
             self.scored[cfg.reg] = row_losses(probs, self.rows.y)
-            self.progress.tick(UNION_FOLDS)
+            self.progress.tick(folds)
         return self.scored[cfg.reg]
 
 

@@ -9,16 +9,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rdia_cli.cleaning.auto.config import CLEAN_ONLY, UNCLEANED, Config
-from rdia_cli.cleaning.auto.cv import UNION_FOLDS
-from rdia_cli.cleaning.auto.rules import (
-    GUARD_SE,
-    NOISE_P_LABELS,
-    NOISE_Z,
-    NOISE_Z_LOW,
-    noise_tests_fired,
-)
-
-SMALL_CLEAN = 50  # clean sets below this many rows get a warning in the verdict
+from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
+from rdia_cli.cleaning.auto.rules import noise_tests_fired
 
 
 @dataclass(frozen=True)
@@ -39,6 +31,7 @@ class Verdict:
     lambda_rows: int  # the rows whose CV chose λ: the clean rows, or every row (no noise seen)
     noise: dict[str, Any]  # noise_evidence's result
     l2: float  # λ of the final model
+    policy: AutoPolicy = DEFAULT_POLICY  # the thresholds and grid that chose it
 
     @property
     def noisy(self) -> bool:
@@ -56,12 +49,16 @@ class Verdict:
 
     @property
     def small_clean_set(self) -> bool:
-        return self.n_clean < SMALL_CLEAN
+        return self.n_clean < self.policy.small_clean_warning
 
     def record(self) -> dict[str, Any]:
         """The verdict as the files keep it (run.json, metrics.json, the cleaned file): every
-        field but ``kind`` and ``reg``, in field order."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_KEPT}
+        field but ``kind`` and ``reg``, in field order, the policy as its JSON followed by
+        ``policy_digest``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_KEPT}
+        out["policy"] = self.policy.to_json()
+        out["policy_digest"] = self.policy.digest()
+        return out
 
 
 _NOT_KEPT = ("kind", "reg")  # derived from ``chosen``; files from before them lack them
@@ -84,7 +81,8 @@ def chosen_label(config: Config, alone: Config | None, share: float) -> str:
 
 
 def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
-    """Plain-language verdict from the cross-validated losses (validation data only)."""
+    """Plain-language verdict from the cross-validated losses (validation data only), with the
+    thresholds of the policy that chose it."""
     if isinstance(v, VerdictRecord):
         v = v.fields
     if not isinstance(v, Verdict):
@@ -101,7 +99,8 @@ def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
     if v.noise:
         lines.append(_noise_line(v))
     if v.small_clean_set:
-        lines.append(f"warning: the clean set has {v.n_clean} rows; with fewer than {SMALL_CLEAN} "
+        lines.append(f"warning: the clean set has {v.n_clean} rows; with fewer than "
+                     f"{v.policy.small_clean_warning} "
                      "the choice is close to a coin toss between candidates a few percent apart "
                      "(measured with 27-31 clean rows: over 20 splits auto was up to 24% worse "
                      "than the best baseline). Label more clean rows if you can.")
@@ -117,11 +116,12 @@ def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
                      "CV loss beat the model trained on them and every blend of the two tried). "
                      "Consider labeling more clean data instead of cleaning these rows.")
     elif v.clean_only_held_back:
-        lines.append(f"the clean set alone had a lower CV loss, but by less than {GUARD_SE:g} "
+        lines.append("the clean set alone had a lower CV loss, but by less than "
+                     f"{v.policy.clean_only_se:g} "
                      "standard errors; with no sign of label noise the training rows are kept "
                      "(if you know the labels are noisy, `rdia run --compare` also writes the "
                      "model fitted on the clean set alone, clean-only.pt).")
-    elif v.cv_loss_clean_only <= v.cv_loss_chosen + 1e-3:
+    elif v.cv_loss_clean_only <= v.cv_loss_chosen + v.policy.clean_only_close:
         lines.append("warning: training on the clean set alone looks about as good; the noisy "
                      "rows add little.")
     if gain > 0:
@@ -139,22 +139,23 @@ def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
 
 def _noise_line(v: Verdict) -> str:
     """What the noise test saw, and what followed from it."""
-    noise = v.noise
+    noise, policy = v.noise, v.policy
     seen = (f"out-of-fold loss {noise['train_loss']:.4f} on the training rows, "
             f"{noise['val_loss']:.4f} on the clean rows under the same models")
     fired = noise.get("fired")
     if fired is None:  # a noise record from before the label test: the loss test alone
-        fired = noise_tests_fired({"z": noise["z"]})
+        fired = noise_tests_fired({"z": noise["z"]}, policy)
     labels_p = noise.get("labels_p")
     props = ("" if labels_p is None or math.isnan(labels_p) else
              f"; class proportions of the training and clean labels: chi-square p = "
-             f"{labels_p:.2g}, noise needs p < {NOISE_P_LABELS:g}")
+             f"{labels_p:.2g}, noise needs p < {policy.noise_p_labels:g}")
     z = noise["z"]
     if not fired:
-        lam = (f"; λ was chosen by {UNION_FOLDS}-fold cross-validation over all {v.lambda_rows} "
-               "training and clean rows" if v.lambda_over_all_rows else "")
+        lam = (f"; λ was chosen by {policy.union_folds}-fold cross-validation over all "
+               f"{v.lambda_rows} training and clean rows" if v.lambda_over_all_rows else "")
         return (f"no sign of label noise ({seen}, {z:+.1f} standard errors apart, noise needs "
-                f"≥ +{NOISE_Z:g} or ≤ −{NOISE_Z_LOW:g}{props}): nothing was cleaned{lam}.")
+                f"≥ +{policy.noise_z:g} or ≤ −{policy.noise_z_low:g}{props}): nothing was "
+                f"cleaned{lam}.")
     why = []
     if "loss" in fired:
         why.append(f"the training rows fit worse: {seen} ({z:+.1f} standard errors)")
