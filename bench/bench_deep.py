@@ -16,72 +16,39 @@ the section files present. Numbers are what this run measured, with the machine'
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+import torch
+from benchlib import flip_labels, load_images, log, machine, quick_defaults, results_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("RDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-RESULTS = ROOT / "bench" / "results"
+from rdia_cli.data.dataset import Dataset
+from rdia_cli.influence.nets import NetProblem, score_net
+from rdia_cli.models.nets.batches import Rows
+from rdia_cli.models.nets.training import net_from_model as _net_from_model
+from rdia_cli.models.nets.training import predict_proba_net, train_net
+
+RESULTS = results_dir()  # main() sets it; --quick: a scratch folder
 TAG = ""  # --tag: suffix of the section file, to keep runs with other settings side by side
-
-import torch  # noqa: E402
-
-from rdia_cli.data.dataset import Dataset  # noqa: E402
-from rdia_cli.influence.nets import NetProblem, score_net  # noqa: E402
-from rdia_cli.models.nets.batches import Rows  # noqa: E402
-from rdia_cli.models.nets.training import net_from_model as _net_from_model  # noqa: E402
-from rdia_cli.models.nets.training import (  # noqa: E402
-    predict_proba_net,
-    train_net,
-)
+QUICK_ROWS = 0  # --quick: every section on the first this many MNIST training images
 
 
 # --- data -----------------------------------------------------------------------------------------
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path) as f:
-        b = f.read()
-    nd = b[3]
-    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
-
-
 def load_mnist():
     """(Xtr, ytr, Xte, yte): images (N,1,28,28) float32 in [0,1] read from the IDX files."""
-    m = DATA / "mnist"
-    Xtr = _idx(m / "train-images-idx3-ubyte.gz").astype(np.float32).reshape(-1, 1, 28, 28) / 255
-    Xte = _idx(m / "t10k-images-idx3-ubyte.gz").astype(np.float32).reshape(-1, 1, 28, 28) / 255
-    return (Xtr, _idx(m / "train-labels-idx1-ubyte.gz").astype(np.int64),
-            Xte, _idx(m / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    Xtr, ytr, Xte, yte = load_images("mnist", QUICK_ROWS or None)
+    # quick: 1,000 validation images (the sections' first 1,000) and 200 for testing
+    return (Xtr, ytr, Xte[:1200], yte[:1200]) if QUICK_ROWS else (Xtr, ytr, Xte, yte)
 
 
 def symmetric_noise(y: np.ndarray, tau: float, k: int, seed: int):
     """Each label flipped w.p. τ to a uniformly chosen *other* class (paper, appendix C)."""
-    rng = np.random.default_rng(seed)
-    flip = rng.random(len(y)) < tau
-    out = y.copy()
-    out[flip] = (y[flip] + rng.integers(1, k, flip.sum())) % k
-    return out, flip
+    return flip_labels(y, tau, k, seed=seed)
 
 
 def ds(X, y) -> Dataset:
     return Dataset(X=X, y=y, classes=list(range(10)), row_id=np.arange(len(y)))
-
-
-def machine() -> str:
-    load = os.getloadavg()
-    return (f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), "
-            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
-            f"load average at write time {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min; "
-            "other jobs were sharing the machine)")
 
 
 def write(section: str, lines: list[str]) -> None:
@@ -97,10 +64,6 @@ def write(section: str, lines: list[str]) -> None:
         for p in sorted(RESULTS.glob(f"deep_{name}*.md")):
             parts += [p.read_text(), ""]
     (RESULTS / "deep.md").write_text("\n".join(parts))
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -364,9 +327,16 @@ def main() -> None:
     ap.add_argument("--tk", type=int, default=3)
     ap.add_argument("--gamma", type=float, default=0.5)
     ap.add_argument("--tag", default="", help="result file suffix: deep_<section>_<tag>.md")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 600 MNIST training images (1,200 test images), 1 epoch, few "
+                         "iterations, results into a scratch folder")
     args = ap.parse_args()
-    global TAG
-    TAG = args.tag
+    global TAG, RESULTS, QUICK_ROWS
+    TAG, RESULTS = args.tag, results_dir(args.quick)
+    if args.quick:
+        QUICK_ROWS = 600
+        quick_defaults(ap, args, reps=1, hvp_rows=256, epochs=1, max_iter=10, hessian_samples=200,
+                       acc_rows=400, acc_curv=100, ref_iter=20, ls_rows=400, ls_epochs=1)
     torch.set_num_threads(args.threads)
     sections = ["hvp", "speed", "accuracy", "rdials"] if args.section == "all" \
         else [args.section]

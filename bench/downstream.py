@@ -28,11 +28,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import quick_defaults, results_dir
+from default_strategy import load, pool_and_test
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from default_strategy import load, pool_and_test  # noqa: E402
 
 METHODS = ("noisy+clean", "auto+clean", "rdia+clean", "clean")
 
@@ -109,7 +108,7 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, kind: str, folder: 
         rows.extra["relabeled"].sum()), removed=int(train.n_samples - rows.n_samples))
     res = api.score_model(erm, train, val)
     probs = api.probabilities(erm, train)
-    o = api.auto_alpha(train, res.phi, probs, erm, val, strategy="rdia")
+    o = api.auto_alpha(train, res, erm, val, probs=probs, strategy="rdia")
     f = _through_file(o.dataset, {"strategy": "rdia"}, folder, "rdia")
     fit("rdia+clean", _stack(f.flat_X(), Xv), np.concatenate([f.y, yv]), None)
     out["rdia+clean"]["relabeled"] = o.cleaning.n_relabeled
@@ -157,7 +156,12 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", default=str(HERE.parents[1] / "shared" / "data"))
     p.add_argument("--out", default=str(HERE / "results" / "downstream"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--quick", action="store_true", help="smoke run: digits, 400 rows, 1 seed, "
+                   "τ 0.4, clean 20%%, into a scratch folder (options given on the line win)")
     args = p.parse_args(argv)
+    if args.quick:
+        quick_defaults(p, args, datasets="digits", taus="0.4", clean="0.2", seeds=1,
+                       max_rows=400, out=str(results_dir(quick=True) / "downstream"))
     out_json = Path(args.out + ".json")
     out_json.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out_json.read_text())["results"] if out_json.exists() else []

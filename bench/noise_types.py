@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from benchlib import quick_defaults, results_dir
+from default_strategy import cell, load, pool_and_test
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from default_strategy import cell, load, pool_and_test  # noqa: E402
 
 
 def _has_cleanlab() -> bool:
@@ -90,7 +88,12 @@ def main(argv=None) -> int:
     p.add_argument("--merge", default="", help="comma-separated result JSON files to add")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--note", default="", help="a markdown file to put under the title")
+    p.add_argument("--quick", action="store_true", help="smoke run: digits, 400 rows, 1 seed, "
+                   "pair noise τ 0.4, clean 20%%, into a scratch folder")
     args = p.parse_args(argv)
+    if args.quick:
+        quick_defaults(p, args, datasets="digits", kinds="pair", taus="0.4", clean="0.2",
+                       seeds=1, max_rows=400, out=str(results_dir(quick=True) / "noise_types"))
     out_json = Path(args.out + ".json")
     results = json.loads(out_json.read_text())["results"] if out_json.exists() else []
     key = lambda r: (r["kind"], r["dataset"], r["clean"], r["tau"], r["seed"])  # noqa: E731

@@ -39,13 +39,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import DATASETS, data_root, load_avg, log, quick_defaults, read, results_dir
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 # torch.device, not the string "cpu": at commit 4138f5a, models/logreg.py Design.__init__ read
 # device.type while predict_proba passed the string through (fixed in e5a2dd6; see README).
 DEV = torch.device("cpu")
-DEFAULT_DATA = Path(os.environ.get("RDIA_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
+DEFAULT_DATA = data_root()
 
 METHODS = ("erm", "random", "optlr", "drop", "uids", "rdia")
 METHOD_NAMES = {"erm": "ERM", "random": "Random", "optlr": "OptLR", "drop": "Dropout",
@@ -90,57 +90,9 @@ PAPER_TABLE3 = {
     0.8: {None: (0, 1.5975), 0.01: (6140, 0.1009), 0.002: (6545, 0.0465), 0.0002: (6589, 0.0405)},
 }
 
-DATASETS = {
-    "breast-cancer": {"title": "Breast-cancer (LIBSVM breast-cancer_scale, 683 rows)",
-                      "train": "libsvm/breast-cancer_scale.labels_pm1", "test": None,
-                      "n_features": 10},
-    "diabetes": {"title": "Diabetes (LIBSVM diabetes_scale, 768 rows)",
-                 "train": "libsvm/diabetes_scale", "test": None, "n_features": 8},
-    "a9a": {"title": "Adult (LIBSVM a9a / a9a.t, 32,561 + 16,281 rows, 123 features)",
-            "train": "libsvm/a9a", "test": "libsvm/a9a.t", "n_features": 123},
-    "mnist17": {"title": "MNIST 1-vs-7 (train 13,007 / t10k 2,163 images, 784 pixels in [0,1])",
-                "train": "mnist/train-images-idx3-ubyte.gz",
-                "train_labels": "mnist/train-labels-idx1-ubyte.gz",
-                "test": "mnist/t10k-images-idx3-ubyte.gz",
-                "test_labels": "mnist/t10k-labels-idx1-ubyte.gz", "classes": ("1", "7"),
-                "p": 784},
-    "cifar-catdog": {"title": "CIFAR-10 cat-vs-dog (subset: 777 train / 189 test images, "
-                             "3,072 pixels in [0,1])",
-                     "train": "cifar10/cifar10_subset_train4000.bin.gz",
-                     "test": "cifar10/cifar10_subset_test1000.bin.gz", "classes": ("3", "5"),
-                     "p": 3072},
-}
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def load_avg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 # --------------------------------------------------------------------------------------------
-# data
+# data (DATASETS and read() are benchlib's)
 # --------------------------------------------------------------------------------------------
-def read(name: str, root: Path):
-    """(full training Dataset, test Dataset or None)."""
-    from rdia_cli.data import ReadOptions, read_dataset
-
-    spec = DATASETS[name]
-
-    def one(path, labels):
-        opts = ReadOptions(labels=None if labels is None else str(root / labels),
-                           classes=spec.get("classes"), n_features=spec.get("n_features"))
-        return read_dataset(str(root / path), opts)
-
-    train = one(spec["train"], spec.get("train_labels"))
-    test = one(spec["test"], spec.get("test_labels")) if spec["test"] else None
-    if test is not None and [str(c) for c in test.classes] != [str(c) for c in train.classes]:
-        raise SystemExit(f"{name}: test classes {test.classes} != train classes {train.classes}")
-    return train, test
-
-
 def split(full, test, seed: int):
     """(clean train part, validation set, test set) for one seed."""
     from rdia_cli.data import split_dataset
@@ -186,22 +138,24 @@ def run_cell(train, val, test, *, tau: float, seed: int, fractions=FRACTIONS) ->
     }
     for strategy in METHODS[1:]:
         t0 = time.perf_counter()
-        out = api.auto_alpha(noisy, phi, probs, model, val, strategy=strategy, seed=seed,
+        out = api.auto_alpha(noisy, res, model, val, probs=probs, strategy=strategy, seed=seed,
                              fractions=fractions, device=DEV)
-        m2 = model if out.alpha is None else api.retrain_model(out.dataset, model, device=DEV)
+        m2 = (model if out.phi_threshold is None
+              else api.retrain_model(out.dataset, model, device=DEV))
         te = api.evaluate_model(m2, test, device=DEV)
         va = api.evaluate_model(m2, val, device=DEV)
         best = min(r["val_loss"] for r in out.sweep)
         if abs(va["loss"] - best) > 1e-6 * max(1.0, best):
             log(f"  WARNING {strategy}: final val loss {va['loss']:.6f} != sweep best {best:.6f}")
-        sel = np.zeros(n, bool) if out.alpha is None else phi > out.alpha
+        sel = (np.zeros(n, bool) if out.phi_threshold is None
+               else phi > out.phi_threshold)
         c = out.cleaning
         changed = {"rdia": c.n_relabeled, "random": c.n_relabeled, "drop": c.n_removed,
                    "uids": c.n_removed,
                    "optlr": int((c.weight != 1).sum()) if c.weight is not None else 0}[strategy]
         cell["methods"][strategy] = {
             "test_loss": te["loss"], "test_acc": te["accuracy"], "val_loss": va["loss"],
-            "alpha": out.alpha, "n_selected": int(sel.sum()), "n_changed": int(changed),
+            "alpha": out.phi_threshold, "n_selected": int(sel.sum()), "n_changed": int(changed),
             "n_selected_noisy": int((sel & is_noisy).sum()),
             "seconds": time.perf_counter() - t0,
             "sweep": [{k: r[k] for k in ("alpha", "n_selected", "val_loss",
@@ -292,7 +246,8 @@ def run_table3(root: Path, out_json: Path, seed: int = 0, taus=TABLE3_TAUS) -> N
             if alpha is None:
                 m2, n_rel, n_rel_noisy = model, 0, 0
             else:
-                out = api.relabel_dataset(noisy, res.phi, probs, strategy="rdia", alpha=alpha)
+                out = api.relabel_dataset(noisy, res, probs=probs, strategy="rdia",
+                                          phi_threshold=alpha)
                 rel = out.cleaning.relabeled
                 n_rel, n_rel_noisy = int(rel.sum()), int((rel & is_noisy).sum())
                 m2 = api.retrain_model(out.dataset, model, device=DEV)
@@ -731,15 +686,20 @@ def main(argv=None) -> int:
     ap.add_argument("--taus", default=",".join(f"{t:g}" for t in TAUS),
                     help="comma list of noise rates (default 0,0.2,0.4,0.6,0.8)")
     ap.add_argument("--quick", action="store_true",
-                    help="1 seed, τ ∈ {0, 0.4}, writes paper_quick_* files")
+                    help="smoke run: breast-cancer and diabetes, 1 seed, τ ∈ {0, 0.4}, parts "
+                         "table1,report (unless given), paper_quick_* files in a scratch folder")
     ap.add_argument("--parts", default="table1,table3,timing,report",
                     help="comma list of table1, table3, timing, report")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for table1/table3 (default 1: lean on a shared "
                          "machine; see bench/README.md). The timing part measures 1 and 2.")
     ap.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default bench/results, or $RDIA_BENCH_RESULTS)")
     args = ap.parse_args(argv)
+    if args.quick:
+        quick_defaults(ap, args, datasets="breast-cancer,diabetes", parts="table1,report")
+    args.out = args.out or results_dir(args.quick)
 
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     bad = [n for n in names if n not in DATASETS]

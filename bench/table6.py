@@ -30,23 +30,16 @@ Grids (training noise: symmetric unless ``--noise pair``, seeds 0, 1, 2):
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
 import numpy as np
+from benchlib import flip_labels, load_images, log, quick_defaults, results_dir
+from benchlib import machine as _machine
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("RDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-RESULTS = Path(os.environ.get("RDIA_BENCH_RESULTS", ROOT / "bench" / "results"))
+RESULTS = results_dir()  # main() sets it ($RDIA_BENCH_RESULTS; --quick: a scratch folder)
 
 METHODS = ("ERM", "S-model", "F-correction", "Self-teaching", "Co-teaching", "SIGUA",
            "RDIA-LS (paper)", "RDIA-LS (reference)")
@@ -81,6 +74,7 @@ GRIDS = {
     "cpu": dict(data="mnist", rows=10000, models=("mlp",), epochs=60, tk_steps=790),
     "cpu_lenet": dict(data="mnist", rows=5000, models=("lenet",), epochs=30, tk_steps=400),
     "cifar": dict(data="cifar", rows=4000, models=("cnn",), epochs=30, tk_steps=None),
+    "quick": dict(data="mnist", rows=500, models=("mlp",), epochs=2, tk_steps=8),  # --quick
 }
 MODEL_ARGS = {"mlp": {"hidden": [256]}, "lenet": {}, "cnn": {}}
 MODEL_DESC = {"mlp": "MLP 784-256-10 (the authors' MNIST network)",
@@ -89,40 +83,15 @@ MODEL_DESC = {"mlp": "MLP 784-256-10 (the authors' MNIST network)",
 
 
 # --- data -----------------------------------------------------------------------------------------
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path) as f:
-        b = f.read()
-    nd = b[3]
-    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
-
-
 def load(data: str, rows: int):
     """(Xtr, ytr, Xte, yte), images (N, C, H, W) float32 in [0, 1]."""
-    if data == "mnist":
-        m = DATA / "mnist"
-        Xtr = _idx(m / "train-images-idx3-ubyte.gz")[:rows].astype(np.float32) / 255
-        Xte = _idx(m / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
-        return (Xtr.reshape(-1, 1, 28, 28), _idx(m / "train-labels-idx1-ubyte.gz")[:rows]
-                .astype(np.int64), Xte.reshape(-1, 1, 28, 28),
-                _idx(m / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
-    out = []
-    for name in ("cifar10_subset_train4000.bin.gz", "cifar10_subset_test1000.bin.gz"):
-        rec = np.frombuffer(gzip.open(DATA / "cifar10" / name).read(), np.uint8).reshape(-1, 3073)
-        out += [rec[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255,
-                rec[:, 0].astype(np.int64)]
-    return out[0][:rows], out[1][:rows], out[2], out[3]
+    return load_images(data, rows)
 
 
 def add_noise(y: np.ndarray, tau: float, kind: str, seed: int, k: int = 10):
     """symmetric: flipped w.p. τ to a uniform *other* class (paper appendix C); pair: flipped
-    w.p. τ to the next class (y + 1) mod K (Han et al. 2018's pair flip)."""
-    rng = np.random.default_rng(1000 + seed)
-    flip = rng.random(len(y)) < tau
-    out = y.copy()
-    step = rng.integers(1, k, flip.sum()) if kind == "symmetric" else 1
-    out[flip] = (y[flip] + step) % k
-    return out
+    w.p. τ to the next class (y + 1) mod K (Han et al. 2018's pair flip). Noise seed 1000 + seed."""
+    return flip_labels(y, tau, k, seed=1000 + seed, kind=kind)[0]
 
 
 # --- one cell -------------------------------------------------------------------------------------
@@ -197,10 +166,6 @@ def _paths(grid: str, noise: str):
     return RESULTS / f"table6_{tag}.jsonl", RESULTS / f"table6_{tag}.md"
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def run(args) -> None:
     jsonl, _ = _paths(args.grid, args.noise)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -227,16 +192,7 @@ def run(args) -> None:
 
 # --- report ---------------------------------------------------------------------------------------
 def machine(device: str) -> str:
-    import torch
-
-    load = os.getloadavg()
-    gpu = ""
-    if device != "cpu" and torch.cuda.is_available():
-        gpu = f", GPU {torch.cuda.get_device_name(0)}"
-    return (f"{os.cpu_count()}-core CPU ({platform.machine()}){gpu}, torch {torch.__version__}, "
-            "1 torch thread per process, "
-            f"load average at write time {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min; "
-            "the machine is shared with other jobs)")
+    return _machine(device, threads="1 torch thread per process")
 
 
 def _fmt(vals, key="last10") -> str:
@@ -378,7 +334,14 @@ def main() -> None:
     ap.add_argument("--gamma-ref", type=float, default=DEFAULTS["gamma_ref"])
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--shard", default="0/1", help="i/n: run every n-th cell from the i-th")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: grid `quick` (500 images, MLP, 2 epochs), τ 0.4, seed 0, "
+                         "1 process, results into a scratch folder")
     args = ap.parse_args()
+    global RESULTS
+    RESULTS = results_dir(args.quick)
+    if args.quick:
+        quick_defaults(ap, args, grid="quick", taus=[0.4], seeds=[0], jobs=1)
     (run if args.action == "run" else report)(args)
 
 

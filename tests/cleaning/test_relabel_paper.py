@@ -13,39 +13,19 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tests.cli_helpers import ok, rdia
+from tests.cli_helpers import ok, rdia, shell
+from tests.conftest import noisy_linear, write_svm
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "breast-cancer-tau0.4"
-
-
-
-
-def shell(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
-    """A command line as a user types it, with `rdia` as this interpreter's module."""
-    exe = f"{sys.executable} -m rdia_cli"
-    return subprocess.run(cmd.replace("rdia ", exe + " "), shell=True, cwd=cwd,
-                          capture_output=True, timeout=120)
-
-
-def _write_svm(path, X, y):
-    with open(path, "w") as f:
-        for row, label in zip(X, y, strict=True):
-            f.write(f"{label} " + " ".join(f"{j + 1}:{v:.6g}" for j, v in enumerate(row)) + "\n")
 
 
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory):
     """train.svm (30% of labels flipped), val.svm, lr.pt, scores.parquet."""
     d = tmp_path_factory.mktemp("paper")
-    rng = np.random.default_rng(1)
-    w = rng.standard_normal(5)
-    X = rng.standard_normal((400, 5))
-    y = (X @ w + 0.3 * rng.standard_normal(400) > 0).astype(int)
-    noisy = y.copy()
-    flip = rng.random(300) < 0.3
-    noisy[:300][flip] = 1 - noisy[:300][flip]
-    _write_svm(d / "train.svm", X[:300], noisy[:300])
-    _write_svm(d / "val.svm", X[300:], y[300:])
+    X, y, noisy = noisy_linear(400, 5, seed=1, n_noisy=300)
+    write_svm(d / "train.svm", X[:300], noisy[:300])
+    write_svm(d / "val.svm", X[300:], y[300:])
     ok(rdia("train", d / "train.svm", "-o", d / "lr.pt", "--device", "cpu"))
     ok(rdia("score", d / "train.svm", "--val", d / "val.svm", "--model", d / "lr.pt",
             "-o", d / "scores.parquet"))

@@ -12,29 +12,17 @@ import torch
 
 from rdia_cli.cli import app
 from tests.cli_helpers import ok, rdia
-
-
-def _write_svm(path, X, y):
-    with open(path, "w") as f:
-        for row, label in zip(X, y, strict=True):
-            feats = " ".join(f"{j + 1}:{v:.6g}" for j, v in enumerate(row) if v != 0)
-            f.write(f"{label} {feats}\n")
+from tests.conftest import noisy_linear, write_svm
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Noisy train, clean val and test as LIBSVM files with -1/+1 labels."""
     d = tmp_path_factory.mktemp("cli")
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal(6)
-    X = rng.standard_normal((500, 6))
-    y = np.where(X @ w + 0.3 * rng.standard_normal(500) > 0, 1, -1)
-    noisy = y.copy()
-    flip = rng.random(300) < 0.3
-    noisy[:300][flip] *= -1
-    _write_svm(d / "train.svm", X[:300], noisy[:300])
-    _write_svm(d / "val.svm", X[300:400], y[300:400])
-    _write_svm(d / "test.svm", X[400:], y[400:])
+    X, y, noisy = noisy_linear(500, 6, seed=0, n_noisy=300, labels=(-1, 1))
+    write_svm(d / "train.svm", X[:300], noisy[:300])
+    write_svm(d / "val.svm", X[300:400], y[300:400])
+    write_svm(d / "test.svm", X[400:], y[400:])
     return d
 
 
@@ -245,7 +233,7 @@ def test_error_nan_features(tmp_path):
 
 
 def test_error_unseen_test_labels(pipeline, tmp_path):
-    _write_svm(tmp_path / "t.svm", np.ones((3, 6)), [1, -1, 5])
+    write_svm(tmp_path / "t.svm", np.ones((3, 6)), [1, -1, 5])
     _fails(rdia("evaluate", pipeline / "lr.pt", "--data", tmp_path / "t.svm"), 2, "5")
 
 
@@ -256,7 +244,7 @@ def test_error_not_a_model(files, tmp_path):
 
 
 def test_error_feature_count_mismatch(pipeline, tmp_path):
-    _write_svm(tmp_path / "wide.svm", np.ones((3, 9)), [1, -1, 1])
+    write_svm(tmp_path / "wide.svm", np.ones((3, 9)), [1, -1, 1])
     _fails(rdia("evaluate", pipeline / "lr.pt", "--data", tmp_path / "wide.svm"), 2, "features")
 
 
@@ -275,7 +263,7 @@ def test_error_cuda_without_gpu(files, tmp_path):
 
 
 def test_error_mismatched_scores(pipeline, tmp_path):
-    _write_svm(tmp_path / "other.svm", np.ones((5, 6)), [1, -1, 1, -1, 1])
+    write_svm(tmp_path / "other.svm", np.ones((5, 6)), [1, -1, 1, -1, 1])
     _fails(rdia("relabel", tmp_path / "other.svm", "--scores", pipeline / "scores.parquet",
                 "--alpha", "0", "-o", tmp_path / "c.parquet"), 2, "other training data")
     assert not (tmp_path / "c.parquet").exists()
@@ -438,7 +426,7 @@ def test_rdia_beats_erm_on_breast_cancer_with_40_percent_noise():
         erm = api.train_model(train)
         result = api.score_model(erm, train, val)
         probs = api.probabilities(erm, train)
-        outcome = api.auto_alpha(train, result.phi, probs, erm, val, strategy="rdia", seed=seed)
+        outcome = api.auto_alpha(train, result, erm, val, probs=probs, strategy="rdia", seed=seed)
         model = api.retrain_model(outcome.dataset, erm)
         erm_losses.append(api.evaluate_model(erm, test)["loss"])
         rdia_losses.append(api.evaluate_model(model, test)["loss"])

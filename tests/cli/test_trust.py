@@ -23,6 +23,7 @@ from rdia_cli.artifacts.atomic import atomic_path, check_output, remove_stale_te
 from rdia_cli.data.readers import DataWarning, ReadOptions, read_dataset
 from rdia_cli.errors import InputError, RuntimeFailure
 from tests.cli_helpers import ok, rdia
+from tests.conftest import noisy_linear, write_svm
 
 
 def refused(result, *words, code=2):
@@ -40,12 +41,6 @@ def sub(*args, input=None, env=None, timeout=60):
                           env=None if env is None else {**os.environ, **env})
 
 
-def _write_svm(path, X, y):
-    with open(path, "w") as f:
-        for row, label in zip(X, y, strict=True):
-            f.write(f"{label} " + " ".join(f"{j + 1}:{v:.6g}" for j, v in enumerate(row)) + "\n")
-
-
 def _write_csv(path, X, y, sep=","):
     names = [f"f{j}" for j in range(X.shape[1])]
     with open(path, "w") as f:
@@ -58,15 +53,11 @@ def _write_csv(path, X, y, sep=","):
 def data(tmp_path_factory):
     """Small LIBSVM train/val/test files, a CSV of the same rows and a logreg model."""
     d = tmp_path_factory.mktemp("trust")
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal(4)
-    X = rng.standard_normal((300, 4))
-    y = np.where(X @ w + 0.3 * rng.standard_normal(300) > 0, 1, 0)
-    noisy = y.copy()
+    X, y, noisy = noisy_linear(300, 4, seed=0)
     noisy[:40] = 1 - noisy[:40]
-    _write_svm(d / "train.svm", X[:200], noisy[:200])
-    _write_svm(d / "val.svm", X[200:250], y[200:250])
-    _write_svm(d / "test.svm", X[250:], y[250:])
+    write_svm(d / "train.svm", X[:200], noisy[:200])
+    write_svm(d / "val.svm", X[200:250], y[200:250])
+    write_svm(d / "test.svm", X[250:], y[250:])
     _write_csv(d / "train.csv", X[:200], noisy[:200])
     ok(rdia("train", d / "train.svm", "-o", d / "lr.pt", "--device", "cpu"))
     ok(rdia("train", d / "train.csv", "-o", d / "lr_csv.pt", "--device", "cpu"))

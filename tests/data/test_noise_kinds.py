@@ -10,14 +10,11 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from rdia_cli.cli import app
 from rdia_cli.data import Dataset, inject_noise
 from rdia_cli.data.protocol import read_transition_matrix
 from rdia_cli.errors import InputError
-
-runner = CliRunner()
+from tests.cli_helpers import rdia
 
 
 def make(n: int, k: int, *, seed: int = 0, classes=None) -> Dataset:
@@ -188,7 +185,7 @@ def _noise_meta(path):
 
 
 def _run(*args):
-    return runner.invoke(app, ["noise", *map(str, args)])
+    return rdia("noise", *args)
 
 
 def test_cli_kinds_summary_and_metadata(csv, tmp_path):

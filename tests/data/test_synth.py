@@ -8,12 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from rdia_cli.cli import app
 from rdia_cli.data.readers import read_dataset
 from rdia_cli.data.synth import SynthSpec, write_synth
 from rdia_cli.errors import InputError
+from tests.cli_helpers import rdia
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +80,13 @@ def test_same_data_for_any_row_group_size_and_streams_differ(tmp_path):
 
 
 def test_cli_synth_and_errors(tmp_path):
-    cli = CliRunner()
     out = tmp_path / "s.parquet"
-    r = cli.invoke(app, ["synth", "-o", str(out), "--rows", "3000", "--features", "500",
-                         "--nnz", "5", "--noise", "0.1", "--seed", "2"])
+    r = rdia("synth", "-o", out, "--rows", "3000", "--features", "500", "--nnz", "5",
+             "--noise", "0.1", "--seed", "2")
     assert r.exit_code == 0, r.output
     ds = read_dataset(str(out))
     assert ds.X.shape == (3000, 500) and ds.X.nnz == 15000
-    r = cli.invoke(app, ["synth", "-o", str(tmp_path / "bad.parquet"), "--features", "10",
-                         "--nnz", "15"])
+    r = rdia("synth", "-o", tmp_path / "bad.parquet", "--features", "10", "--nnz", "15")
     assert r.exit_code == 2 and "--features" in r.output
     assert not (tmp_path / "bad.parquet").exists()
     with pytest.raises(InputError, match="--noise"):

@@ -50,7 +50,7 @@ def test_multinomial_flat_direction_is_solved_in_range(digits):
     np.testing.assert_allclose(res.phi, ref, rtol=1e-6, atol=1e-8 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("which", ["binary", "multinomial"])
+@pytest.mark.parametrize("which", ["binary", pytest.param("multinomial", marks=pytest.mark.slow)])
 def test_cg_equals_direct(cancer, digits, which):
     train, val = (cancer[0], cancer[1]) if which == "binary" else digits
     model = train_logreg(train)
