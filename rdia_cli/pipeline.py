@@ -178,7 +178,7 @@ def _score(erm, train, val, outdir, settings, device):
                            model_fingerprint=file_fingerprint(outdir / "erm.pt"),
                            train_fingerprint=train.fingerprint(),
                            val_fingerprint=val.fingerprint(), n_train=train.n_samples,
-                           n_val=val.n_samples, arch=erm.arch))
+                           n_val=val.n_samples, arch=erm.arch), ids=train.ids())
     return result
 
 
@@ -208,7 +208,7 @@ def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device)
             "n_removed": int(train.n_samples - (cleaned.extra["part"] == 0).sum()
                              if ac.config.weight > 0 else train.n_samples),
             "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
-    rows, clean_info = split_clean_rows(cleaned, include_clean=False)
+    rows, clean_info = split_clean_rows(cleaned, include_clean=False, source=train)
     clean_inputs = record_inputs(clean=(val.source, None))
     if val.meta.get("read_options"):
         clean_inputs["clean_read_options"] = val.meta["read_options"]

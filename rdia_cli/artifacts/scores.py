@@ -52,6 +52,7 @@ class Scores:
     probs: np.ndarray  # (N, K)
     meta: dict[str, Any]
     path: str = "<memory>"
+    ids: np.ndarray | None = None  # the data's ID column (``meta["id_column"]`` names it)
 
     @property
     def n_samples(self) -> int:
@@ -72,20 +73,16 @@ class Scores:
 
 
 def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
-                 row_group_size: int = 1 << 20) -> None:
+                 row_group_size: int = 1 << 20, ids=None) -> None:
     """Write the scores file atomically, one row group at a time (no whole-file table; the
-    labels are taken from the class values without a Python object per row)."""
+    labels are taken from the class values without a Python object per row). ``ids``:
+    (name, Arrow array) of the data's ID column, written after ``row_id`` under its name."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = len(result.phi)
     n_train = int(meta["n_train"])
-    if all(isinstance(c, int) for c in classes):
-        values = pa.array(np.asarray(classes, dtype=np.int64).reshape(-1))
-    elif all(isinstance(c, (int, float)) for c in classes):
-        values = pa.array(np.asarray(classes, dtype=np.float64).reshape(-1))
-    else:
-        values = pa.array([str(c) for c in classes], type=pa.string())
+    values = metadata.classes_array(classes)
     labels = np.asarray(labels, dtype=np.int64)
     row_id = np.asarray(row_id, dtype=np.int64)
     phi = np.asarray(result.phi, dtype=np.float64)
@@ -98,8 +95,13 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
     factor = paper_factor(meta)
     full_meta = dict(meta, classes=list(classes), n_rows=n, kind="scores", format_version=1,
                      paper_factor=None if np.isnan(factor) else factor)
+    id_field = []
+    if ids is not None:
+        id_name = ids[0] if ids[0] not in (*COLUMNS, "phi_paper") else f"{ids[0]}_id"
+        full_meta["id_column"] = id_name
+        id_field = [(id_name, ids[1].type)]
     schema = pa.schema(
-        [("row_id", pa.int64()), ("label", values.type), ("phi", pa.float64()),
+        [("row_id", pa.int64()), *id_field, ("label", values.type), ("phi", pa.float64()),
          ("phi_paper", pa.float64()),
          ("delta_remove", pa.float64()), ("delta_relabel", pa.float64()),
          ("p_label", pa.float64()), ("loss", pa.float64()), ("probs", pa.list_(pa.float32(), k))],
@@ -117,6 +119,7 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
             table = pa.Table.from_arrays(
                 [
                     pa.array(row_id[a:b]),
+                    *([] if ids is None else [ids[1].slice(a, b - a)]),
                     values.take(pa.array(labels[a:b])),
                     pa.array(ph),
                     pa.array(ph * factor),
@@ -185,6 +188,8 @@ def read_scores(path) -> Scores:
         probs=probs,
         meta=meta,
         path=str(p),
+        ids=(table.column(meta["id_column"]).to_numpy(zero_copy_only=False)
+             if meta.get("id_column") in table.column_names else None),
     )
 
 

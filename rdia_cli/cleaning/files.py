@@ -61,7 +61,7 @@ def for_file(ds: Dataset) -> Dataset:
         weight = None
     return Dataset(X=ds.X, y=y, classes=list(ds.classes), row_id=ds.row_id, target=target,
                    weight=weight, feature_names=ds.feature_names, extra=extra,
-                   meta=dict(ds.meta), source=ds.source)
+                   meta=dict(ds.meta), source=ds.source, table=ds.table)
 
 
 def from_file(ds: Dataset) -> Dataset:
@@ -82,12 +82,14 @@ def from_file(ds: Dataset) -> Dataset:
         target = np.asarray(extra.pop(RAW), dtype=np.float32)
     return Dataset(X=ds.X, y=y, classes=list(ds.classes), row_id=ds.row_id, target=target,
                    weight=ds.weight, feature_names=ds.feature_names, extra=extra,
-                   meta=dict(ds.meta), source=ds.source)
+                   meta=dict(ds.meta), source=ds.source, table=ds.table)
 
 
-def split_clean_rows(ds: Dataset, include_clean: bool) -> tuple[Dataset, dict[str, Any]]:
+def split_clean_rows(ds: Dataset, include_clean: bool, source: Dataset | None = None
+                     ) -> tuple[Dataset, dict[str, Any]]:
     """For a Dataset with ``extra['part']`` (auto: 0 training row, 1 clean row), the rows to
-    write and what the metadata says about the clean rows."""
+    write and what the metadata says about the clean rows. The training rows get back the
+    user's own table of ``source`` (the training data), so the file keeps its columns."""
     if "part" not in ds.extra:
         return ds, {}
     part = np.asarray(ds.extra["part"])
@@ -99,6 +101,10 @@ def split_clean_rows(ds: Dataset, include_clean: bool) -> tuple[Dataset, dict[st
                     "clean_rows_why": "no training row was kept (the clean set alone was best)"}
     kept = ds.subset(np.flatnonzero(part == 0))
     kept.extra.pop("part")
+    if source is not None and source.table is not None and kept.table is None:
+        at = {int(r): i for i, r in enumerate(source.row_id)}
+        kept.table = source.table.take(np.array([at[int(r)] for r in kept.row_id], np.int64))
+        kept.meta = dict(source.meta, **kept.meta)
     return kept, {"clean_rows": "excluded", "n_clean": n_clean}
 
 

@@ -2,9 +2,11 @@
 command that reads data (``@read_options``), and loading a file with it.
 
 A command declares one parameter ``read: ReadArgs``; the decorator replaces it, in ``--help``
-and on the command line, by the reader flags (``--labels``, ``--label-col``, ``--zero-based``,
-``--n-features``, ``--classes``, ``--format``, and the IDX label files of the other inputs the
-command names, e.g. ``--val-labels``), and hands the command the parsed :class:`ReadArgs`.
+and on the command line, by the reader flags (``--labels``, ``--label-col``, ``--id-col``,
+``--ignore-cols``, ``--categorical``, ``--zero-based``, ``--n-features``, ``--classes``,
+``--format``, and the IDX label files of the other inputs the command names, e.g.
+``--val-labels``), and hands the command the parsed :class:`ReadArgs`. Options given at
+`train` are remembered by the model: reading with its schema fills in what is not given.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import typer
 # added after `labels` for each other input of the command.
 _FLAGS: list[tuple[str, Any, Any]] = [
     ("labels", Annotated[Path | None, typer.Option("--labels", help="IDX label file for IDX image data.")], None),
-    ("label_col", Annotated[str, typer.Option("--label-col", help="Label column of CSV/Parquet files.")], "label"),
+    ("label_col", Annotated[str | None, typer.Option("--label-col", help="Label column of CSV/Parquet files (default: the one the model was trained with, else `label`).", show_default=False)], None),
+    ("id_col", Annotated[str | None, typer.Option("--id-col", help="CSV/Parquet: a column of row IDs (e.g. customer_id); never a feature, kept in every output and used as the row's ID.", show_default=False)], None),
+    ("ignore_cols", Annotated[str | None, typer.Option("--ignore-cols", help="CSV/Parquet: columns kept in the outputs but never used as features, e.g. name,notes.", show_default=False)], None),
+    ("categorical", Annotated[str | None, typer.Option("--categorical", help="CSV/Parquet: columns to one-hot encode even if they look numeric, e.g. zip,grade.", show_default=False)], None),
     ("zero_based", Annotated[bool | None, typer.Option("--zero-based/--one-based", help="LIBSVM feature indices (default: detect).", show_default=False)], None),
     ("n_features", Annotated[int | None, typer.Option("--n-features", help="LIBSVM: fix the width.")], None),
     ("classes", Annotated[str | None, typer.Option("--classes", help="Keep only rows with these label values, e.g. 1,7.")], None),
@@ -59,14 +64,19 @@ class ReadArgs:
         return main + [p for p in self.label_files.values() if p is not None]
 
 
-def make_options(labels=None, label_col="label", zero_based=None, n_features=None,
-                 classes=None, fmt="auto"):
-    """A ReadOptions from the flags' values (``classes`` as typed: "1,7")."""
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip()) if text else ()
+
+
+def make_options(labels=None, label_col=None, id_col=None, ignore_cols=None, categorical=None,
+                 zero_based=None, n_features=None, classes=None, fmt="auto"):
+    """A ReadOptions from the flags' values (lists as typed: "1,7", "name,notes")."""
     from rdia_cli.data.readers import ReadOptions
 
-    cls = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None
     return ReadOptions(format=fmt, labels=str(labels) if labels else None, label_col=label_col,
-                       zero_based=zero_based, n_features=n_features, classes=cls)
+                       id_col=id_col, ignore_cols=_names(ignore_cols),
+                       categorical=_names(categorical), zero_based=zero_based,
+                       n_features=n_features, classes=_names(classes) or None)
 
 
 def read_options(*inputs: str, labels_help: str = _LABELS_HELP):

@@ -121,6 +121,13 @@ class Dataset:
         """The original label values (not indices) of every row."""
         return np.asarray(self.classes, dtype=object)[self.y]
 
+    def ids(self) -> tuple[str, Any] | None:
+        """(name, values) of the table's ID column (``--id-col``), or None without one."""
+        name = (self.meta.get("columns") or {}).get("id")
+        if not name or self.table is None or name not in self.table.column_names:
+            return None
+        return str(name), self.table.column(name).combine_chunks()
+
     def to_pandas(self):
         """A ``pandas.DataFrame`` with the columns a CSV output of this Dataset has
         (:mod:`rdia_cli.data.writers`): a user's ``table`` with the new labels and rdia's columns

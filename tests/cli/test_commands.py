@@ -227,9 +227,10 @@ def test_error_missing_label_column(tmp_path):
     _fails(rdia("train", tmp_path / "x.csv", "-o", tmp_path / "m.pt"), 2, "label")
 
 
-def test_error_nan_features(tmp_path):
-    (tmp_path / "nan.csv").write_text("a,b,label\n1,2,0\n3,nan,1\n")
-    _fails(rdia("train", tmp_path / "nan.csv", "-o", tmp_path / "m.pt"), 2, "b")
+def test_error_infinite_features(tmp_path):
+    """A blank or `nan` cell is a missing value (imputed, #26); infinity is an error."""
+    (tmp_path / "inf.csv").write_text("a,b,label\n1,2,0\n3,inf,1\n")
+    _fails(rdia("train", tmp_path / "inf.csv", "-o", tmp_path / "m.pt"), 2, "b")
 
 
 def test_error_unseen_test_labels(pipeline, tmp_path):

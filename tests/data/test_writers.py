@@ -21,11 +21,6 @@ from rdia_cli.data.writers import DENSE_COLUMNS_MAX
 from rdia_cli.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-# Sparse data narrower than DENSE_COLUMNS_MAX is written as one column per feature with
-# `rdia.sparse: true`; reading it back as the same sparse data is the Parquet reader's part.
-SPARSE_COLUMNS = pytest.mark.xfail(
-    strict=False, reason="the Parquet reader does not yet read `rdia.sparse` columns back as "
-                         "a sparse matrix")
 
 
 def wide_svm() -> Dataset:
@@ -100,7 +95,6 @@ def test_narrow_sparse_is_one_column_per_feature(tmp_path):
     assert meta["rdia.n_features"] == 5 and meta["rdia.fingerprint"] == ds.fingerprint()
 
 
-@SPARSE_COLUMNS
 def test_narrow_sparse_reads_back_as_the_same_data(tmp_path):
     ds = read_dataset(str(FIXTURES / "tiny.svm"))
     assert_same(ds, round_trip(ds, tmp_path, row_group_size=4))
@@ -148,7 +142,7 @@ def test_image_round_trip(tmp_path):
     assert json.loads(meta[b"rdia.image_shape"]) == [1, 6, 6]
 
 
-@pytest.mark.parametrize("p", [pytest.param(10, marks=SPARSE_COLUMNS), DENSE_COLUMNS_MAX + 1])
+@pytest.mark.parametrize("p", [10, DENSE_COLUMNS_MAX + 1])
 def test_target_weight_extra_round_trip(tmp_path, p):
     rng = np.random.default_rng(0)
     n = 7
@@ -285,7 +279,7 @@ def test_missing_output_folder(tmp_path):
 def test_round_trip_property(tmp_path, n, p, k, kind, class_kind, group, seed):
     rng = np.random.default_rng(seed)
     X = (rng.normal(size=(n, p)) * (rng.random((n, p)) < 0.5)).astype(np.float32)
-    if kind == "sparse":  # wide: kept sparse (narrow sparse data: SPARSE_COLUMNS)
+    if kind == "sparse":  # wide: kept sparse (narrow sparse data: x1..xP columns)
         X = sp.hstack([sp.csr_matrix(X), sp.csr_matrix((n, DENSE_COLUMNS_MAX))], format="csr")
     elif kind == "image":
         X = X.reshape(n, 1, 1, p)

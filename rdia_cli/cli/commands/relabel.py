@@ -97,8 +97,8 @@ def relabel(
     if data is None:
         data = recorded_path(sc.meta, "train", "training data", "give DATA")
         opts = recorded_options(sc.meta, "train")
-    else:
-        opts = read.options
+    else:  # what the user gave, the rest as `rdia score` read it
+        opts = read.options.inherit(sc.meta.get("train_read_options"))
     check_output(output, data)
     ds = load(data, opts, what="training data")
     check_scores_match(sc, ds.fingerprint(), ds.row_id, str(data))
@@ -177,7 +177,7 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
         task = bar.add_task("cross-validating", total=None, info="")
         ac = auto_clean(ds, vds, m, seed=seed, device=dev,
                         progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
-    rows, clean_info = split_clean_rows(ac.cleaned, include_clean)
+    rows, clean_info = split_clean_rows(ac.cleaned, include_clean, source=ds)
     record = auto_record(ac, source_fingerprint=ds.fingerprint(), clean=vds,
                          clean_info=clean_info, clean_inputs=record_inputs(clean=(val, val_opts)),
                          scores=str(sc.path))

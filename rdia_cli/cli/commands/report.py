@@ -54,7 +54,7 @@ def inspect(
     sc = read_scores(scores)
     from rdia_cli.cleaning.files import from_file
 
-    ds = from_file(load(data, read.options,
+    ds = from_file(load(data, read.options.inherit(sc.meta.get("train_read_options")),
                         what="training data"))  # a cleaned file: its original labels
     report.check_inspect_match(sc, ds, str(data))
     rows = report.harmful_rows(sc, ds, top=top)
@@ -65,14 +65,16 @@ def inspect(
               caption="new label: " + ("the top class of the file's target" if cleaned else
                                        "the top class of the paper's Eq. 12 target"),
               caption_justify="left")
-    for c in ("row_id", "label", "p_label", "Φ", "Δ val loss if relabeled", "new label"):
+    id_name = sc.meta.get("id_column") if sc.ids is not None else None
+    for c in (id_name or "row_id", "label", "p_label", "Φ", "Δ val loss if relabeled",
+              "new label"):
         t.add_column(c, justify="right")
     for r in rows:
         if r.status in ("kept", "removed"):
             new = f"[dim]{r.status}[/]"
         else:
             new = str(r.new_label) + (f" ({r.new_weight:.2f})" if r.new_weight < 0.995 else "")
-        t.add_row(str(r.row_id), str(r.label), f"{r.p_label:.3f}", f"{r.phi:.4g}",
+        t.add_row(str(sc.ids[r.index] if id_name else r.row_id), str(r.label), f"{r.p_label:.3f}", f"{r.phi:.4g}",
                   f"{r.delta_relabel:+.2e}", new)
     out.print(t)
 

@@ -42,7 +42,7 @@ def retrain(
     from rdia_cli.cleaning.files import from_file, load_clean_rows, needs_clean_rows
 
     schema = api.schema_of_model(m)
-    ds = from_file(load(cleaned, make_options(fmt="parquet"), what="cleaned data", schema=schema))
+    ds = from_file(load(cleaned, make_options(), what="cleaned data", schema=schema))
     net = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
     if needs_clean_rows(ds):  # auto trained on them: add them back
         clean = None if val is None else load(val, make_options(), what="clean data",

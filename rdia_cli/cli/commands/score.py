@@ -56,6 +56,7 @@ def score(
         dev = shard.device
     m = load_model(model)
     schema = api.schema_of_model(m)
+    opts = opts.inherit(schema.read_options)  # the options train was given, unless given here
     if shard is None:
         ds = load(data, opts, what="training data", schema=schema)
     else:
@@ -91,10 +92,11 @@ def score(
         "n_train": ds.n_samples, "n_val": vds.n_samples, "seconds": seconds,
         "arch": m.arch,
         # where the inputs are, so `rdia relabel` can find them without being told again
-        **record_inputs(train=(data, opts), val=(val, read.for_input("val"))),
+        **record_inputs(train=(data, opts),
+                        val=(val, read.for_input("val").inherit(schema.read_options))),
     })
     write_scores(output, row_id=ds.row_id, labels=ds.y, classes=ds.classes, result=result,
-                 probs=probs, meta=meta)
+                 probs=probs, meta=meta, ids=ds.ids())
     _print_score_summary(result, ds, meta, top, output)
 
 
@@ -144,11 +146,14 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
     err.print(summary_table("rdia score", rows))
     if top > 0 and n:
         t = Table(title=f"top {min(top, n)} harmful rows", title_justify="left")
-        for c in ("row_id", "label", "p_label", "Φ", "Δ val loss if relabeled"):
+        ids = ds.ids()
+        for c in (ids[0] if ids else "row_id", "label", "p_label", "Φ",
+                  "Δ val loss if relabeled"):
             t.add_column(c, justify="right")
         head = np.argpartition(-phi, min(top, n) - 1)[:top] if top < n else np.arange(n)
         for i in head[np.lexsort((head, -phi[head]))]:
-            t.add_row(str(ds.row_id[i]), str(ds.classes[ds.y[i]]), f"{result.p_label[i]:.3f}",
+            row = ids[1][int(i)].as_py() if ids else ds.row_id[i]
+            t.add_row(str(row), str(ds.classes[ds.y[i]]), f"{result.p_label[i]:.3f}",
                       f"{phi[i]:.4g}", f"{relabel_effect(phi[i], result.p_label[i], n):+.2e}")
         err.print(t)
 
