@@ -84,6 +84,7 @@ def test_guard_keeps_default_unless_clearly_better():
     assert guarded_choice(configs, np.vstack([base, base - 2.5 * se + wobble]), DEFAULT_POLICY) == 1
 
 
+@pytest.mark.slow  # 3-4 s on a busy machine
 def test_a_blended_model_predicts_the_blended_probabilities(digits):
     train, test = digits  # ten classes
     val = train.subset(np.arange(200))
