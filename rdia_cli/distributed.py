@@ -320,12 +320,19 @@ def _align_width(ds: Dataset, sharding: Sharding) -> Dataset:
 
 
 # --- the stages, sharded ---------------------------------------------------------------------
-def _check_logreg(arch: str) -> None:
-    if arch != "logreg":
+def check_shardable(arch: str) -> None:
+    """InputError unless torchrun can shard the rows of model kind ``arch``."""
+    from rdia_cli.models.kinds import KINDS
+
+    kind = KINDS.get(arch)
+    if kind is None or not kind.shardable:
         raise InputError(
             f"torchrun shards logistic regression only, not `{arch}`; run networks in one "
             "process (without torchrun)."
         )
+
+
+_check_logreg = check_shardable  # the name the commands call
 
 
 def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: str = "logreg",
@@ -333,7 +340,7 @@ def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: s
     """``rdia_cli.models.logreg.training.train_logreg`` on this rank's rows, sums all-reduced."""
     from rdia_cli.models.logreg.training import train_logreg as _train
 
-    _check_logreg(model_type)
+    check_shardable(model_type)
     return _train(ds, reduce=sharding.reduce, n_total=n_total, **kwargs)
 
 
@@ -342,14 +349,15 @@ def score_logreg(model, ds: Dataset, val: Dataset, sharding: Sharding, n_total: 
                  max_iter: int | None = None, device=None, on_iter=None):
     """Φ for this rank's rows (the same defaults as :func:`rdia_cli.stages.score_model`)."""
     from rdia_cli.influence.logreg import score_logreg as _score
+    from rdia_cli.influence.scoring import logreg_defaults
     from rdia_cli.models.common import check_model_data
 
-    _check_logreg(model.arch)
+    check_shardable(model.arch)
     check_model_data(model, ds, "training data")
     check_model_data(model, val, "validation data")
-    return _score(model, ds, val, solver=solver, damping=damping or 0.0, tol=tol or 1e-10,
-                  max_iter=max_iter or 1000, device=device or sharding.device,
-                  reduce=sharding.reduce, n_total=n_total, on_iter=on_iter)
+    return _score(model, ds, val, solver=solver, **logreg_defaults(damping, tol, max_iter),
+                  device=device or sharding.device, reduce=sharding.reduce, n_total=n_total,
+                  on_iter=on_iter)
 
 
 def gather_scores(sharding: Sharding, result, ds: Dataset, probs: np.ndarray):

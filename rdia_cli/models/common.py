@@ -30,14 +30,10 @@ def check_trainable(ds: Dataset) -> None:
 
 
 def predict_proba(model: ModelFile, X, *, device="cpu"):
-    """(N, K) float64 probabilities for any rdia model."""
-    if model.arch == "logreg":
-        from rdia_cli.models.logreg.problem import predict_proba as lr_proba
+    """(N, K) float64 probabilities for any rdia model (``kind_of(model).predict_proba``)."""
+    from rdia_cli.models.kinds import kind_of
 
-        return lr_proba(model.state, X, n_classes=model.n_classes, device=device)
-    from rdia_cli.models.nets.training import predict_proba_net
-
-    return predict_proba_net(model, X, device=device)
+    return kind_of(model).predict_proba(model, X, device=device)
 
 
 def schema_of_model(model: ModelFile):
@@ -60,6 +56,8 @@ def check_model_data(model: ModelFile, ds: Dataset, what: str = "data") -> None:
 
 
 def probabilities(model: ModelFile, ds: Dataset, *, device="cpu") -> np.ndarray:
-    from rdia_cli.models.common import predict_proba
+    """(N, K) float64 probabilities of ``model`` on the rows of ``ds``."""
+    from rdia_cli.models.kinds import kind_of
 
-    return predict_proba(model, ds.X if model.arch != "logreg" else ds.flat_X(), device=device)
+    kind = kind_of(model)
+    return kind.predict_proba(model, kind.inputs(ds), device=device)

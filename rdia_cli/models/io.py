@@ -12,7 +12,6 @@ from rdia_cli.errors import InputError
 
 FORMAT = "rdia-model"
 VERSION = 1
-ARCHS = ("logreg", "mlp", "lenet", "cnn")
 
 
 @dataclass
@@ -144,7 +143,9 @@ def load_model(path: str | Path) -> ModelFile:
             f"`{p}` is an rdia model file of version {payload.get('version')}; "
             f"this rdia reads version {VERSION}."
         )
-    if payload.get("arch") not in ARCHS:
+    from rdia_cli.models.kinds import KINDS
+
+    if not isinstance(payload.get("arch"), str) or payload["arch"] not in KINDS:
         raise InputError(f"`{p}` has unknown architecture {payload.get('arch')!r}.")
     return ModelFile(
         arch=payload["arch"],

@@ -69,11 +69,9 @@ def test_sigua_large_loss_term_has_the_opposite_gradient_sign():
 
 
 def test_sigua_without_ascent_is_self_teaching():
-    from rdia_cli.models.nets.training import self_teaching_loss
-
     z, y = torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(LABELS)
     assert float(nt.sigua_loss(z, y, rho=0.6, ascent=0.0)) == pytest.approx(
-        float(self_teaching_loss(z, y, rho=0.6)), rel=1e-12)
+        float(nt.self_teaching_loss(z, y, rho=0.6)), rel=1e-12)
 
 
 # --- F-correction -------------------------------------------------------------------------------

@@ -10,14 +10,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.models.nets.training import (
-    n_clean,
-    predict_proba_net,
-    rdia_ls_loss,
-    rho_schedule,
-    self_teaching_loss,
-    train_net,
-)
+from rdia_cli.models.nets.noisy import n_keep, rdia_ls_loss, rho_at, self_teaching_loss
+from rdia_cli.models.nets.training import predict_proba_net, train_net
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -108,15 +102,16 @@ def test_self_teaching_loss():
     assert float(got) == pytest.approx(float(ce[clean].mean()), rel=1e-12)
 
 
-def test_rho_schedule_and_counts():
+def test_rho_at_and_counts():
     # ρ = 1 - min(t·τ/T_k, τ) with t counted from 1 (Algorithm 2: t ∈ [1..T])
-    assert rho_schedule(1, 0.4, 10) == pytest.approx(0.96)
-    assert rho_schedule(5, 0.4, 10) == pytest.approx(0.8)
-    assert rho_schedule(10, 0.4, 10) == pytest.approx(0.6)
-    assert rho_schedule(200, 0.4, 10) == pytest.approx(0.6)
-    assert n_clean(128, 0.6) == 77  # ceil(76.8)
-    assert n_clean(10, 0.6) == 6    # no float round-up past an exact count
-    assert n_clean(10, 1.0) == 10 and n_clean(10, 0.0) == 0
+    assert rho_at(1, 0.4, 10) == pytest.approx(0.96)
+    assert rho_at(5, 0.4, 10) == pytest.approx(0.8)
+    assert rho_at(10, 0.4, 10) == pytest.approx(0.6)
+    assert rho_at(200, 0.4, 10) == pytest.approx(0.6)
+    assert rho_at(2345, 0.4, 4690) == pytest.approx(0.8)  # t and T_k in optimizer steps
+    assert n_keep(128, 0.6) == 77  # ceil(76.8)
+    assert n_keep(10, 0.6) == 6    # no float round-up past an exact count
+    assert n_keep(10, 1.0) == 10 and n_keep(10, 0.0) == 0
 
 
 def _noisy_digits(tau, n=600, seed=0):

@@ -35,6 +35,9 @@ NET_ARCHS = ("mlp", "lenet", "cnn")
 # the authors' MNIST network (Viperccc/RDIA, RDIA-LS/model.py: MLPNet): 784-256-10, ReLU
 PAPER_MNIST_MLP: dict[str, Any] = {"hidden": [256]}
 
+# whether the architecture needs (C, H, W) images (else any input is flattened)
+IMAGE_INPUT: dict[str, bool] = {"mlp": False, "lenet": True, "cnn": True}
+
 DEFAULT_ARGS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [256, 128]},
     "lenet": {"channels": [6, 16], "kernel_size": 5},
@@ -126,7 +129,7 @@ def complete_arch_args(arch: str, arch_args: dict[str, Any] | None, *, input_sha
     shape = [int(s) for s in (args.get("input_shape") or input_shape)]
     args["input_shape"] = shape
     args["n_classes"] = int(args.get("n_classes") or n_classes)
-    if arch in ("lenet", "cnn") and len(shape) != 3:
+    if IMAGE_INPUT[arch] and len(shape) != 3:
         raise InputError(
             f"`{arch}` needs image input of shape (C, H, W), got input shape {shape}; pass "
             "images (N, C, H, W) or `input_shape` [C, H, W] in arch_args, or use `mlp`."
@@ -154,15 +157,18 @@ def build_net(arch: str, arch_args: dict[str, Any], *, seed: int | None = None) 
     shape = [int(s) for s in a["input_shape"]]
     k = int(a["n_classes"])
     with torch.device("meta"):
-        if arch == "mlp":
-            net: nn.Module = MLP(math.prod(shape), list(a["hidden"]), k)
-        elif arch == "lenet":
-            net = LeNet(shape, list(a["channels"]), int(a["kernel_size"]), k)
-        else:
-            net = CNN(shape, list(a["channels"]), int(a["fc"]), bool(a["batch_norm"]), k)
+        net = _BUILDERS[arch](shape, a, k)
     net = net.to_empty(device="cpu")
     _reset(net, None if seed is None else torch.Generator().manual_seed(int(seed)))
     return net
+
+
+_BUILDERS = {
+    "mlp": lambda shape, a, k: MLP(math.prod(shape), list(a["hidden"]), k),
+    "lenet": lambda shape, a, k: LeNet(shape, list(a["channels"]), int(a["kernel_size"]), k),
+    "cnn": lambda shape, a, k: CNN(shape, list(a["channels"]), int(a["fc"]),
+                                   bool(a["batch_norm"]), k),
+}
 
 
 def _reset(net: nn.Module, gen: torch.Generator | None) -> None:

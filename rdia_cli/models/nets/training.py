@@ -5,9 +5,10 @@
 Public functions (all keyword options after ``*``; the library never prints, progress goes through
 a callback ``progress(step, total, info_dict)``):
 
-* ``train_net(ds, *, arch, ...) -> ModelFile``
+* ``train_net(ds, *, arch, ...) -> ModelFile`` (keyword form) and ``fit_net(ds, *, arch,
+  settings, method, ...)`` (``NetSettings`` and a ``noisy.Method``)
 * ``predict_proba_net(model, X, ...) -> (N, K) float64``
-* ``rdia_ls_loss(logits, labels, *, rho, gamma)`` — the per-batch RDIA-LS loss (paper App. F).
+The per-batch losses (``rdia_ls_loss``, the paper's App. F, and the others) are in ``noisy``.
 
 Training objective (mean-loss normalization, ``rdia_cli.glossary``):
 (1/B) Σ_i w_i ℓ(t_i, p_i) per mini-batch of B rows, plus (λ/2)‖θ‖² through the optimizer's coupled
@@ -19,13 +20,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.models.io import ModelFile
+from rdia_cli.models.nets import noisy as nt
+
+__all__ = [
+    "NetSettings", "OPTIMIZERS", "SCHEDULES", "check_choice", "check_rows", "fit_net",
+    "net_from_model", "predict_proba_net", "settings_from_options", "target_tensor",
+    "torch_device", "train_net",
+]
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "paper")
@@ -73,179 +82,60 @@ def check_choice(name: str, value, allowed) -> None:
         raise InputError(f"`{name}` must be one of {', '.join(allowed)}; got {value!r}.")
 
 
-# --- RDIA-LS ------------------------------------------------------------------------------------
-def rho_schedule(epoch: int, noise_rate: float, tk: int) -> float:
-    """ρ = 1 - min(t·τ/T_k, τ), t = the epoch counted from 1 (paper Algorithm 2, ``t ∈ [1..T]``).
+# --- settings -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NetSettings:
+    """How a network is trained, the method aside (``rdia_cli.models.nets.noisy``).
 
-    ρ is the share of each mini-batch kept as clean (smallest loss).
+    ``schedule="paper"`` keeps ``lr`` for 40% of the epochs then decays it linearly to 0 and, for
+    Adam, sets β1 to 0.1 in the decay phase (as the paper's and Co-teaching's code do).
+    ``arch_args`` are the network's (``rdia_cli.models.nets.arch``); None takes the defaults.
     """
-    return 1.0 - min(epoch * noise_rate / tk, noise_rate)
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    seed: int = 0
+    arch_args: dict | None = None
+
+    KEYS: ClassVar[tuple[str, ...]] = ("epochs", "batch_size", "lr", "optimizer",
+                                       "weight_decay", "schedule", "seed")
+
+    def __post_init__(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
+            raise InputError(
+                f"Need epochs ≥ 0, batch_size ≥ 1, lr > 0, weight_decay ≥ 0; got "
+                f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, "
+                f"weight_decay={self.weight_decay}."
+            )
+
+    def record(self) -> dict[str, Any]:
+        """The first keys of ``meta["training"]``."""
+        return {"epochs": int(self.epochs), "batch_size": int(self.batch_size),
+                "lr": float(self.lr), "optimizer": self.optimizer,
+                "weight_decay": float(self.weight_decay), "schedule": self.schedule,
+                "seed": int(self.seed)}
 
 
-def n_clean(batch: int, rho: float) -> int:
-    """|D+| = the smallest count ≥ ρ·B (paper: argmin over |D+| ≥ ρ|D|)."""
-    return min(batch, max(0, math.ceil(rho * batch - 1e-9)))
-
-
-def _split_by_loss(ce, rho: float):
-    import torch
-
-    order = torch.argsort(ce.detach(), stable=True)
-    k = n_clean(ce.shape[0], rho)
-    return order[:k], order[k:]
-
-
-def rdia_ls_loss(logits, labels, *, rho: float, gamma: float, target=None, weight=None):
-    """The RDIA-LS mini-batch loss (paper appendix F, Algorithm 2, with Lemma 2).
-
-    Rows are sorted by cross-entropy; the ``ceil(ρ·B)`` smallest form D+, the rest D-.
-    ``L_R = (1-γ) · mean_{D+} CE + γ · mean_{D-} -log(1 - p_m)``, m = the row's given label
-    (``labels``); the second term is the cross-entropy with the relabeled target R(y) (Lemma 2),
-    so no target is formed. ``target`` (B, K soft labels) replaces the one-hot of ``labels`` in CE;
-    ``weight`` (B,) multiplies each row's term (means still divide by the row count). An empty
-    group contributes 0.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    logp = F.log_softmax(logits, dim=1)
-    labels = labels.long()
-    if target is None:
-        ce = -logp.gather(1, labels.unsqueeze(1)).squeeze(1)
-    else:
-        ce = -(target * logp).sum(1)
-    # log(1 - p_m) = logsumexp_{k≠m} z_k - logsumexp_k z_k, stable for p_m → 1.
-    masked = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
-    neg = -(torch.logsumexp(masked, dim=1) - torch.logsumexp(logits, dim=1))
-    if weight is not None:
-        ce, neg = ce * weight, neg * weight
-    clean, noisy = _split_by_loss(ce, rho)
-    zero = logits.sum() * 0.0
-    loss_clean = ce[clean].mean() if len(clean) else zero
-    loss_noisy = neg[noisy].mean() if len(noisy) else zero
-    return (1.0 - gamma) * loss_clean + gamma * loss_noisy
-
-
-def self_teaching_loss(logits, labels, *, rho: float, target=None, weight=None):
-    """Self-teaching (Jiang et al. 2018; one network): mean CE over the ⌈ρB⌉ smallest-loss rows."""
-    ce = _ce(logits, labels, target, weight)
-    clean, _ = _split_by_loss(ce, rho)
-    return ce[clean].mean()
-
-
-def _ce(logits, labels, target, weight):
-    import torch.nn.functional as F
-
-    logp = F.log_softmax(logits, dim=1)
-    ce = -logp.gather(1, labels.long().unsqueeze(1)).squeeze(1) if target is None \
-        else -(target * logp).sum(1)
-    return ce if weight is None else ce * weight
-
-
-_NOISE_KEYS = {
-    "rdia_ls": {"noise_rate", "tk", "tk_steps", "gamma", "variant", "gamma_grid",
-                "gamma_holdout"},
-    "self_teaching": {"noise_rate", "tk", "tk_steps"},
-    "co_teaching": {"noise_rate", "tk", "tk_steps"},
-    "sigua": {"noise_rate", "tk", "tk_steps", "ascent"},
-    "f_correction": {"transition", "estimate_epochs", "percentile"},
-    "s_model": {"init", "estimate_epochs"},
-}
-
-
-def _unknown(name: str, opts: dict) -> None:
-    if not isinstance(opts, dict):
-        raise InputError(f"`{name}` must be a dict of settings; got {type(opts).__name__}.")
-    unknown = set(opts) - _NOISE_KEYS[name]
+def settings_from_options(options: dict | None, *, n_classes: int
+                          ) -> tuple[NetSettings, nt.Method]:
+    """(settings, method) from the dict form of ``rdia train``'s options
+    (``rdia_cli.cli.options.net_options``) and of ``train_net``'s keyword arguments:
+    ``NetSettings.KEYS``, ``arch_args`` and at most one method key (``noisy.OPTION_KEYS``)."""
+    opts = dict(options or {})
+    unknown = set(opts) - set(NetSettings.KEYS) - {"arch_args"} - set(nt.OPTION_KEYS)
     if unknown:
-        raise InputError(f"`{name}` has unknown settings {sorted(unknown)}; allowed: "
-                         f"{sorted(_NOISE_KEYS[name])}.")
-
-
-def _check_noise_opts(name: str, opts: dict, need_gamma: bool) -> dict:
-    """The settings the old flags had (``noise_rate``, ``tk``, ``gamma``), validated; the newer
-    ones are checked by ``_check_method_opts``."""
-    _unknown(name, opts)
-    if "noise_rate" not in opts:
-        raise InputError(f"`{name}` needs `noise_rate` (τ, the expected share of wrong labels).")
-    out = {"noise_rate": float(opts["noise_rate"]), "tk": int(opts.get("tk", 10))}
-    if not 0.0 <= out["noise_rate"] < 1.0:
-        raise InputError(f"`{name}.noise_rate` must be in [0, 1); got {out['noise_rate']}.")
-    if out["tk"] < 1:
-        raise InputError(f"`{name}.tk` must be ≥ 1; got {out['tk']}.")
-    if need_gamma:
-        g = opts.get("gamma", 0.5)
-        if g == "auto":
-            out["gamma"] = "auto"
-        else:
-            try:
-                out["gamma"] = float(g)
-            except (TypeError, ValueError):
-                raise InputError(f"`{name}.gamma` must be a number in [0, 1] or 'auto'; got "
-                                 f"{g!r}.") from None
-            if not 0.0 <= out["gamma"] <= 1.0:
-                raise InputError(f"`{name}.gamma` must be in [0, 1] or 'auto'; got "
-                                 f"{out['gamma']}.")
-    return out
-
-
-def _check_method_opts(name: str, opts: dict, n_classes: int, epochs: int) -> dict:
-    """All settings of method ``name`` with defaults filled in (what the model file records)."""
-    from rdia_cli.models.nets import noisy as nt
-
-    _unknown(name, opts)
-    if name in ("f_correction", "s_model"):
-        out: dict[str, Any] = {"estimate_epochs": opts.get("estimate_epochs")}
-        if out["estimate_epochs"] is None:
-            out["estimate_epochs"] = max(1, int(round(0.1 * epochs)))
-        if int(out["estimate_epochs"]) < 1:
-            raise InputError(f"`{name}.estimate_epochs` must be ≥ 1; got "
-                             f"{out['estimate_epochs']}.")
-        out["estimate_epochs"] = int(out["estimate_epochs"])
-        if name == "f_correction":
-            T = opts.get("transition")
-            out["transition"] = None if T is None else nt.check_transition(
-                T, n_classes, "`f_correction.transition`").tolist()
-            out["percentile"] = float(opts.get("percentile", 97.0))
-            if not 0.0 < out["percentile"] <= 100.0:
-                raise InputError(f"`f_correction.percentile` must be in (0, 100]; got "
-                                 f"{out['percentile']}.")
-        else:
-            init = opts.get("init", "estimate")
-            if isinstance(init, str):
-                if init not in ("estimate", "identity"):
-                    raise InputError("`s_model.init` must be 'estimate', 'identity' or a K×K "
-                                     f"transition matrix; got {init!r}.")
-                out["init"] = init
-            else:
-                out["init"] = nt.check_transition(init, n_classes, "`s_model.init`").tolist()
-        return out
-    out = _check_noise_opts(name, opts, name == "rdia_ls")
-    tks = opts.get("tk_steps")
-    if tks is not None:
-        if int(tks) != tks or int(tks) < 1:
-            raise InputError(f"`{name}.tk_steps` must be an integer ≥ 1; got {tks!r}.")
-        tks = int(tks)
-    out["tk_steps"] = tks
-    if name == "sigua":
-        out["ascent"] = float(opts.get("ascent", 0.01))
-        if not 0.0 <= out["ascent"] <= 1.0:
-            raise InputError(f"`sigua.ascent` must be in [0, 1]; got {out['ascent']}.")
-    if name == "rdia_ls":
-        out["variant"] = opts.get("variant", "paper")
-        check_choice("rdia_ls.variant", out["variant"], nt.RDIA_LS_VARIANTS)
-        if out["gamma"] == "auto":
-            out["gamma_grid"] = [float(g) for g in opts.get("gamma_grid", nt.GAMMA_GRID)]
-            if not out["gamma_grid"] or any(not 0.0 <= g <= 1.0 for g in out["gamma_grid"]):
-                raise InputError("`rdia_ls.gamma_grid` must list γ values in [0, 1]; got "
-                                 f"{out['gamma_grid']}.")
-            out["gamma_holdout"] = float(opts.get("gamma_holdout", 0.1))
-            if not 0.0 < out["gamma_holdout"] < 1.0:
-                raise InputError(f"`rdia_ls.gamma_holdout` must be in (0, 1); got "
-                                 f"{out['gamma_holdout']}.")
-        elif "gamma_grid" in opts or "gamma_holdout" in opts:
-            raise InputError("`rdia_ls.gamma_grid` and `gamma_holdout` need `gamma='auto'`.")
-    return out
+        raise InputError(f"Unknown network training settings {sorted(unknown)}; allowed: "
+                         f"{sorted([*NetSettings.KEYS, 'arch_args', *nt.OPTION_KEYS])}.")
+    settings = NetSettings(**{k: opts[k] for k in (*NetSettings.KEYS, "arch_args") if k in opts})
+    method = nt.method_from_options({k: opts.get(k) for k in nt.OPTION_KEYS},
+                                    n_classes=n_classes, epochs=settings.epochs)
+    return settings, method
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -271,15 +161,9 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
               sigua: dict | None = None, f_correction: dict | None = None,
               s_model: dict | None = None, monitor: Dataset | None = None,
               progress: Callable[[int, int, dict], None] | None = None) -> ModelFile:
-    """Train ``arch`` on ``ds`` by mini-batch Adam/SGD; returns a ``ModelFile``.
-
-    Honours ``ds.target`` (soft labels: CE = -Σ t_k log p_k) and ``ds.weight``. ``init`` warm-starts
-    from a previous model of the same architecture (``rdia retrain``). Deterministic on CPU for
-    a fixed ``seed`` (private generators; the global RNG is not touched).
-    ``schedule="paper"`` keeps lr for 40% of the epochs then decays it linearly to 0 and, for Adam,
-    sets β1 to 0.1 in the decay phase (as the paper's and Co-teaching's code do).
-
-    At most one noisy-label method (pieces in ``rdia_cli.models.nets.noisy``), each a dict:
+    """Train ``arch`` on ``ds`` by mini-batch Adam/SGD; returns a ``ModelFile``. The keyword
+    form of ``fit_net``: the settings are ``NetSettings``', the method dicts are
+    ``rdia_cli.models.nets.noisy``'s (at most one; none is ERM):
 
     * ``rdia_ls`` = ``{"noise_rate": τ, "gamma": γ | "auto", "tk": 10, "tk_steps": None,
       "variant": "paper" | "reference"}``: RDIA-LS; ``variant="reference"`` is the authors' code
@@ -299,81 +183,117 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
       starts from a baseline's confusion matrix ("estimate", Goldberger & Ben-Reuven), from I or
       from a given matrix; it is saved in the metadata, the file holds the base network.
 
-    ρ = 1 - min(t·τ/T_k, τ). ``tk`` counts epochs of the data at hand (t = epoch from 1; ρ fixed
-    per epoch; the old behaviour). ``tk_steps`` counts optimizer steps instead (t = step from 1;
-    ρ updated every step), so a subset and the full set get the same schedule per step; the
-    paper's T_k = 10 epochs of 60,000 rows at batch 128 is ``tk_steps`` = 4690
+    ρ = 1 - min(t·τ/T_k, τ) (``noisy.rho_at``). ``tk`` counts epochs of the data at hand
+    (t = epoch from 1; ρ fixed per epoch). ``tk_steps`` counts optimizer steps instead (t = step
+    from 1; ρ updated every step), so a subset and the full set get the same schedule per step;
+    the paper's T_k = 10 epochs of 60,000 rows at batch 128 is ``tk_steps`` = 4690
     (``noisy.PAPER_TK_STEPS``).
+    """
+    options = {"arch_args": arch_args, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+               "optimizer": optimizer, "weight_decay": weight_decay, "schedule": schedule,
+               "seed": seed, "rdia_ls": rdia_ls, "self_teaching": self_teaching,
+               "co_teaching": co_teaching, "sigua": sigua, "f_correction": f_correction,
+               "s_model": s_model}
+    settings, method = settings_from_options(options, n_classes=ds.n_classes)
+    return fit_net(ds, arch=arch, settings=settings, method=method, device=device, init=init,
+                   monitor=monitor, progress=progress)
 
-    ``monitor``: a labelled Dataset scored after every epoch (accuracy in the progress info and
-    in ``meta["metrics"]["monitor_accuracy"]``), e.g. the test set for the paper's metric.
+
+def fit_net(ds: Dataset, *, arch: str, settings: NetSettings = NetSettings(),
+            method: nt.Method | None = None, device="cpu", init: ModelFile | None = None,
+            monitor: Dataset | None = None,
+            progress: Callable[[int, int, dict], None] | None = None) -> ModelFile:
+    """Train ``arch`` on ``ds`` with ``method`` (default ERM) under ``settings``.
+
+    Honours ``ds.target`` (soft labels: CE = -Σ t_k log p_k) and ``ds.weight``. ``init``
+    warm-starts from a previous model of the same architecture (``rdia retrain``). Deterministic
+    on CPU for a fixed seed (private generators; the global RNG is not touched). ``monitor``: a
+    labelled Dataset scored after every epoch (accuracy in the progress info and in
+    ``meta["metrics"]["monitor_accuracy"]``), e.g. the test set for the paper's metric.
     """
     import torch
 
-    from rdia_cli.models.nets import noisy as nt
-    from rdia_cli.models.nets.arch import build_net, complete_arch_args
+    from rdia_cli.models.nets.arch import build_net
 
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    check_choice("schedule", schedule, SCHEDULES)
-    if epochs < 0 or batch_size < 1 or lr <= 0 or weight_decay < 0:
-        raise InputError(
-            f"Need epochs ≥ 0, batch_size ≥ 1, lr > 0, weight_decay ≥ 0; got epochs={epochs}, "
-            f"batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}."
-        )
-    given = {"rdia_ls": rdia_ls, "self_teaching": self_teaching, "co_teaching": co_teaching,
-             "sigua": sigua, "f_correction": f_correction, "s_model": s_model}
-    given = {k: v for k, v in given.items() if v is not None}
-    if len(given) > 1:
-        if set(given) == {"rdia_ls", "self_teaching"}:
-            raise InputError("Use either `rdia_ls` or `self_teaching`, not both.")
-        raise InputError(f"Use either one noisy-label method, not {sorted(given)}.")
-    name = next(iter(given), None)
-    ls = _check_noise_opts("rdia_ls", rdia_ls, True) if rdia_ls is not None else None
-    st = _check_noise_opts("self_teaching", self_teaching, False) \
-        if self_teaching is not None else None
+    method = nt.Erm() if method is None else method
     if ds.n_samples == 0:
         raise InputError(f"Training data {ds.source} has no rows.")
-    cfg = _check_method_opts(name, given[name], ds.n_classes, epochs) if name else None
-    hard_only = name in ("co_teaching", "sigua", "f_correction", "s_model") or (
-        name == "rdia_ls" and cfg["variant"] == "reference")
-    if hard_only and (ds.target is not None or ds.weight is not None):
-        raise InputError(f"`{name}` trains on hard labels without row weights; {ds.source} has "
-                         "soft targets or weights (use ERM, self_teaching or rdia_ls).")
-    if name == "co_teaching" and init is not None:
-        raise InputError("`co_teaching` trains two networks from scratch; it cannot warm-start "
-                         "from `init`.")
+    method.check(ds, init)
     if monitor is not None and (monitor.n_samples == 0 or monitor.n_classes != ds.n_classes):
         raise InputError(f"`monitor` data {monitor.source} must have rows and the training "
                          f"data's {ds.n_classes} classes.")
-    common = dict(arch=arch, arch_args=arch_args, epochs=epochs, batch_size=batch_size, lr=lr,
-                  optimizer=optimizer, weight_decay=weight_decay, schedule=schedule, seed=seed,
-                  device=device, init=init)
-
-    if name == "rdia_ls" and cfg["gamma"] == "auto":
-        fit_rows, held = nt.holdout_split(ds.n_samples, cfg["gamma_holdout"], seed)
-        fit_ds, held_ds = ds.subset(fit_rows), ds.subset(held)
-        base = {k: v for k, v in cfg.items() if k not in ("gamma_grid", "gamma_holdout")}
-
-        def fit(g):
-            return train_net(fit_ds, **common, rdia_ls={**base, "gamma": g})
-
-        def score(m):
-            return float((predict_proba_net(m, held_ds.X, device=device).argmax(1)
-                          == held_ds.y).mean())
-
-        best, table = nt.tune_gamma(fit, score, cfg["gamma_grid"])
-        model = train_net(ds, **common, rdia_ls={**base, "gamma": best}, monitor=monitor,
-                          progress=progress)
-        tr = model.meta["training"]
-        tr["rdia_ls"]["gamma_auto"] = True
-        tr["method_settings"].update(gamma="auto", gamma_chosen=best,
-                                     gamma_grid=cfg["gamma_grid"],
-                                     gamma_holdout=cfg["gamma_holdout"],
-                                     gamma_scores=table,
-                                     gamma_score="accuracy on the held-out rows' given labels")
-        return model
-
+    if method.tunes_gamma:
+        return _tune_gamma(ds, method, arch=arch, settings=settings, device=device, init=init,
+                           monitor=monitor, progress=progress)
     dev = torch_device(device)
+    args = _net_args(ds, arch, settings.arch_args, init)
+    run = nt.NetRun(
+        ds=ds, dev=dev, seed=settings.seed,
+        build=lambda s: build_net(arch, args, seed=s).to(dev),
+        fit_erm=lambda e, s: fit_net(ds, arch=arch, device=device, init=init, settings=replace(
+            settings, epochs=e, schedule="none", seed=s)),
+        predict=lambda m: predict_proba_net(m, ds.X, device=dev))
+    method.prepare(run)
+    net = build_net(arch, args, seed=settings.seed)
+    if init is not None:
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in init.state.items()})
+    nets = [net.to(dev), *method.peers(run)]
+    data = _Tensors.of(ds, monitor, args["input_shape"], dev)
+    t0 = time.perf_counter()
+    steps, history, mon_acc = _epochs(nets, method, settings, data, progress)
+    train_seconds = time.perf_counter() - t0
+    net.eval()
+    metrics = {"train_loss": _mean_loss(net, data.rows, data.target, data.weight, dev),
+               "epochs_run": int(settings.epochs), "epoch_losses": history,
+               "train_seconds": train_seconds}
+    if data.monitor is not None:
+        metrics["monitor_accuracy"] = mon_acc
+    ls, st = method.legacy()
+    training: dict[str, Any] = {
+        **settings.record(), "rdia_ls": ls, "self_teaching": st, "method": method.name,
+        "method_settings": method.record(), "steps": int(steps),
+        "init": None if init is None else init.path,
+        "soft_targets": data.target.dim() == 2, "weighted": data.weight is not None,
+    }
+    meta = {"classes": list(ds.classes), "n_features": ds.n_features,
+            "input_shape": list(args["input_shape"]), "l2": float(settings.weight_decay),
+            "train_fingerprint": ds.fingerprint(), "training": training, "metrics": metrics}
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    return ModelFile(arch=arch, arch_args=args, state=state, meta=meta)
+
+
+def _tune_gamma(ds: Dataset, method: nt.RdiaLs, *, arch: str, settings: NetSettings, device,
+                init, monitor, progress) -> ModelFile:
+    """RDIA-LS with ``gamma="auto"``: γ chosen on held-out rows (see ``train_net``), then all
+    rows trained with it; the choice is recorded in ``method_settings``."""
+    s = method.settings
+    fit_rows, held = nt.holdout_split(ds.n_samples, s.gamma_holdout, settings.seed)
+    fit_ds, held_ds = ds.subset(fit_rows), ds.subset(held)
+
+    def fit(g):
+        return fit_net(fit_ds, arch=arch, settings=settings, method=method.with_gamma(g),
+                       device=device, init=init)
+
+    def score(m):
+        return float((predict_proba_net(m, held_ds.X, device=device).argmax(1)
+                      == held_ds.y).mean())
+
+    best, table = nt.tune_gamma(fit, score, s.gamma_grid)
+    model = fit_net(ds, arch=arch, settings=settings, method=method.with_gamma(best),
+                    device=device, init=init, monitor=monitor, progress=progress)
+    tr = model.meta["training"]
+    tr["rdia_ls"]["gamma_auto"] = True
+    tr["method_settings"].update(gamma="auto", gamma_chosen=best, gamma_grid=list(s.gamma_grid),
+                                 gamma_holdout=s.gamma_holdout, gamma_scores=table,
+                                 gamma_score="accuracy on the held-out rows' given labels")
+    return model
+
+
+def _net_args(ds: Dataset, arch: str, arch_args: dict | None, init: ModelFile | None) -> dict:
+    """The network's complete ``arch_args``: ``init``'s when warm-starting (``arch_args`` may
+    only repeat them), else ``arch_args`` completed for ``ds``; checked against ``ds``."""
+    from rdia_cli.models.nets.arch import IMAGE_INPUT, complete_arch_args
+
     if init is not None:
         if init.arch != arch:
             raise MismatchError(f"`init` model is a `{init.arch}`, not a `{arch}`.")
@@ -390,7 +310,7 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
                 f"`init` model has classes {init.meta.get('classes')}, the data {ds.classes}."
             )
     else:
-        default_shape = _input_shape(ds.X) if arch != "mlp" else [ds.n_features]
+        default_shape = _input_shape(ds.X) if IMAGE_INPUT.get(arch, True) else [ds.n_features]
         args = complete_arch_args(arch, arch_args, input_shape=default_shape,
                                   n_classes=ds.n_classes)
     if args["n_classes"] != ds.n_classes:
@@ -399,170 +319,111 @@ def train_net(ds: Dataset, *, arch: str, arch_args: dict | None = None, epochs: 
             "classes."
         )
     check_rows(ds.X, args["input_shape"], f"Training data {ds.source}")
+    return args
 
-    # F-correction's T / S-model's initial channel from a baseline trained on the noisy rows
-    K = ds.n_classes
-    transition = channel = None
-    probe_info: dict[str, Any] = {}
-    if name in ("f_correction", "s_model"):
-        fixed = cfg.get("transition") if name == "f_correction" else (
-            cfg["init"] if not isinstance(cfg["init"], str) else
-            (np.eye(K).tolist() if cfg["init"] == "identity" else None))
-        if fixed is None:
-            probe = train_net(ds, **{**common, "epochs": cfg["estimate_epochs"],
-                                     "schedule": "none", "seed": seed + 7919})
-            probs = predict_proba_net(probe, ds.X, device=dev)
-            est = nt.estimate_transition(probs, percentile=cfg["percentile"]) \
-                if name == "f_correction" else nt.confusion_init(probs, ds.y, K)
-            probe_info = {"estimated": est.tolist(), "estimate_epochs": cfg["estimate_epochs"],
-                          "estimate_seed": seed + 7919}
-            fixed = est
-        if name == "f_correction":
-            transition = torch.as_tensor(np.asarray(fixed), dtype=torch.float32, device=dev)
-        else:
-            channel = torch.nn.Parameter(torch.as_tensor(
-                nt.channel_init(fixed), dtype=torch.float32, device=dev))
 
-    net = build_net(arch, args, seed=seed)
-    if init is not None:
-        net.load_state_dict({k: torch.as_tensor(v) for k, v in init.state.items()})
-    net = net.to(dev)
-    nets = [net]
-    if name == "co_teaching":
-        nets.append(build_net(arch, args, seed=seed + 1).to(dev))
+class _Tensors(NamedTuple):
+    """The training rows, targets (class ids, or (N, K) soft), labels, weights and the
+    optional monitor rows and labels, on the device."""
 
-    from rdia_cli.models.nets.batches import Rows
+    rows: Any
+    target: Any
+    labels: Any
+    weight: Any
+    monitor: tuple | None
 
-    rows = Rows(ds.X, args["input_shape"], device=dev, dtype=torch.float32)
-    target = target_tensor(ds, torch.float32, dev)
-    labels = torch.as_tensor(ds.y, dtype=torch.long, device=dev)
-    weight = None if ds.weight is None else torch.as_tensor(
-        np.asarray(ds.weight, dtype=np.float32), device=dev)
-    soft = target.dim() == 2
-    mon = None
-    if monitor is not None:
-        check_rows(monitor.X, args["input_shape"], f"Monitor data {monitor.source}")
-        mon = (Rows(monitor.X, args["input_shape"], device=dev, dtype=torch.float32),
-               torch.as_tensor(monitor.y, dtype=torch.long, device=dev))
+    @classmethod
+    def of(cls, ds: Dataset, monitor: Dataset | None, input_shape, dev) -> _Tensors:
+        import torch
 
-    def make_opt(params, extra=()):
+        from rdia_cli.models.nets.batches import Rows
+
+        rows = Rows(ds.X, input_shape, device=dev, dtype=torch.float32)
+        target = target_tensor(ds, torch.float32, dev)
+        labels = torch.as_tensor(ds.y, dtype=torch.long, device=dev)
+        weight = None if ds.weight is None else torch.as_tensor(
+            np.asarray(ds.weight, dtype=np.float32), device=dev)
+        mon = None
+        if monitor is not None:
+            check_rows(monitor.X, input_shape, f"Monitor data {monitor.source}")
+            mon = (Rows(monitor.X, input_shape, device=dev, dtype=torch.float32),
+                   torch.as_tensor(monitor.y, dtype=torch.long, device=dev))
+        return cls(rows, target, labels, weight, mon)
+
+
+def _optimizers(nets: list, method: nt.Method, s: NetSettings) -> list:
+    """One optimizer per network; the first also takes the method's extra parameters (without
+    weight decay)."""
+    import torch
+
+    def make(params, extra=()):
         groups = [{"params": params}] + [{"params": list(extra), "weight_decay": 0.0}] \
             if extra else [{"params": params}]
-        if optimizer == "adam":
-            return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        if s.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.SGD(groups, lr=s.lr, momentum=0.9, weight_decay=s.weight_decay)
 
-    opts = [make_opt(list(nets[0].parameters()), [channel] if channel is not None else ())]
-    if len(nets) > 1:
-        opts.append(make_opt(list(nets[1].parameters())))
+    return [make(list(nets[0].parameters()), method.extra_params()),
+            *(make(list(m.parameters())) for m in nets[1:])]
+
+
+def _epochs(nets: list, method: nt.Method, s: NetSettings, data: _Tensors,
+            progress) -> tuple[int, list, list]:
+    """The training loop; returns (optimizer steps, loss per epoch, monitor accuracy per
+    epoch)."""
+    import torch
+
+    opts = _optimizers(nets, method, s)
     has_bn = any(isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d)
-                 for m in net.modules())
-    sel = cfg if name in ("rdia_ls", "self_teaching", "co_teaching", "sigua") else None
-    gen = torch.Generator().manual_seed(int(seed))
-    n = ds.n_samples
-    t0 = time.perf_counter()
+                 for m in nets[0].modules())
+    gen = torch.Generator().manual_seed(int(s.seed))
+    n, dev = data.rows.n, data.labels.device
+    soft = data.target.dim() == 2
     history, mon_acc = [], []
     step = 0
-    for e in range(epochs):
-        factor, decaying = _lr_factor(schedule, e, epochs)
+    for e in range(s.epochs):
+        factor, decaying = _lr_factor(s.schedule, e, s.epochs)
         for o in opts:
             for g in o.param_groups:
-                g["lr"] = lr * factor
-                if optimizer == "adam":
+                g["lr"] = s.lr * factor
+                if s.optimizer == "adam":
                     g["betas"] = (0.1 if decaying else 0.9, 0.999)
         for m in nets:
             m.train()
         perm = torch.randperm(n, generator=gen).numpy()
-        rho = None
+        method.rho = None
         total, count = 0.0, 0
-        for a in range(0, n, batch_size):
-            idx = np.sort(perm[a:a + batch_size])
+        for a in range(0, n, s.batch_size):
+            idx = np.sort(perm[a:a + s.batch_size])
             if len(idx) < 2 and has_bn:
                 continue  # BatchNorm cannot train on a batch of one row
             step += 1
-            if sel is not None:  # ρ and the time t on T_k's scale (epochs or steps)
-                t_k = (step, sel["tk_steps"]) if sel["tk_steps"] else (e + 1, sel["tk"])
-                rho = nt.rho_at(t_k[0], sel["noise_rate"], t_k[1])
+            method.start_step(e, step)
             tidx = torch.as_tensor(idx, device=dev)
-            x = rows.get(idx)
-            yb = labels[tidx]
+            x = data.rows.get(idx)
+            labels = data.labels[tidx]
             logits = nets[0](x)
-            t = target[tidx] if soft else None
-            w = None if weight is None else weight[tidx]
-            losses = [None]
-            if name == "rdia_ls" and cfg["variant"] == "reference":
-                if t_k[0] < t_k[1]:  # the authors' warm-up: small-loss rows only
-                    losses[0] = nt.reference_warmup_loss(logits, yb, rho=rho)
-                else:
-                    losses[0] = nt.rdia_ls_reference_loss(
-                        logits, yb, rho=rho, noise_rate=cfg["noise_rate"], gamma=cfg["gamma"])
-            elif name == "rdia_ls":
-                losses[0] = rdia_ls_loss(logits, yb, rho=rho, gamma=cfg["gamma"], target=t,
-                                         weight=w)
-            elif name == "self_teaching":
-                losses[0] = self_teaching_loss(logits, yb, rho=rho, target=t, weight=w)
-            elif name == "co_teaching":
-                losses = list(nt.co_teaching_loss(logits, nets[1](x), yb, rho=rho))
-            elif name == "sigua":
-                losses[0] = nt.sigua_loss(logits, yb, rho=rho, ascent=cfg["ascent"])
-            elif name == "f_correction":
-                losses[0] = nt.forward_corrected_loss(logits, yb, transition)
-            elif name == "s_model":
-                losses[0] = nt.s_model_loss(logits, yb, channel)
-            else:
-                losses[0] = _ce(logits, yb, t, w).mean()
+            losses = method.loss(nt.Batch(
+                x, logits, labels, data.target[tidx] if soft else None,
+                None if data.weight is None else data.weight[tidx]))
             for o in opts:
                 o.zero_grad(set_to_none=True)
-            sum(losses).backward()  # the nets share no parameters: one backward for both
+            sum(losses).backward()  # the nets share no parameters: one backward for all
             for o in opts:
                 o.step()
             total += float(losses[0].detach()) * len(idx)
             count += len(idx)
-        epoch_info = {"loss": total / max(count, 1), "lr": lr * factor}
-        if rho is not None:
-            epoch_info["rho"] = rho
-        if mon is not None:
+        info = {"loss": total / max(count, 1), "lr": s.lr * factor}
+        if method.rho is not None:
+            info["rho"] = method.rho
+        if data.monitor is not None:
             nets[0].eval()
-            mon_acc.append(_accuracy(nets[0], *mon))
-            epoch_info["monitor_accuracy"] = mon_acc[-1]
-        history.append(epoch_info["loss"])
+            mon_acc.append(_accuracy(nets[0], *data.monitor))
+            info["monitor_accuracy"] = mon_acc[-1]
+        history.append(info["loss"])
         if progress is not None:
-            progress(e + 1, epochs, epoch_info)
-    train_seconds = time.perf_counter() - t0
-
-    net.eval()
-    train_loss = _mean_loss(net, rows, target, weight, dev)
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    settings = dict(cfg) if cfg is not None else None
-    if settings is not None:
-        settings.update(probe_info)
-        if channel is not None:
-            settings["channel"] = torch.softmax(channel.detach().double(), 1).cpu().tolist()
-        if name == "co_teaching":
-            settings["saved_network"] = "the first of the two (seed `seed`; the peer had seed+1)"
-    training: dict[str, Any] = {
-        "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr),
-        "optimizer": optimizer, "weight_decay": float(weight_decay), "schedule": schedule,
-        "seed": int(seed), "rdia_ls": ls, "self_teaching": st,
-        "method": "erm" if name is None else name.replace("_", "-"),
-        "method_settings": settings, "steps": int(step),
-        "init": None if init is None else init.path,
-        "soft_targets": bool(soft), "weighted": weight is not None,
-    }
-    metrics = {"train_loss": train_loss, "epochs_run": int(epochs), "epoch_losses": history,
-               "train_seconds": train_seconds}
-    if mon is not None:
-        metrics["monitor_accuracy"] = mon_acc
-    meta = {
-        "classes": list(ds.classes),
-        "n_features": ds.n_features,
-        "input_shape": list(args["input_shape"]),
-        "l2": float(weight_decay),
-        "train_fingerprint": ds.fingerprint(),
-        "training": training,
-        "metrics": metrics,
-    }
-    return ModelFile(arch=arch, arch_args=args, state=state, meta=meta)
+            progress(e + 1, s.epochs, info)
+    return step, history, mon_acc
 
 
 def _accuracy(net, rows, y, batch_size: int = 2048) -> float:
@@ -597,9 +458,10 @@ def _mean_loss(net, rows, target, weight, dev, batch_size: int = 1024) -> float:
 def net_from_model(model: ModelFile, dtype, dev):
     import torch
 
-    from rdia_cli.models.nets.arch import NET_ARCHS, build_net
+    from rdia_cli.models.kinds import KINDS, Net
+    from rdia_cli.models.nets.arch import build_net
 
-    if model.arch not in NET_ARCHS:
+    if not isinstance(KINDS.get(model.arch), Net):
         raise InputError(f"Model `{model.path}` is a `{model.arch}`, not a neural network.")
     net = build_net(model.arch, model.arch_args)
     net.load_state_dict({k: torch.as_tensor(v) for k, v in model.state.items()})
