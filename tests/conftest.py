@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
         if "shared_data" in item.keywords and not SHARED_DATA.exists():
             item.add_marker(skip_data)
         for m in opt_out:
-            if m in item.keywords:
+            if item.get_closest_marker(m):
                 item.add_marker(pytest.mark.skip(reason=f"opt-in: run with -m {m}"))
 
 
