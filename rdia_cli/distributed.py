@@ -332,7 +332,6 @@ def check_shardable(arch: str) -> None:
         )
 
 
-_check_logreg = check_shardable  # the name the commands call
 
 
 def train_logreg(ds: Dataset, sharding: Sharding, n_total: int, *, model_type: str = "logreg",

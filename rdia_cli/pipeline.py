@@ -62,7 +62,8 @@ class RunSettings:
         if self.targets not in TARGETS:
             raise InputError(f"`targets` must be one of {', '.join(TARGETS)}, not "
                              f"{self.targets!r}.")
-        auto = self.strategy == "auto" or (self.strategy is None and self.model_type == "logreg")
+        auto = self.strategy == "auto" or (self.strategy is None and api.default_strategy(
+            self.model_type, rule_given=False) == "auto")
         if auto:
             check_auto(self.model_type, val)
 

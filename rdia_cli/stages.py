@@ -101,12 +101,24 @@ class RelabelOutcome:
     sweep: list[dict[str, Any]] = field(default_factory=list)
     phi_threshold: float | None = None
 
+    def to_pandas(self):
+        """The cleaned table as `rdia relabel` writes it: the input's own columns with the new
+        label under the label column's name, then ``original_label``, ``target_<class>``,
+        ``relabeled``, ``phi`` (``cleaning.files``)."""
+        from rdia_cli.cleaning.files import for_file
+
+        return for_file(self.dataset).to_pandas()
+
 
 def default_strategy(arch: str | None, rule_given: bool) -> str:
     """The strategy when none is named: ``auto`` for a model kind that supports it (logistic
     regression; ``arch`` None: not known yet) unless a rule (α, Φ threshold or fraction) was
     given, else the paper's ``rdia``."""
-    return "auto" if arch in (None, "logreg") and not rule_given else "rdia"
+    from rdia_cli.models.kinds import kind_of
+
+    if rule_given:
+        return "rdia"
+    return "auto" if arch is None else kind_of(arch).default_strategy
 
 
 def _row_norms(ds: Dataset, fit_intercept: bool = True) -> np.ndarray:

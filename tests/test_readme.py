@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -67,15 +68,21 @@ def runnable_blocks() -> list[list[str]]:
 
 
 @pytest.mark.slow
-def test_readme_library_example_runs(tmp_path, cancer_svm):
+def test_readme_library_example_runs(tmp_path):
     blocks = python_blocks()
     assert len(blocks) == 1 and "import rdia_cli as rdia" in blocks[0]
-    for name in ("train.svm", "val.svm"):
-        shutil.copy(cancer_svm / name, tmp_path)
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    shutil.copy(fixtures / "credit.csv", tmp_path / "train.csv")
+    shutil.copy(fixtures / "credit_val.csv", tmp_path / "val.csv")
     res = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    before, after = map(float, res.stdout.split())
+    assert "customer_id" in res.stdout  # the harmful rows, named by the user's ID
+    cleaned = pd.read_csv(tmp_path / "cleaned.csv")
+    given = pd.read_csv(tmp_path / "train.csv")
+    assert list(cleaned.columns[:len(given.columns)]) == list(given.columns)
+    assert (cleaned["good_credit"] != given["good_credit"]).sum() == cleaned["relabeled"].sum() > 0
+    before, after = map(float, res.stdout.strip().splitlines()[-1].split())
     assert np.isfinite(before) and np.isfinite(after)
     assert after < before  # relabeling the top 10% by Φ lowers the validation loss here
 

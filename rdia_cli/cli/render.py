@@ -53,7 +53,9 @@ def warn_not_converged(model, output) -> None:
     """A logistic regression that stopped short of --tol but close to it (far from it is a
     RuntimeFailure in `training.train_logreg`) is written, with this warning."""
     m = model.meta.get("metrics", {})
-    if model.arch != "logreg" or m.get("converged", True):
+    from rdia_cli.models.kinds import kind_of
+
+    if not kind_of(model).exact_influence or m.get("converged", True):
         return
     tol = (model.meta.get("training") or {}).get("tol")
     tol = "the tolerance" if tol is None else f"--tol {tol:g}"

@@ -59,26 +59,36 @@ class Dataset:
     def from_pandas(
         cls,
         df: Any,
-        label: str = "label",
+        label: str | None = None,
         id: str | None = None,
         ignore: tuple[str, ...] = (),
         categorical: tuple[str, ...] = (),
         prep: Any = None,
+        like: Any = None,
     ) -> Dataset:
         """A DataFrame as a Dataset, read like a CSV/Parquet table (``pa.Table.from_pandas``,
         the index dropped): ``label`` is the label column, ``id`` a column of unique row IDs,
         ``ignore`` columns kept in ``table`` but not features, ``categorical`` columns one-hot
         encoded even if numeric. Text, ``category``, boolean columns and missing cells go through
         a :class:`~rdia_cli.data.tables.TablePrep` fitted here, or ``prep`` (a TablePrep or its
-        JSON, e.g. ``TablePrep.from_json(train.meta["prep"])``) applied instead."""
+        JSON, e.g. ``TablePrep.from_json(train.meta["prep"])``) applied instead.
+
+        ``like``: the training Dataset or a model — validation and test data then get its
+        classes, feature space, prep and column options (``label`` defaults to its label
+        column, else ``label``)."""
         import pyarrow as pa
 
         from rdia_cli.data.readers import ReadOptions, read_table
 
         opts = ReadOptions(label_col=label, id_col=id, ignore_cols=tuple(ignore),
                            categorical=tuple(categorical))
+        schema = None
+        if like is not None:
+            from rdia_cli.data.readers import Schema
+
+            schema = Schema.of(like) if isinstance(like, Dataset) else Schema.from_json(like.meta)
         return read_table(pa.Table.from_pandas(df, preserve_index=False), opts, prep=prep,
-                          source="<DataFrame>")
+                          schema=schema, source="<DataFrame>")
 
     # --- shape ---------------------------------------------------------------------------------
     @property

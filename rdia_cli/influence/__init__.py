@@ -36,3 +36,26 @@ class ScoreResult:
 
         return paper_factor(self.info.get("l2"), self.info.get("damping"), len(self.phi),
                             self.n_val if self.n_val is not None else self.info.get("n_val"))
+
+    def to_frame(self, data=None):
+        """One row per training row as a pandas DataFrame: ``phi``, ``phi_paper``,
+        ``delta_remove``, ``delta_relabel``, ``p_label``, ``loss``; with ``data`` (the scored
+        Dataset) first ``row_id``, its ID column and ``label`` (the class value)."""
+        import pandas as pd
+
+        from rdia_cli.glossary import relabel_effect
+
+        n = len(self.phi)
+        cols = {}
+        if data is not None:
+            cols["row_id"] = data.row_id
+            ids = data.ids()
+            if ids is not None:
+                cols[ids[0]] = ids[1].to_pandas()
+            cols["label"] = data.label_values()
+        cols.update(phi=self.phi, phi_paper=self.phi * self.paper_factor,
+                    delta_remove=-self.phi / n,
+                    delta_relabel=relabel_effect(self.phi, self.p_label, n),
+                    p_label=self.p_label, loss=self.loss)
+        return pd.DataFrame(cols)
+

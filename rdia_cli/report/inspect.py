@@ -79,7 +79,7 @@ def harmful_rows(scores, ds, *, top: int) -> list[HarmfulRow]:
     from rdia_cli.cleaning.strategies import relabel_targets
 
     if top < 0:
-        raise InputError(f"--top must be 0 or more, not {top}.")
+        raise InputError(f"`top` must be 0 or more, not {top}.")
     order = np.argsort(-scores.phi, kind="stable")[:top]
     classes = list(scores.meta["classes"])
     where = {int(r): j for j, r in enumerate(ds.row_id)}

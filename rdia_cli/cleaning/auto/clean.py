@@ -112,7 +112,9 @@ class Refit:
 
 def check_auto(arch: str, val: Dataset) -> None:
     """What the auto strategy needs, checked before any work is done."""
-    if arch != "logreg":
+    from rdia_cli.models.kinds import kind_of
+
+    if not kind_of(arch).supports_auto:
         raise InputError("`strategy` auto needs `model_type` logreg; for networks use "
                          "`strategy` rdia `alpha` auto.")
     if val.n_samples < 4:

@@ -9,7 +9,7 @@ import typer
 
 from rdia_cli.cli.checks import check_train_options
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.params import Output, Seed
+from rdia_cli.cli.params import DataOutput, Seed
 from rdia_cli.cli.paths import check_output_folder, shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.errors import InputError
@@ -25,14 +25,22 @@ def split(
     val: Annotated[float, typer.Option("--val", help="Share of rows for validation.")] = 0.2,
     test: Annotated[float, typer.Option("--test", help="Share of rows for test (0: none).")] = 0.2,
     seed: Seed = 0,
+    suffix: Annotated[str, typer.Option("--suffix", help="File type of the parts: .parquet, .csv, .tsv, .svm or .libsvm.")] = ".parquet",
     read: ReadArgs = None,
 ) -> None:
-    """Stratified split into DIR/train.parquet, DIR/val.parquet and DIR/test.parquet."""
+    """Stratified split into DIR/train.parquet, DIR/val.parquet and DIR/test.parquet (or
+    another --suffix)."""
     from rdia_cli.data.protocol import split_dataset
-    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.data.writers import output_format, write_dataset
 
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise InputError(f"--val and --test must be shares in [0, 1) summing below 1, not {val} and {test}.")
+    suffix = suffix if suffix.startswith(".") else f".{suffix}"
+    try:
+        output_format(f"train{suffix}")
+    except InputError:
+        raise InputError(f"--suffix {suffix} is not a format rdia writes; use .parquet, .csv, "
+                         ".tsv, .svm or .libsvm.") from None
     check_train_options(n_features=read.flags["n_features"])
     check_output_folder(output)
     ds = load(data, read.options, what="data")
@@ -41,7 +49,7 @@ def split(
     for name, part in zip(("train", "val", "test"), parts, strict=True):
         if name != "train" and part.n_samples == 0:
             continue
-        path = output / f"{name}.parquet"
+        path = output / f"{name}{suffix}"
         if path.resolve() == data.resolve():
             raise InputError(f"`{path}` is the input; choose another -o folder.")
         write_dataset(part, str(path), meta={"split": {"seed": seed, "val": val, "test": test,
@@ -54,7 +62,7 @@ def split(
 @read_options()
 def noise(
     data: Annotated[Path, typer.Argument(help="Data to corrupt.")],
-    output: Output,
+    output: DataOutput,
     rate: Annotated[float | None, typer.Option("--rate", help="τ: probability that a label is replaced (symmetric, pair: of every row; class: of the source class's rows; instance: on average). Not with --kind matrix.")] = None,
     kind: Annotated[str, typer.Option("--kind", help="symmetric (to a uniform other class), pair (class k → k+1 mod K), matrix (a K × K transition matrix, --matrix), class (only --from-class → --to-class), instance (harder rows flip more often, to the model's most likely other class).")] = "symmetric",
     matrix: Annotated[Path | None, typer.Option("--matrix", help="--kind matrix: text file of K lines of K numbers (whitespace or commas); line k is P(noisy = j | clean = k), classes in the data's order; rows sum to 1; # comments.")] = None,
@@ -66,7 +74,7 @@ def noise(
     """Label noise of one --kind (keeps `is_noisy` and `clean_label` columns)."""
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.data.protocol import NOISE_KINDS, inject_noise, read_transition_matrix
-    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.data.writers import output_format, write_dataset
     from rdia_cli.errors import InputError
 
     if kind not in NOISE_KINDS:
@@ -83,6 +91,7 @@ def noise(
     if kind != "class" and (from_class is not None or to_class is not None):
         raise InputError("`--from-class`/`--to-class` apply to `--kind class` only.")
     check_output(output, data, *read.files)
+    output_format(str(output))
     ds = load(data, read.options, what="data")
     transition = read_transition_matrix(matrix, ds.n_classes) if matrix is not None else None
     noisy = inject_noise(ds, rate=rate, seed=seed, kind=kind, matrix=transition,
@@ -104,15 +113,17 @@ def noise(
 @read_options()
 def convert(
     data: Annotated[Path, typer.Argument(help="Data in any supported format.")],
-    output: Output,
+    output: DataOutput,
     read: ReadArgs = None,
 ) -> None:
-    """Write DATA as rdia Parquet (e.g. MNIST IDX with --classes 1,7)."""
+    """Write DATA in the format -o names (e.g. MNIST IDX with --classes 1,7 to .parquet, a
+    LIBSVM file to .csv)."""
     from rdia_cli.artifacts.atomic import check_output
-    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.data.writers import output_format, write_dataset
 
     check_train_options(n_features=read.flags["n_features"])
     check_output(output, data, *read.files)
+    output_format(str(output))
     ds = load(data, read.options)
     write_dataset(ds, str(output))
     err.print(f"wrote {shown_path(output)}  ({ds.n_samples:,} rows × {ds.n_features:,} "

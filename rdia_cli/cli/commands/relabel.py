@@ -11,7 +11,7 @@ import typer
 from rdia_cli.artifacts.inputs import record_inputs, recorded_path
 from rdia_cli.cli.checks import device_of, parse_alpha
 from rdia_cli.cli.core import app, err, handle_errors
-from rdia_cli.cli.params import Device, Output, Seed
+from rdia_cli.cli.params import DataOutput, Device, Seed
 from rdia_cli.cli.paths import shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options, recorded_options
 from rdia_cli.cli.render import fmt_value, progress_bar, summary_table
@@ -62,7 +62,7 @@ def _scores_source(scores: Path | None) -> Path:
 @handle_errors
 @read_options("val")
 def relabel(
-    output: Output,
+    output: DataOutput,
     data: Annotated[Path | None, typer.Argument(help="The training data that was scored (default: the file the scores were computed on, as they record it).", show_default=False)] = None,
     scores: Annotated[Path | None, typer.Option("--scores", help="Scores file from `rdia score` (default, or `-`: standard input).", show_default=False)] = None,
     alpha: Annotated[str | None, typer.Option("--alpha", help="Relabel the rows whose Φ on the paper's scale (scores column phi_paper = C·(M/N)·Φ, C = 1/(λN)) exceeds A: the paper's α, e.g. 0.002. Or `auto`: choose on --val.")] = None,
@@ -87,12 +87,14 @@ def relabel(
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.artifacts.scores import check_scores_match, read_scores
     from rdia_cli.cleaning.files import rule_record, write_cleaned
+    from rdia_cli.data.writers import output_format
 
     a, phi_threshold, fraction, strategy = _relabel_choice(alpha, phi_threshold, fraction,
                                                            strategy)
     dev = device_of(device)
     source = _scores_source(scores)
     check_output(output, data, source, val, model, *read.files)
+    output_format(str(output))
     sc = read_scores(source)
     if data is None:
         data = recorded_path(sc.meta, "train", "training data", "give DATA")
@@ -169,6 +171,7 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
     from rdia_cli import stages as api
     from rdia_cli.cleaning.auto import auto_clean, verdict_lines
     from rdia_cli.cleaning.files import auto_record, hint_lines, split_clean_rows, write_cleaned
+    from rdia_cli.data.writers import output_format
     from rdia_cli.models.io import load_model
 
     m = load_model(model)
@@ -193,6 +196,10 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
     ]))
     for line in verdict_lines(ac.verdict):
         err.print(f"  {line}")
+    if output_format(str(output))[0] != "parquet":
+        err.print(f"[yellow]note:[/] {shown_path(output)} cannot hold auto's record (λ, the "
+                  "blend, where the clean rows are): `rdia retrain` repeats auto's model from "
+                  "a .parquet output only.", soft_wrap=True)
     hints = hint_lines(record, rows.n_samples)
     if hints:
         err.print("[bold]for your own trainer:[/]")

@@ -85,6 +85,10 @@ def run(
     dev = device_of(device)
     opts = read.options
     tr = load(train, opts, what="training data")
+    from rdia_cli.data.tables import prep_of
+
+    if prep_of(tr) is not None:
+        err.print(f"[dim]·[/] columns of {train}: {prep_of(tr).summary.describe()}")
     schema = Schema.of(tr)
     va = load(val, read.for_input("val"), what="validation data", schema=schema)
     te = load(test, read.for_input("test"), what="test data", schema=schema)

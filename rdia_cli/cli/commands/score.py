@@ -60,7 +60,7 @@ def score(
     if shard is None:
         ds = load(data, opts, what="training data", schema=schema)
     else:
-        distributed._check_logreg(m.arch)
+        distributed.check_shardable(m.arch)
         ds, n_total = distributed.load_shard(data, opts, shard, what="training data",
                                              schema=schema)
     vds = load(val, read.for_input("val"), what="validation data", schema=schema)

@@ -69,7 +69,7 @@ def train(
         ds, n_total = load(data, opts, what="training data"), None
     else:
         dev = shard.device
-        distributed._check_logreg(model_type)
+        distributed.check_shardable(model_type)
         ds, n_total = distributed.load_shard(data, opts, shard, what="training data")
     net = net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed, hidden,
                        rdia_ls, self_teaching, noise_rate, gamma, tk, method, rdia_ls_variant,
@@ -101,8 +101,11 @@ def train(
     rows = [("data", f"{data}  ({n_total or ds.n_samples:,} rows × {ds.n_features:,} features, "
                      f"{ds.n_classes} classes{', sparse' if ds.is_sparse else ''})"),
             ("model", model_type), ("device", str(dev))]
+    rows[1:1] = _table_rows(ds)
     m = model.meta.get("metrics", {})
-    if model_type == "logreg":
+    from rdia_cli.models.kinds import kind_of
+
+    if kind_of(model_type).exact_influence:  # logistic regression: Newton's report
         rows += [("λ (l2)", f"{model.meta['l2']:.6g}"),
                  ("Newton steps", f"{m.get('iterations')}  (converged: {m.get('converged')})"),
                  ("train objective", fmt_value(m.get("train_objective"), ".6f")),
@@ -122,3 +125,24 @@ def train(
     rows.append(("wrote", str(output)))
     err.print(summary_table("rdia train", rows))
     warn_not_converged(model, output)
+
+
+def _table_rows(ds) -> list[tuple[str, str]]:
+    """How a table's columns were typed and encoded (the prep saved in the model)."""
+    from rdia_cli.data.tables import prep_of
+
+    prep = prep_of(ds)
+    if prep is None:
+        return []
+    s = prep.summary
+    rows = [("columns", s.describe())]
+    for kind in ("numeric", "boolean", "categorical"):
+        names = list(getattr(s, kind))
+        if names:
+            shown = ", ".join(names[:8]) + (f", … ({len(names)})" if len(names) > 8 else "")
+            rows.append((f"  {kind}", shown))
+    roles = ds.meta.get("columns") or {}
+    kept = [c for c in (roles.get("id"), *(roles.get("ignore") or ())) if c]
+    if kept:
+        rows.append(("  not features", ", ".join(kept)))
+    return rows

@@ -35,7 +35,7 @@ def solve_direct(H, b):
 
 def choose_solver(problem: LogRegProblem, solver: str) -> str:
     if solver not in ("auto", "direct", "cg"):
-        raise InputError(f"--solver must be auto, direct or cg, not {solver!r}.")
+        raise InputError(f"`solver` must be auto, direct or cg, not {solver!r}.")
     if solver != "auto":
         return solver
     fits = not problem.design.sparse or (

@@ -36,7 +36,7 @@ def train_logreg(
     n_all = n_total if n_total is not None else ds.n_samples
     l2 = 1.0 / n_all if l2 is None else float(l2)
     if l2 < 0:
-        raise InputError(f"--l2 must be ≥ 0, not {l2}.")
+        raise InputError(f"`l2` must be ≥ 0, not {l2}.")
     problem = LogRegProblem.from_arrays(
         ds.flat_X(), ds.targets(), ds.weight, n_classes=ds.n_classes, l2=l2,
         fit_intercept=fit_intercept, device=device, reduce=reduce, n_total=n_total,
