@@ -293,7 +293,7 @@ def load_shard(
 
     fmt = opts.format
     if fmt == "auto":
-        fmt = readers._detect_format(readers._Source(str(path), what))
+        fmt = readers.detect_format(readers.Source(str(path), what))
     if fmt != "parquet":
         full = readers.read_dataset(str(path), opts, schema=schema, what=what)
         return shard_dataset(full, sharding), full.n_samples

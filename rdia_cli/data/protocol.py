@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.artifacts.metadata import jsonable
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
 from rdia_cli.metrics import row_losses
@@ -100,6 +101,44 @@ def inject_noise(
     the kind and its parameters. ``symmetric`` draws exactly what it drew before the other
     kinds existed (same seed, same labels).
     """
+    matrix = _check_noise(ds, rate=rate, kind=kind, matrix=matrix, from_class=from_class,
+                          to_class=to_class, probs=probs)
+    rng = np.random.default_rng(seed)
+    info: dict[str, Any] = {"kind": kind, "rate": None if rate is None else float(rate),
+                            "seed": int(seed)}
+    if kind == "matrix":
+        del info["rate"]
+    y = _noisy_labels(ds, rng, info, kind=kind, rate=rate, matrix=matrix,
+                      from_class=from_class, to_class=to_class, probs=probs, seed=seed)
+
+    class_values = _class_array(ds.classes)
+    extra = dict(ds.extra)
+    if "clean_label" in extra:
+        clean = np.asarray(extra["clean_label"])
+    else:
+        clean = class_values[ds.y]
+        extra["clean_label"] = clean
+    extra["is_noisy"] = np.asarray(class_values[y] != clean, dtype=bool)
+    meta = dict(ds.meta)
+    meta["noise"] = info
+    return Dataset(
+        X=ds.X,
+        y=y,
+        classes=list(ds.classes),
+        row_id=ds.row_id,
+        target=None,
+        weight=ds.weight,
+        feature_names=ds.feature_names,
+        extra=extra,
+        meta=meta,
+        source=ds.source,
+        table=ds.table,
+    )
+
+
+def _check_noise(ds: Dataset, *, rate, kind, matrix, from_class, to_class, probs):
+    """The arguments of ``inject_noise`` checked; the transition matrix checked (kind
+    ``matrix``) or None."""
     if kind not in NOISE_KINDS:
         raise InputError(f"Unknown noise `kind` {kind!r}; choose one of {', '.join(NOISE_KINDS)}.")
     k = ds.n_classes
@@ -129,12 +168,14 @@ def inject_noise(
         raise InputError(f"`from_class`/`to_class` apply to kind `class` only, not `{kind}`.")
     if kind != "instance" and probs is not None:
         raise InputError(f"`probs` applies to kind `instance` only, not `{kind}`.")
-    rng = np.random.default_rng(seed)
-    n = ds.n_samples
-    info: dict[str, Any] = {"kind": kind, "rate": None if rate is None else float(rate),
-                            "seed": int(seed)}
-    if kind == "matrix":
-        del info["rate"]
+    return matrix
+
+
+def _noisy_labels(ds: Dataset, rng, info: dict[str, Any], *, kind, rate, matrix, from_class,
+                  to_class, probs, seed) -> np.ndarray:
+    """The noisy class indices of every row (``inject_noise``); what the kind adds to the
+    record goes into ``info``."""
+    n, k = ds.n_samples, ds.n_classes
     if kind == "symmetric":  # the draws of the original implementation, in the same order
         flip = rng.random(n) < rate
         shift = rng.integers(1, k, size=n)
@@ -156,7 +197,7 @@ def inject_noise(
                              f"{ds.classes[src]!r}).")
         flip = (ds.y == src) & (rng.random(n) < rate)
         y = np.where(flip, dst, ds.y)
-        info.update(from_class=_jsonable(ds.classes[src]), to_class=_jsonable(ds.classes[dst]))
+        info.update(from_class=jsonable(ds.classes[src]), to_class=jsonable(ds.classes[dst]))
     else:  # instance
         given = probs is not None
         if probs is None:
@@ -176,29 +217,7 @@ def inject_noise(
                     loss_model="given probs" if given else
                     "out-of-fold (5 folds) logistic regression, C = 1",
                     max_flip_prob=float(p_flip.max()) if n else 0.0)
-
-    class_values = _class_array(ds.classes)
-    extra = dict(ds.extra)
-    if "clean_label" in extra:
-        clean = np.asarray(extra["clean_label"])
-    else:
-        clean = class_values[ds.y]
-        extra["clean_label"] = clean
-    extra["is_noisy"] = np.asarray(class_values[y] != clean, dtype=bool)
-    meta = dict(ds.meta)
-    meta["noise"] = info
-    return Dataset(
-        X=ds.X,
-        y=y,
-        classes=list(ds.classes),
-        row_id=ds.row_id,
-        target=None,
-        weight=ds.weight,
-        feature_names=ds.feature_names,
-        extra=extra,
-        meta=meta,
-        source=ds.source,
-    )
+    return y
 
 
 def check_transition_matrix(matrix: np.ndarray, n_classes: int, *, where: str = "") -> np.ndarray:
@@ -281,11 +300,7 @@ def _class_index(classes: list, value: Any, name: str, *, default: int) -> int:
         except (TypeError, ValueError):
             pass
     raise InputError(f"`{name}` {value!r} is not one of the data's classes "
-                     f"{[_jsonable(c) for c in classes]}.")
-
-
-def _jsonable(c: Any) -> Any:
-    return c.item() if isinstance(c, np.generic) else c
+                     f"{[jsonable(c) for c in classes]}.")
 
 
 def _scale(loss: np.ndarray, rate: float) -> float:

@@ -38,24 +38,25 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from rdia_cli.artifacts.inputs import STDIN
 from rdia_cli.artifacts.metadata import META_PREFIX
 from rdia_cli.data.dataset import Dataset
-from rdia_cli.data.formats.cifar import _read_cifar
+from rdia_cli.data.formats.cifar import read_cifar
 from rdia_cli.data.formats.common import (
     FORMATS,
     Parsed,
     ReadOptions,
     Schema,
-    _base_name,
-    _map_classes,
-    _peek,
-    _Source,
+    Source,
+    base_name,
+    map_classes,
+    peek,
 )
-from rdia_cli.data.formats.csv import _read_csv
-from rdia_cli.data.formats.idx import IDX_IMAGES_MAGIC, _read_idx
-from rdia_cli.data.formats.libsvm import _libsvm_fast as _libsvm_fast  # readers._libsvm_fast
-from rdia_cli.data.formats.libsvm import _read_libsvm
-from rdia_cli.data.formats.parquet import _read_parquet
+from rdia_cli.data.formats.csv import read_csv
+from rdia_cli.data.formats.idx import IDX_IMAGES_MAGIC, read_idx
+from rdia_cli.data.formats.libsvm import libsvm_fast as libsvm_fast  # readers.libsvm_fast
+from rdia_cli.data.formats.libsvm import read_libsvm
+from rdia_cli.data.formats.parquet import read_parquet
 from rdia_cli.errors import InputError
 
 __all__ = [
@@ -103,26 +104,26 @@ def read_dataset(
     """
     path = str(path)
     if path == STDIN:
-        with _spooled_stdin(_Source(STDIN, what, shown=STDIN_NAME)) as tmp:
+        with _spooled_stdin(Source(STDIN, what, shown=STDIN_NAME)) as tmp:
             return read_dataset(tmp, options, schema=schema, what=what, rows=rows,
                                 _shown=STDIN_NAME)
-    src = _Source(path, what, shown=_shown)
+    src = Source(path, what, shown=_shown)
     src.check_file()
     if schema is not None:
         options = options.inherit(schema.read_options)
-    fmt = options.format if options.format != "auto" else _detect_format(src)
+    fmt = options.format if options.format != "auto" else detect_format(src)
     if options.labels is not None and fmt != "idx":
         raise InputError(
             f"The `labels` option is only for IDX image files, but {src.name} is read as {fmt}; "
             "drop it (the labels are in the file)."
         )
     if fmt == "parquet":
-        return _finish(src, _read_parquet(src, options, schema, rows=rows), options, schema)
+        return _finish(src, read_parquet(src, options, schema, rows=rows), options, schema)
     reader = {
-        "libsvm": _read_libsvm,
-        "csv": _read_csv,
-        "idx": _read_idx,
-        "cifar": _read_cifar,
+        "libsvm": read_libsvm,
+        "csv": read_csv,
+        "idx": read_idx,
+        "cifar": read_cifar,
     }[fmt]
     ds = _finish(src, reader(src, options, schema), options, schema)
     if rows is not None:
@@ -144,9 +145,9 @@ def read_table(
     (``options``: the table options and ``classes``; ``schema`` as in :func:`read_dataset`).
     ``prep`` (a TablePrep or its JSON) is applied instead of fitting one. Rows are named "in
     row N" (1-based) in messages."""
-    from rdia_cli.data.formats.common import _user_table
+    from rdia_cli.data.formats.common import user_table
 
-    src = _Source(source, what)
+    src = Source(source, what)
     if schema is not None:
         options = options.inherit(schema.read_options)
     if table.num_rows == 0:
@@ -155,7 +156,7 @@ def read_table(
     def where(r: int) -> str:
         return f"in row {r + 1}"
 
-    found = _user_table(src, table, options, schema, where, columns={"format": "table"},
+    found = user_table(src, table, options, schema, where, columns={"format": "table"},
                         prep=prep)
     return _finish(src, found, options, schema)
 
@@ -163,12 +164,12 @@ def read_table(
 # --------------------------------------------------------------------------------------------
 # Standard input
 # --------------------------------------------------------------------------------------------
-STDIN = "-"
+
 STDIN_NAME = "<stdin>"
 
 
 @contextlib.contextmanager
-def _spooled_stdin(src: _Source) -> Iterator[str]:
+def _spooled_stdin(src: Source) -> Iterator[str]:
     """Copy standard input into a temporary file (removed afterwards) and yield its path: the
     readers need to seek, and detect the format by content."""
     fd, tmp = tempfile.mkstemp(prefix=".rdia-stdin.", suffix=".tmp")
@@ -189,11 +190,11 @@ def _spooled_stdin(src: _Source) -> Iterator[str]:
 LIBSVM_EXTENSIONS = (".svm", ".libsvm", ".svmlight", ".txt")
 
 
-def _detect_format(src: _Source) -> str:
+def detect_format(src: Source) -> str:
     """By extension first (.parquet/.pq, .csv/.tsv, .bin, .svm/.libsvm/.svmlight/.txt), then
     by content: Parquet and IDX magic bytes, a CSV header line; else LIBSVM. A name holding
     `idx` counts only for a file with none of those extensions that starts like an IDX file."""
-    base = "" if src.nameless else _base_name(src.path)
+    base = "" if src.nameless else base_name(src.path)
     if base.endswith((".parquet", ".pq")):
         return "parquet"
     if base.endswith((".csv", ".tsv")):
@@ -202,12 +203,12 @@ def _detect_format(src: _Source) -> str:
         return "cifar"
     if base.endswith(LIBSVM_EXTENSIONS):
         return "libsvm"
-    head = _peek(src.path, 4)
+    head = peek(src.path, 4)
     if head == b"PAR1":
         return "parquet"
     if head == IDX_IMAGES_MAGIC or ("idx" in base and _idx_like(head)):
         return "idx"
-    if _looks_like_csv(_peek(src.path, 65536)):
+    if _looks_like_csv(peek(src.path, 65536)):
         return "csv"
     return "libsvm"
 
@@ -250,7 +251,7 @@ def _first_nonfinite(X: Any) -> tuple[int, int] | None:
     return _first_nonfinite_dense(X)
 
 
-def _finish(src: _Source, found: Parsed, opts: ReadOptions, schema: Schema | None) -> Dataset:
+def _finish(src: Source, found: Parsed, opts: ReadOptions, schema: Schema | None) -> Dataset:
     """What every format reader's result goes through: classes (``classes`` filter, the file's
     or the model's class order), dropped rows, finiteness, a stray label's warning, and the
     model's feature space (``schema``)."""
@@ -261,7 +262,7 @@ def _finish(src: _Source, found: Parsed, opts: ReadOptions, schema: Schema | Non
     n = X.shape[0] if X is not None else found.table.num_rows
     if n == 0:
         raise src.error("has no data rows.")
-    y, classes, mask = _map_classes(src, found.labels, opts, schema, found.class_order)
+    y, classes, mask = map_classes(src, found.labels, opts, schema, found.class_order)
     if target is not None and target.shape[1] != len(classes):
         raise src.error(
             f"has soft targets over {target.shape[1]} classes but {len(classes)} classes "
@@ -314,7 +315,7 @@ def _finish(src: _Source, found: Parsed, opts: ReadOptions, schema: Schema | Non
 
 
 def _encode_table(
-    src: _Source, found: Parsed, table: Any, pos: np.ndarray, meta: dict
+    src: Source, found: Parsed, table: Any, pos: np.ndarray, meta: dict
 ) -> tuple[np.ndarray, list[str], Callable[[int], str]]:
     """X of a table's kept rows through ``found.prep``, or a TablePrep fitted on them (then
     recorded in ``meta["prep"]``, as the applied one is)."""
@@ -342,7 +343,7 @@ STRAY_MIN_CLASSES = 3  # a stray label: a class of 1 row among at least this man
 STRAY_OTHERS_MIN = 20  # ... whose other classes all have at least this many rows
 
 
-def _warn_stray_label(src: _Source, y: np.ndarray, classes: list, pos: np.ndarray,
+def _warn_stray_label(src: Source, y: np.ndarray, classes: list, pos: np.ndarray,
                       where: Callable[[int], str]) -> None:
     """Warn about a label value that looks like a typo (`2.5` among integers, `cat` among
     numbers): a class with a single row, among >= 3 classes whose others have >= 20 rows."""
@@ -366,7 +367,7 @@ def _warn_stray_label(src: _Source, y: np.ndarray, classes: list, pos: np.ndarra
 
 
 def _align(
-    src: _Source, X: Any, feature_names: list[str] | None, schema: Schema, *,
+    src: Source, X: Any, feature_names: list[str] | None, schema: Schema, *,
     declared_width: bool = False,
 ) -> tuple[Any, list[str] | None]:
     """Fit X to the model's feature space (see read_dataset). Sparse data that uses fewer

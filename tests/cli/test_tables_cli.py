@@ -109,3 +109,22 @@ def test_rdia_run_on_the_raw_table(tmp_path):
     assert "columns of" in res.stderr
     cleaned = pd.read_parquet(tmp_path / "run" / "cleaned.parquet")
     assert list(cleaned.columns[:8]) == list(pd.read_csv(FIXTURES / "credit.csv").columns)
+
+
+def test_a_cleaned_parquet_trains_on_the_users_features_only(staged, tmp_path):
+    """rdia's added columns (original_label, relabeled, phi, target) are never features."""
+    ok(rdia("relabel", "--scores", staged / "scores.parquet", "--fraction", "0.1",
+            "-o", tmp_path / "c.parquet"))
+    ok(rdia("train", tmp_path / "c.parquet", "-o", tmp_path / "m.pt", "--device", "cpu"))
+    meta = torch.load(tmp_path / "m.pt", weights_only=True)["meta"]
+    first = torch.load(staged / "lr.pt", weights_only=True)["meta"]
+    assert meta["feature_names"] == first["feature_names"]
+
+
+def test_noise_on_a_users_table_keeps_its_columns(tmp_path):
+    ok(rdia("noise", FIXTURES / "credit.csv", "--label-col", "good_credit", "--id-col",
+            "customer_id", "--rate", "0.3", "--seed", "1", "-o", tmp_path / "noisy.csv"))
+    given, noisy = pd.read_csv(FIXTURES / "credit.csv"), pd.read_csv(tmp_path / "noisy.csv")
+    assert list(noisy.columns[:len(given.columns)]) == list(given.columns)
+    changed = noisy["good_credit"] != given["good_credit"]
+    assert changed.sum() == noisy["is_noisy"].sum() > 0

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rdia_cli.data import Dataset, ReadOptions, Schema, read_dataset
-from rdia_cli.data.formats.common import NULL_VALUES, _dense_from_columns, _Source
+from rdia_cli.data.formats.common import NULL_VALUES, Source, dense_from_columns
 from rdia_cli.data.tables import INFREQUENT, TablePrep, column_kinds, prep_of
 from rdia_cli.errors import InputError
 
@@ -323,8 +323,8 @@ def test_classes_filter_fits_prep_on_kept_rows(tmp_path):
 def test_all_numeric_complete_csv_is_read_as_before():
     ds = read_dataset(str(FIXTURES / "tiny.csv"))
     raw = pacsv.read_csv(FIXTURES / "tiny.csv")
-    src = _Source(str(FIXTURES / "tiny.csv"), "data")
-    before = _dense_from_columns(src, raw, ["f_a", "f_b", "f_c"], lambda r: "")
+    src = Source(str(FIXTURES / "tiny.csv"), "data")
+    before = dense_from_columns(src, raw, ["f_a", "f_b", "f_c"], lambda r: "")
     np.testing.assert_array_equal(ds.X, before)
     assert "prep" not in ds.meta and "table_options" not in ds.meta
     assert ds.meta["columns"] == {"label": "label", "id": None, "ignore": [], "format": "csv",

@@ -29,7 +29,7 @@ SIMPLE = (
 def test_fast_libsvm_matches_sklearn(tmp_path, compress):
     path = tmp_path / ("a.svm.gz" if compress else "a.svm")
     path.write_bytes(gzip.compress(SIMPLE) if compress else SIMPLE)
-    fast = readers._libsvm_fast(readers._Source(str(path), "data"))
+    fast = readers.libsvm_fast(readers.Source(str(path), "data"))
     assert fast is not None
     X, y = fast
     X2, y2 = load_svmlight_file(str(path), dtype=np.float32, zero_based=True)
@@ -50,7 +50,7 @@ def test_fast_libsvm_matches_sklearn(tmp_path, compress):
 def test_fast_libsvm_leaves_the_rest_to_sklearn(tmp_path, text):
     path = tmp_path / "b.svm"
     path.write_bytes(text)
-    assert readers._libsvm_fast(readers._Source(str(path), "data")) is None
+    assert readers.libsvm_fast(readers.Source(str(path), "data")) is None
 
 
 def test_read_dataset_libsvm_same_as_before(tmp_path):

@@ -48,10 +48,10 @@ from rdia_cli.cleaning.auto.cv import (
     Progress,
     Rankings,
     UnionCV,
-    _folds,
     cv_table,
     out_of_fold_scores,
     race,
+    stratified_folds,
 )
 from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
 from rdia_cli.cleaning.auto.rules import (
@@ -149,7 +149,7 @@ def auto_clean(
 
     check_auto(erm.arch, val)
     configs = list(configs or candidates(policy))
-    fold_rows = _folds(val.y, policy.folds_for(val.n_samples), seed)
+    fold_rows = stratified_folds(val.y, policy.folds_for(val.n_samples), seed)
     fit = Fit(l2, erm.arch_args.get("fit_intercept", True), device, policy)
     oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val,
                                              policy=policy)

@@ -56,7 +56,7 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     probs = np.zeros((train.n_samples, train.n_classes))
     extra = []
     fit_intercept = erm.arch_args.get("fit_intercept", True)
-    for k, held in enumerate(_folds(train.y, folds, seed)):
+    for k, held in enumerate(stratified_folds(train.y, folds, seed)):
         part = train.subset(np.setdiff1d(np.arange(train.n_samples), held))
         if len(np.unique(part.y)) < 2:
             probs[held] = 1.0 / train.n_classes
@@ -91,7 +91,7 @@ def out_of_fold_scores(train: Dataset, erm: ModelFile, *, seed: int = 0, device=
     return scores if val is None else (scores, out[1])
 
 
-def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     counts = np.bincount(y)

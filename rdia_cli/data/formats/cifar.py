@@ -8,17 +8,17 @@ from rdia_cli.data.formats.common import (
     Parsed,
     ReadOptions,
     Schema,
-    _read_all,
-    _scaled,
-    _Source,
+    Source,
     image_rows,
+    read_all,
+    scale_pixels,
 )
 
 CIFAR_RECORD = 3073  # 1 label byte + 3 x 32 x 32 pixel bytes
 
 
-def _read_cifar(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
-    data = _read_all(src)
+def read_cifar(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
+    data = read_all(src)
     if len(data) == 0:
         raise src.error("is empty.")
     if len(data) % CIFAR_RECORD:
@@ -34,6 +34,6 @@ def _read_cifar(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parse
             f"has label byte {int(y[r])} in record {r + 1}, not a CIFAR-10 class 0-9; "
             "CIFAR-100 files are not supported."
         )
-    X = _scaled(rec[:, 1:].reshape(-1, 3, 32, 32))
+    X = scale_pixels(rec[:, 1:].reshape(-1, 3, 32, 32))
     del rec, data
     return image_rows(X, y, src, "record", class_order=list(range(10)))

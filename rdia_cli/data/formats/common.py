@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rdia_cli.artifacts.metadata import jsonable
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
 
@@ -26,7 +27,7 @@ from rdia_cli.errors import InputError
 # Options and schema
 # --------------------------------------------------------------------------------------------
 FORMATS = ("auto", "libsvm", "csv", "parquet", "idx", "cifar")
-_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class Schema:
     def to_json(self) -> dict:
         out = {
             "n_features": int(self.n_features),
-            "classes": [_jsonable(c) for c in self.classes],
+            "classes": [jsonable(c) for c in self.classes],
             "feature_names": None if self.feature_names is None else list(self.feature_names),
             "image_shape": None if self.image_shape is None else [int(s) for s in self.image_shape],
             "sparse": bool(self.sparse),
@@ -222,7 +223,7 @@ class Schema:
         zb = ds.meta.get("zero_based")
         return cls(
             n_features=ds.n_features,
-            classes=[_jsonable(c) for c in ds.classes],
+            classes=[jsonable(c) for c in ds.classes],
             feature_names=None if ds.feature_names is None else list(ds.feature_names),
             image_shape=ds.image_shape,
             sparse=ds.is_sparse,
@@ -241,16 +242,10 @@ def _dict_or_none(d: dict, key: str) -> dict | None:
     return v
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 # --------------------------------------------------------------------------------------------
 # Files and compression
 # --------------------------------------------------------------------------------------------
-class _Source:
+class Source:
     """A path plus the words used for it in messages (``shown``: the name given in them when
     it is not the path, e.g. `<stdin>`)."""
 
@@ -297,7 +292,7 @@ def _compression(path: str) -> str | None:
     return None
 
 
-def _open(path: str) -> BinaryIO:
+def open_input(path: str) -> BinaryIO:
     """Open for binary reading, decompressing gzip/bz2/xz (detected by magic bytes)."""
     comp = _compression(path)
     if comp == "gzip":
@@ -309,26 +304,26 @@ def _open(path: str) -> BinaryIO:
     return open(path, "rb")
 
 
-def _read_all(src: _Source, path: str | None = None, name: str | None = None) -> bytes:
+def read_all(src: Source, path: str | None = None, name: str | None = None) -> bytes:
     path = path or src.path
     try:
-        with _open(path) as f:
+        with open_input(path) as f:
             return f.read()
-    except _DECOMPRESS_ERRORS as e:
+    except DECOMPRESS_ERRORS as e:
         raise InputError(
             f"{name or src.name} could not be decompressed ({e}); the file is truncated or corrupt."
         ) from None
 
 
-def _peek(path: str, n: int) -> bytes:
+def peek(path: str, n: int) -> bytes:
     try:
-        with _open(path) as f:
+        with open_input(path) as f:
             return f.read(n)
-    except _DECOMPRESS_ERRORS:
+    except DECOMPRESS_ERRORS:
         return b""
 
 
-def _looks_binary(head: bytes) -> bool:
+def looks_binary(head: bytes) -> bool:
     """Whether the first bytes of a file are not text: a NUL byte, or more than a tenth of
     them control characters (tabs and line ends aside) or not UTF-8 (a Latin-1 comment is
     still text)."""
@@ -339,7 +334,7 @@ def _looks_binary(head: bytes) -> bool:
     return odd > 0.1 * max(len(text), 1)
 
 
-def _base_name(path: str) -> str:
+def base_name(path: str) -> str:
     name = Path(path).name.lower()
     for ext in (".gz", ".bz2", ".xz"):
         if name.endswith(ext):
@@ -347,7 +342,7 @@ def _base_name(path: str) -> str:
     return name
 
 
-def _csv_input(src: _Source) -> Any:
+def csv_input(src: Source) -> Any:
     comp = _compression(src.path)
     if comp == "xz":
         return lzma.open(src.path, "rb")
@@ -364,7 +359,7 @@ class _Labels:
     numeric: bool
 
 
-def _encode_labels(arr: Any, src: _Source, where: Callable[[int], str], col: str) -> _Labels:
+def encode_labels(arr: Any, src: Source, where: Callable[[int], str], col: str) -> _Labels:
     """Distinct values and a per-row code, hash-based (no sort over N)."""
     if isinstance(arr, np.ndarray):
         arr = pa.array(arr)
@@ -454,8 +449,8 @@ def _fmt_values(values: list, numeric: bool) -> str:
     return str(sorted(values))
 
 
-def _map_classes(
-    src: _Source,
+def map_classes(
+    src: Source,
     labels: _Labels,
     opts: ReadOptions,
     schema: Schema | None,
@@ -524,12 +519,12 @@ def _map_classes(
 # --------------------------------------------------------------------------------------------
 # Columns and pixels
 # --------------------------------------------------------------------------------------------
-def _named_column(names: list[str]) -> Callable[[int], str]:
+def named_column(names: list[str]) -> Callable[[int], str]:
     return lambda j: f"column `{names[j]}`"
 
 
-def _dense_from_columns(
-    src: _Source, table: Any, names: list[str], where: Callable[[int], str]
+def dense_from_columns(
+    src: Source, table: Any, names: list[str], where: Callable[[int], str]
 ) -> np.ndarray:
     """Stack numeric columns into a float32 (N, P) array; name the first bad value."""
     X = np.empty((table.num_rows, len(names)), dtype=np.float32)
@@ -574,7 +569,7 @@ def _dense_from_columns(
     return X
 
 
-def _scaled(pixels: np.ndarray) -> np.ndarray:
+def scale_pixels(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels -> float32 in [0, 1], in one pass."""
     out = np.empty(pixels.shape, dtype=np.float32)
     np.divide(pixels, np.float32(255), out=out, dtype=np.float32)
@@ -598,7 +593,7 @@ class Parsed:
                     types as read), row-aligned with X; None for LIBSVM, images, sparse files.
     prep, kinds     X is None: make it in ``_finish`` from ``table``'s rows that are kept, with
                     ``prep`` (a TablePrep to apply) or else a TablePrep fitted on them with the
-                    feature columns' ``kinds`` (see :func:`_user_table`).
+                    feature columns' ``kinds`` (see :func:`user_table`).
     """
 
     X: Any
@@ -624,8 +619,8 @@ NULL_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-n
                "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 
 
-def _user_table(
-    src: _Source,
+def user_table(
+    src: Source,
     table: Any,
     opts: ReadOptions,
     schema: Schema | None,
@@ -676,7 +671,7 @@ def _user_table(
         tables.check_ids(table.column(id_col), id_col, name=src.name, where=where)
     roles = {label, *used, *ignore} | ({id_col} if id_col else set())
     features = [c for c in names if c not in roles]
-    labels = _encode_labels(table.column(label), src, where, label)
+    labels = encode_labels(table.column(label), src, where, label)
     meta: dict[str, Any] = {
         "columns": {"label": label, "id": id_col, "ignore": ignore, **columns},
     }
@@ -692,7 +687,7 @@ def _user_table(
         feature_names = prep.feature_names
         meta["table_options"] = opts.table_options
     elif schema is not None:  # a model trained on numbers as read: read them so
-        X = _dense_from_columns(src, table, features, where)
+        X = dense_from_columns(src, table, features, where)
         feature_names = features
     else:
         kinds = tables.column_kinds(table, features, categorical=opts.categorical,
@@ -702,13 +697,13 @@ def _user_table(
             meta["table_options"] = opts.table_options
         else:
             kinds = None
-            X = _dense_from_columns(src, table, features, where)
+            X = dense_from_columns(src, table, features, where)
             feature_names = features
     parsed = Parsed(
         X,
         labels,
         where=where,
-        column=_named_column(features),
+        column=named_column(features),
         feature_names=feature_names,
         meta=meta,
         table=table.drop_columns(list(used)) if used else table,
@@ -725,6 +720,6 @@ def image_rows(X: np.ndarray, y, src, unit: str, *, class_order: list | None = N
     def where(r: int) -> str:
         return f"in {unit} {r + 1}"
 
-    labels = _encode_labels(np.asarray(y, dtype=np.int64), src, where, "label")
+    labels = encode_labels(np.asarray(y, dtype=np.int64), src, where, "label")
     return Parsed(X, labels, where=where, column=lambda j: f"pixel {j}",
                   class_order=class_order, check_finite=False)

@@ -1,6 +1,6 @@
 """CSV and TSV with a header line (also gzip/bz2/xz): numeric columns are inferred, text stays
 text, pandas' usual missing-value markers (empty, NA, N/A, NaN, null, None...) are missing cells;
-the table then goes through :func:`~rdia_cli.data.formats.common._user_table`."""
+the table then goes through :func:`~rdia_cli.data.formats.common.user_table`."""
 
 from __future__ import annotations
 
@@ -10,25 +10,25 @@ from typing import Any
 import pyarrow as pa
 
 from rdia_cli.data.formats.common import (
-    _DECOMPRESS_ERRORS,
+    DECOMPRESS_ERRORS,
     NULL_VALUES,
     Parsed,
     ReadOptions,
     Schema,
-    _base_name,
-    _csv_input,
-    _open,
-    _peek,
-    _Source,
-    _user_table,
+    Source,
+    base_name,
+    csv_input,
+    open_input,
+    peek,
+    user_table,
 )
 
 
-def _csv_where(src: _Source) -> Callable[[int], str]:
+def _csv_where(src: Source) -> Callable[[int], str]:
     def where(row: int) -> str:
         # pyarrow skips empty lines; count them to give the true line number (header = line 1).
         k = -1
-        with _open(src.path) as f:
+        with open_input(src.path) as f:
             for lineno, line in enumerate(f, start=1):
                 if lineno == 1 or not line.rstrip(b"\r\n"):
                     continue
@@ -40,20 +40,20 @@ def _csv_where(src: _Source) -> Callable[[int], str]:
     return where
 
 
-def _csv_line_of_text(src: _Source, text: str) -> int | None:
+def _csv_line_of_text(src: Source, text: str) -> int | None:
     target = text.encode().rstrip(b"\r\n")
-    with _open(src.path) as f:
+    with open_input(src.path) as f:
         for lineno, line in enumerate(f, start=1):
             if line.rstrip(b"\r\n") == target:
                 return lineno
     return None
 
 
-def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
+def read_csv(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
     import pyarrow.csv as pacsv
 
-    first = _peek(src.path, 65536).split(b"\n", 1)[0]
-    if _base_name(src.path).endswith(".tsv") or (b"\t" in first and b"," not in first):
+    first = peek(src.path, 65536).split(b"\n", 1)[0]
+    if base_name(src.path).endswith(".tsv") or (b"\t" in first and b"," not in first):
         delimiter = "\t"
     else:
         delimiter = ","
@@ -64,7 +64,7 @@ def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
         return "skip"
 
     try:
-        with _csv_input(src) as stream:
+        with csv_input(src) as stream:
             table = pacsv.read_csv(
                 stream,
                 parse_options=pacsv.ParseOptions(
@@ -74,7 +74,7 @@ def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
                     null_values=list(NULL_VALUES), strings_can_be_null=True
                 ),
             )
-    except _DECOMPRESS_ERRORS as e:
+    except DECOMPRESS_ERRORS as e:
         raise src.error(f"could not be read ({e}); the file is truncated or corrupt.") from None
     except pa.ArrowInvalid as e:
         if "Empty CSV" in str(e):
@@ -96,4 +96,4 @@ def _read_csv(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
         raise src.error(f"has duplicate column names {dups}; give each column its own name.")
     where = _csv_where(src)
     fmt = {"format": "tsv" if delimiter == "\t" else "csv", "delimiter": delimiter}
-    return _user_table(src, table, opts, schema, where, columns=fmt)
+    return user_table(src, table, opts, schema, where, columns=fmt)

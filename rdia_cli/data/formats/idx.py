@@ -10,10 +10,10 @@ from rdia_cli.data.formats.common import (
     Parsed,
     ReadOptions,
     Schema,
-    _read_all,
-    _scaled,
-    _Source,
+    Source,
     image_rows,
+    read_all,
+    scale_pixels,
 )
 from rdia_cli.errors import InputError
 
@@ -40,8 +40,8 @@ def _parse_idx(data: bytes, name: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=count, offset=head).reshape(dims)
 
 
-def _read_idx(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
-    data = _read_all(src)
+def read_idx(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
+    data = read_all(src)
     if not data:
         raise src.error("is empty (after decompression).")
     if data[:4] == IDX_LABELS_MAGIC:
@@ -63,7 +63,7 @@ def _read_idx(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
         )
     lname = f"Label file `{opts.labels}` (for {src.what} `{src.shown}`)"
     src.check_file(opts.labels, lname)
-    ldata = _read_all(src, opts.labels, lname)
+    ldata = read_all(src, opts.labels, lname)
     if ldata[:4] != IDX_LABELS_MAGIC:
         raise InputError(
             f"{lname} is not an IDX label file (magic number {ldata[:4].hex()}, expected 00000801)."
@@ -74,6 +74,6 @@ def _read_idx(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
             f"{lname} has {len(y)} labels, but the image file has {len(images)} images; give "
             "the label file that belongs to the images."
         )
-    X = _scaled(images[:, None, :, :])
+    X = scale_pixels(images[:, None, :, :])
 
     return image_rows(X, y, src, "image")

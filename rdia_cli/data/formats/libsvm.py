@@ -11,22 +11,22 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from rdia_cli.data.formats.common import (
-    _DECOMPRESS_ERRORS,
+    DECOMPRESS_ERRORS,
     Parsed,
     ReadOptions,
     Schema,
-    _csv_input,
-    _encode_labels,
-    _looks_binary,
-    _open,
-    _peek,
-    _Source,
+    Source,
+    csv_input,
+    encode_labels,
+    looks_binary,
+    open_input,
+    peek,
 )
 
 
-def _libsvm_lines(src: _Source) -> Iterator[tuple[int, list[bytes]]]:
+def _libsvm_lines(src: Source) -> Iterator[tuple[int, list[bytes]]]:
     """(1-based line number, tokens) of every data line, as sklearn's parser splits them."""
-    with _open(src.path) as f:
+    with open_input(src.path) as f:
         for lineno, line in enumerate(f, start=1):
             hash_at = line.find(b"#")
             if hash_at >= 0:
@@ -36,7 +36,7 @@ def _libsvm_lines(src: _Source) -> Iterator[tuple[int, list[bytes]]]:
                 yield lineno, parts
 
 
-def _libsvm_where(src: _Source) -> Callable[[int], str]:
+def _libsvm_where(src: Source) -> Callable[[int], str]:
     def where(row: int) -> str:
         for k, (lineno, _) in enumerate(_libsvm_lines(src)):
             if k == row:
@@ -55,7 +55,7 @@ def _shown(token: bytes, limit: int = 40) -> str:
     return f"`{text[:limit]}…`" if len(text) > limit else f"`{text}`"
 
 
-def _libsvm_find_error(src: _Source) -> str | None:
+def _libsvm_find_error(src: Source) -> str | None:
     """Scan the file in Python (error path only) for the first line sklearn rejects."""
     try:
         for lineno, parts in _libsvm_lines(src):
@@ -104,7 +104,7 @@ def _libsvm_find_error(src: _Source) -> str | None:
                         f"and unique, got {idx} after {prev}"
                     )
                 prev = idx
-    except _DECOMPRESS_ERRORS as e:
+    except DECOMPRESS_ERRORS as e:
         return f"could not be decompressed ({e}); the file is truncated or corrupt"
     return None
 
@@ -113,7 +113,7 @@ class _NotSimple(Exception):
     """The fast LIBSVM parser met something it leaves to scikit-learn's parser."""
 
 
-def _libsvm_fast(src: _Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
+def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
     """What ``load_svmlight_file(f, dtype=float32, zero_based=True)`` returns, parsed by Arrow's
     C++ kernels one text block at a time into growing flat arrays: no Python object per line or
     token (about 4× less CPU than scikit-learn's parser). Returns None for anything it does not
@@ -133,7 +133,7 @@ def _libsvm_fast(src: _Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
     nnz = 0
     top = -1
     try:
-        with _csv_input(src) as stream, pacsv.open_csv(
+        with csv_input(src) as stream, pacsv.open_csv(
             stream, read_options=read, parse_options=parse, convert_options=convert
         ) as reader:
             for batch in reader:
@@ -180,7 +180,7 @@ def _libsvm_fast(src: _Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
                 data[nnz : nnz + idx.size] = val
                 nnz += idx.size
                 lengths.append(k)
-    except (_NotSimple, pa.ArrowInvalid, pa.ArrowNotImplementedError, *_DECOMPRESS_ERRORS):
+    except (_NotSimple, pa.ArrowInvalid, pa.ArrowNotImplementedError, *DECOMPRESS_ERRORS):
         return None
     if not labels:
         return None
@@ -195,22 +195,22 @@ def _libsvm_fast(src: _Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
     return X, np.concatenate(labels)
 
 
-def _read_libsvm(src: _Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
+def read_libsvm(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
     from sklearn.datasets import load_svmlight_file
 
-    fast = _libsvm_fast(src)
+    fast = libsvm_fast(src)
     try:
         if fast is not None:
             X, y = fast
         else:
-            with _open(src.path) as f:
+            with open_input(src.path) as f:
                 X, y = load_svmlight_file(f, dtype=np.float32, zero_based=True)
-    except _DECOMPRESS_ERRORS as e:
+    except DECOMPRESS_ERRORS as e:
         raise src.error(
             f"could not be decompressed ({e}); the file is truncated or corrupt."
         ) from None
     except (ValueError, UnicodeDecodeError) as e:
-        if _looks_binary(_peek(src.path, 4096)):
+        if looks_binary(peek(src.path, 4096)):
             raise src.error(
                 "holds binary data, not LIBSVM/SVMlight text; pass `format` (`--format`) if it "
                 "is another format."
@@ -256,7 +256,7 @@ def _read_libsvm(src: _Source, opts: ReadOptions, schema: Schema | None) -> Pars
     if offset:
         new_indices -= offset
     X = sp.csr_matrix((data, new_indices, indptr.astype(idx_dtype, copy=False)), shape=(n, width))
-    labels = _encode_labels(y, src, where, "label")
+    labels = encode_labels(y, src, where, "label")
     return Parsed(
         X,
         labels,

@@ -18,12 +18,12 @@ from rdia_cli.data.formats.common import (
     Parsed,
     ReadOptions,
     Schema,
-    _dense_from_columns,
-    _encode_labels,
-    _map_classes,
-    _named_column,
-    _Source,
-    _user_table,
+    Source,
+    dense_from_columns,
+    encode_labels,
+    map_classes,
+    named_column,
+    user_table,
 )
 
 
@@ -45,151 +45,47 @@ def _list_parts(col: Any) -> tuple[np.ndarray, np.ndarray, Any]:
     return offsets, values, nulls
 
 
-def _read_parquet(
-    src: _Source, opts: ReadOptions, schema: Schema | None, rows: tuple[int, int] | None = None
+def read_parquet(
+    src: Source, opts: ReadOptions, schema: Schema | None, rows: tuple[int, int] | None = None
 ) -> Parsed:
     """Sparse files stream their `indices`/`values` row group by row group into one CSR (see
     _parquet_sparse_rows); everything else is read as one table. ``rows``: see read_dataset."""
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(src.path)
-        file_names = pf.schema_arrow.names
-        sparse_file = "indices" in file_names and "values" in file_names
-        sparse_file = sparse_file and "pixels" not in file_names
-        n_file = pf.metadata.num_rows
-        start, stop = (0, n_file) if rows is None else (max(0, rows[0]), min(n_file, rows[1]))
-        groups = _row_groups(pf, start, stop)
-        columns = [c for c in file_names if not (sparse_file and c in ("indices", "values"))]
-        if rows is None and not sparse_file:
-            table = pf.read()
-        else:
-            table = pf.read_row_groups([g for g, _, _ in groups], columns=columns)
-            if groups:
-                table = table.slice(start - groups[0][1], stop - start)
-            table = table.replace_schema_metadata(pf.schema_arrow.metadata)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise src.error(f"is not a valid Parquet file ({e}).") from None
-    # lenient: a damaged key or value is read as text, not an error
-    meta = metadata.decode(table.schema.metadata, key_errors="replace", raw_on=ValueError)
-    names = list(file_names)
+    f = _ParquetInput(src, rows)
+    table, names, meta = f.table, f.names, f.meta
     rdia_file = "format_version" in meta
     label_col = opts.label_column
     if rdia_file and isinstance(meta.get("label_column"), str) and meta["label_column"] in names:
         label_col = meta["label_column"]  # rdia wrote the label under the user's own name
     elif rdia_file and "label" in names:
         label_col = "label"
-
-    def where(row: int) -> str:
-        return _parquet_where(row + start)
-
     if label_col not in names:
         raise src.error(
             f"has no label column `{label_col}` (columns found: {names[:20]}"
             f"{' ...' if len(names) > 20 else ''}); pass the right one with `label_col`."
         )
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0:
         raise src.error("has no data rows.")
-
-    def is_list(name: str) -> bool:
-        t = pf.schema_arrow.field(name).type
-        return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-
-    used = {label_col}
-    row_id = None
-    if "row_id" in names and label_col != "row_id":
-        col = table.column("row_id")
-        if not pa.types.is_integer(col.type) or col.null_count:
-            raise src.error("has a `row_id` column that is not a complete integer column.")
-        row_id = np.array(col.to_numpy(), dtype=np.int64)
-        used.add("row_id")
-    target = None
-    if "target" in names and label_col != "target" and is_list("target"):
-        offsets, values, nulls = _list_parts(table.column("target"))
-        lengths = np.diff(offsets)
-        if nulls is not None or (lengths != lengths[0]).any():
-            r = (
-                int(np.flatnonzero(lengths != lengths[0])[0])
-                if nulls is None
-                else int(np.flatnonzero(nulls)[0])
-            )
-            raise src.error(f"has a `target` of the wrong length {where(r)}.")
-        target = np.array(values, dtype=np.float32).reshape(n, int(lengths[0]))
-        _check_target(src, target, where)
-        used.add("target")
-    weight = None
-    if "weight" in names and label_col != "weight":
-        col = table.column("weight")
-        if col.null_count:
-            r = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
-            raise src.error(f"has a missing `weight` {where(r)}.")
-        weight = np.array(col.to_numpy(), dtype=np.float64)
-        used.add("weight")
-
-    feature_names = None
-    table_part = None
-    if "pixels" in names:
-        X, column = _parquet_images(src, table, meta, n)
-        used.add("pixels")
-    elif sparse_file:
-        X, column = _parquet_sparse_rows(src, pf, groups, start, stop, meta, opts)
-        used.update(("indices", "values"))
-    elif isinstance(meta.get("feature_names"), list) and not (
-        isinstance(meta.get("prep"), dict)
-        and any(str(c) not in names for c in meta["feature_names"])
-    ):  # rdia's own dense file (not the user's table that a `rdia.prep` encodes)
-        feature_names = [str(c) for c in meta["feature_names"]]
-        absent = [c for c in feature_names if c not in names]
-        if absent:
-            raise src.error(
-                f"lacks the feature columns {absent[:10]} listed in its metadata "
-                "`rdia.feature_names`."
-            )
-        used.update(feature_names)
-        X = _dense_from_columns(src, table, feature_names, where)
-        column = _named_column(feature_names)
-        if meta.get("sparse") is True:  # sparse data rdia wrote one column per feature
-            X = sp.csr_matrix(X)
-            feature_names = None
-            sparse_file = True  # its width is declared like a sparse file's
-    else:  # a user's table (or rdia's file of one, with its `rdia.prep`)
-        if rdia_file:
-            opts = opts.inherit(meta.get("table_options")
-                                if isinstance(meta.get("table_options"), dict) else None)
-        prep = meta.get("prep") if rdia_file and schema is None else None
-        if label_col != opts.label_column:
-            opts = replace(opts, label_col=label_col)
-        table_part = _user_table(
-            src, table, opts, schema, where, columns={"format": "parquet"},
-            used=tuple(c for c in ("row_id", "target", "weight") if c in used),
-            prep=prep if isinstance(prep, dict) else None,
-        )
-        X, column, feature_names = table_part.X, table_part.column, table_part.feature_names
-        used.update(names)
-
-    extra = {}
-    for name in names:
-        if name in used:
-            continue
-        extra[name] = _extra_column(table.column(name))
-    labels = (_encode_labels(table.column(label_col), src, where, label_col) if table_part is None
-              else table_part.labels)
+    row_id, target, weight, used = _rdia_columns(f, label_col)
+    features = _features(f, opts, schema, label_col, used, rdia_file)
+    X, column, feature_names, table_part, sparse_file = features
+    extra = {name: _extra_column(table.column(name)) for name in names if name not in used}
+    labels = (encode_labels(table.column(label_col), src, f.where, label_col)
+              if table_part is None else table_part.labels)
     if table_part is not None:
         for key in ("prep", "table_options", "columns"):  # this read's, not a stale copy
             if not (key == "columns" and rdia_file):
                 meta.pop(key, None)
         meta = {**table_part.meta, **meta}
     class_order = meta.get("classes") if isinstance(meta.get("classes"), list) else None
-    if rows is not None and schema is None and class_order is None and (start, stop) != (0, n_file):
-        # a shard: the classes are those of the whole file
-        every = _encode_labels(pf.read(columns=[label_col]).column(label_col), src,
-                               _parquet_where, label_col)
-        class_order = _map_classes(src, every, opts, None, None)[1]
+    if (rows is not None and schema is None and class_order is None
+            and (f.start, f.stop) != (0, f.n_file)):  # a shard: the whole file's classes
+        every = encode_labels(f.pf.read(columns=[label_col]).column(label_col), src,
+                              _parquet_where, label_col)
+        class_order = map_classes(src, every, opts, None, None)[1]
     return Parsed(
         X,
         labels,
-        where=where,
+        where=f.where,
         column=column,
         feature_names=feature_names,
         row_id=row_id,
@@ -206,10 +102,138 @@ def _read_parquet(
     )
 
 
+class _ParquetInput:
+    """One Parquet file opened: the rows asked for as a table (a sparse file's `indices` and
+    `values` are left for ``_parquet_sparse_rows``), its column names and ``rdia.*`` metadata."""
+
+    def __init__(self, src: Source, rows: tuple[int, int] | None) -> None:
+        import pyarrow.parquet as pq
+
+        self.src = src
+        try:
+            pf = pq.ParquetFile(src.path)
+            file_names = pf.schema_arrow.names
+            sparse = "indices" in file_names and "values" in file_names
+            self.sparse = sparse and "pixels" not in file_names
+            self.n_file = pf.metadata.num_rows
+            start, stop = (0, self.n_file) if rows is None else (
+                max(0, rows[0]), min(self.n_file, rows[1]))
+            self.groups = _row_groups(pf, start, stop)
+            columns = [c for c in file_names
+                       if not (self.sparse and c in ("indices", "values"))]
+            if rows is None and not self.sparse:
+                table = pf.read()
+            else:
+                table = pf.read_row_groups([g for g, _, _ in self.groups], columns=columns)
+                if self.groups:
+                    table = table.slice(start - self.groups[0][1], stop - start)
+                table = table.replace_schema_metadata(pf.schema_arrow.metadata)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise src.error(f"is not a valid Parquet file ({e}).") from None
+        self.pf, self.table, self.start, self.stop = pf, table, start, stop
+        self.names = list(file_names)
+        # lenient: a damaged key or value is read as text, not an error
+        self.meta = metadata.decode(table.schema.metadata, key_errors="replace",
+                                    raw_on=ValueError)
+
+    def where(self, row: int) -> str:
+        return _parquet_where(row + self.start)
+
+    def is_list(self, name: str) -> bool:
+        t = self.pf.schema_arrow.field(name).type
+        return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _rdia_columns(f: _ParquetInput, label_col: str):
+    """The columns with a fixed meaning: ``row_id``, soft ``target`` and ``weight`` (each None
+    when absent), and the set of columns used so far."""
+    table, names, src, n = f.table, f.names, f.src, f.table.num_rows
+    used = {label_col}
+    row_id = None
+    if "row_id" in names and label_col != "row_id":
+        col = table.column("row_id")
+        if not pa.types.is_integer(col.type) or col.null_count:
+            raise src.error("has a `row_id` column that is not a complete integer column.")
+        row_id = np.array(col.to_numpy(), dtype=np.int64)
+        used.add("row_id")
+    target = None
+    if "target" in names and label_col != "target" and f.is_list("target"):
+        offsets, values, nulls = _list_parts(table.column("target"))
+        lengths = np.diff(offsets)
+        if nulls is not None or (lengths != lengths[0]).any():
+            r = (
+                int(np.flatnonzero(lengths != lengths[0])[0])
+                if nulls is None
+                else int(np.flatnonzero(nulls)[0])
+            )
+            raise src.error(f"has a `target` of the wrong length {f.where(r)}.")
+        target = np.array(values, dtype=np.float32).reshape(n, int(lengths[0]))
+        _check_target(src, target, f.where)
+        used.add("target")
+    weight = None
+    if "weight" in names and label_col != "weight":
+        col = table.column("weight")
+        if col.null_count:
+            r = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
+            raise src.error(f"has a missing `weight` {f.where(r)}.")
+        weight = np.array(col.to_numpy(), dtype=np.float64)
+        used.add("weight")
+    return row_id, target, weight, used
+
+
+def _features(f: _ParquetInput, opts: ReadOptions, schema: Schema | None, label_col: str,
+              used: set, rdia_file: bool):
+    """(X, column namer, feature names, the user's table or None, sparse-width flag): images,
+    sparse rows, rdia's own dense columns, or a user's table through its prep. Adds the
+    columns it took to ``used``."""
+    src, table, names, meta = f.src, f.table, f.names, f.meta
+    if "pixels" in names:
+        used.add("pixels")
+        return (*_parquet_images(src, table, meta, table.num_rows), None, None, False)
+    if f.sparse:
+        used.update(("indices", "values"))
+        X, column = _parquet_sparse_rows(src, f.pf, f.groups, f.start, f.stop, meta, opts)
+        return X, column, None, None, True
+    if isinstance(meta.get("feature_names"), list) and not (
+        isinstance(meta.get("prep"), dict)
+        and any(str(c) not in names for c in meta["feature_names"])
+    ):  # rdia's own dense file (not the user's table that a `rdia.prep` encodes)
+        feature_names = [str(c) for c in meta["feature_names"]]
+        absent = [c for c in feature_names if c not in names]
+        if absent:
+            raise src.error(
+                f"lacks the feature columns {absent[:10]} listed in its metadata "
+                "`rdia.feature_names`."
+            )
+        used.update(feature_names)
+        X = dense_from_columns(src, table, feature_names, f.where)
+        column = named_column(feature_names)
+        if meta.get("sparse") is True:  # sparse data rdia wrote one column per feature
+            return sp.csr_matrix(X), column, None, None, True  # its width is declared
+        return X, column, feature_names, None, False
+    # a user's table (or rdia's file of one, with its `rdia.prep`)
+    added = ()
+    if rdia_file:
+        opts = opts.inherit(meta.get("table_options")
+                            if isinstance(meta.get("table_options"), dict) else None)
+        added = tuple(str(c) for c in meta.get("added_columns") or () if str(c) in names)
+    prep = meta.get("prep") if rdia_file and schema is None else None
+    if label_col != opts.label_column:
+        opts = replace(opts, label_col=label_col)
+    part = user_table(
+        src, table, opts, schema, f.where, columns={"format": "parquet"},
+        used=tuple(dict.fromkeys((*(c for c in ("row_id", "target", "weight") if c in used),
+                                  *added))),
+        prep=prep if isinstance(prep, dict) else None,
+    )
+    used.update(c for c in names if c not in added)  # rdia's added columns stay extras
+    return part.X, part.column, part.feature_names, part, False
+
+
 TARGET_SUM_SLACK = 1e-3
 
 
-def _check_target(src: _Source, target: np.ndarray, where: Callable[[int], str]) -> None:
+def _check_target(src: Source, target: np.ndarray, where: Callable[[int], str]) -> None:
     """Soft targets are (sub-)probabilities: finite, each in [0, 1], each row summing to more
     than 0 and at most 1 + 1e-3 (the paper's Eq. 12 targets sum to less than 1)."""
     if target.size == 0:
@@ -253,7 +277,7 @@ def _extra_column(col: Any) -> np.ndarray:
     return np.array(col.to_numpy(zero_copy_only=False))
 
 
-def _parquet_images(src: _Source, table: Any, meta: dict, n: int) -> tuple[np.ndarray, Callable]:
+def _parquet_images(src: Source, table: Any, meta: dict, n: int) -> tuple[np.ndarray, Callable]:
     shape = meta.get("image_shape")
     if not isinstance(shape, list) or not shape:
         raise src.error(
@@ -291,7 +315,7 @@ def _row_groups(pf: Any, start: int, stop: int) -> list[tuple[int, int, int]]:
 
 
 def _parquet_sparse_rows(
-    src: _Source,
+    src: Source,
     pf: Any,
     groups: list[tuple[int, int, int]],
     start: int,
