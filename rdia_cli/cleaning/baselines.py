@@ -52,6 +52,7 @@ def cleanlab_drop(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int =
 
     y = train.y
     probs = out_of_fold_probabilities(train, erm, folds=folds, seed=seed, device=device)
-    issues = find_label_issues(y, probs)
+    # n_jobs=1: no worker processes; a fork of a process holding torch's threads can deadlock
+    issues = find_label_issues(y, probs, n_jobs=1)
     keep = ~issues
     return _fit(train.subset(keep), erm, device), issues
