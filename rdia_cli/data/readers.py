@@ -118,7 +118,14 @@ def read_dataset(
             "drop it (the labels are in the file)."
         )
     if fmt == "parquet":
-        return _finish(src, read_parquet(src, options, schema, rows=rows), options, schema)
+        found = read_parquet(src, options, schema, rows=rows)
+        if rows is not None and found.kinds is not None:
+            # a shard of a table that needs a prep: fit it on every row, as one process
+            # would, so that every shard gets the same features
+            whole = _finish(src, read_parquet(src, options, None), options, None)
+            schema = Schema.of(whole)
+            found = read_parquet(src, options, schema, rows=rows)
+        return _finish(src, found, options, schema)
     reader = {
         "libsvm": read_libsvm,
         "csv": read_csv,

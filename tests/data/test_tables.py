@@ -392,3 +392,21 @@ def test_from_pandas_matches_the_csv_reader():
     assert va.X.shape == (12, ds.n_features)
     with pytest.raises(InputError, match="no label column `label`"):
         Dataset.from_pandas(df)
+
+
+def test_a_shard_of_a_table_gets_the_whole_files_prep(tmp_path):
+    """torchrun reads one row range per process: every shard is encoded with the prep fitted
+    on all rows, so the shards' features are the single-process features."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    n = 200
+    t = pa.table({"cat": rng.choice(["a", "b", "c"], n).tolist(),
+                  "x": [None if i % 7 == 0 else float(i) for i in range(n)],
+                  "label": rng.choice(["yes", "no"], n).tolist()})
+    pq.write_table(t, tmp_path / "t.parquet", row_group_size=50)
+    full = read_dataset(str(tmp_path / "t.parquet"))
+    part = read_dataset(str(tmp_path / "t.parquet"), rows=(100, 150))
+    assert np.array_equal(full.X[100:150], part.X)
+    assert part.meta["prep"] == full.meta["prep"]
