@@ -37,7 +37,7 @@ written as CSV into a temporary folder, then
 Metrics: rdia's `metrics.json` test log-loss (erm, auto); HGB test log-loss and accuracy.
 
     python bench/tables.py                       # 4 tables x 2 noises x 3 seeds -> results/
-    python bench/tables.py --quick               # australian, symmetric, seed 0 -> a tmp folder
+    python bench/tables.py --quick               # australian, symmetric, seed 0 -> scratch
     python bench/tables.py --tables german,splice --seeds 5 --noise class --out /tmp/t
     python bench/tables.py --parts hand          # skip the raw-table runs
     python bench/tables.py --report-only         # re-render the .md from the .json
@@ -566,7 +566,9 @@ def main(argv=None) -> int:
     p.add_argument("--parts", default="raw,hand", help="raw, hand (HGB baselines always)")
     p.add_argument("--out", default=None, help="output prefix (default bench/results/tables)")
     p.add_argument("--data-root", default=str(DATA_ROOT))
-    p.add_argument("--quick", action="store_true", help="australian, symmetric, seed 0, tmp out")
+    p.add_argument("--quick", action="store_true",
+                   help="australian, symmetric, seed 0; out in $RDIA_BENCH_RESULTS or "
+                        "$TMPDIR/rdia-bench-quick")
     p.add_argument("--keep", default=None, help="keep the CSVs and rdia folders here")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--redo-failed", action="store_true",
@@ -575,9 +577,14 @@ def main(argv=None) -> int:
     p.add_argument("--reading", default=None,
                    help="with --report-only: a text file, the hand-written reading to add")
     args = p.parse_args(argv)
-    if args.quick:
-        args.tables, args.noise, args.seeds = "australian", "symmetric", 1
-        args.out = args.out or str(Path(tempfile.mkdtemp(prefix="rdia_tables_")) / "tables")
+    if args.quick:  # options given on the command line win over the quick values
+        given = set(argv if argv is not None else sys.argv[1:])
+        args.tables = args.tables if "--tables" in given else "australian"
+        args.noise = args.noise if "--noise" in given else "symmetric"
+        args.seeds = args.seeds if "--seeds" in given else 1
+        scratch = os.environ.get("RDIA_BENCH_RESULTS") or str(
+            Path(tempfile.gettempdir()) / "rdia-bench-quick")
+        args.out = args.out or str(Path(scratch) / "tables")
     out = Path(args.out or HERE / "results" / "tables")
     out.parent.mkdir(parents=True, exist_ok=True)
     js, md = out.with_suffix(".json"), out.with_suffix(".md")
