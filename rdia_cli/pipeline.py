@@ -209,7 +209,8 @@ def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device)
             "n_removed": int(train.n_samples - (cleaned.extra["part"] == 0).sum()
                              if ac.config.weight > 0 else train.n_samples),
             "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
-    rows, clean_info = split_clean_rows(cleaned, include_clean=False, source=train)
+    rows, clean_info = split_clean_rows(cleaned, include_clean=False, source=train,
+                                        clean=val)
     clean_inputs = record_inputs(clean=(val.source, None))
     if val.meta.get("read_options"):
         clean_inputs["clean_read_options"] = val.meta["read_options"]

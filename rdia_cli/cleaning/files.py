@@ -85,27 +85,66 @@ def from_file(ds: Dataset) -> Dataset:
                    meta=dict(ds.meta), source=ds.source, table=ds.table)
 
 
-def split_clean_rows(ds: Dataset, include_clean: bool, source: Dataset | None = None
-                     ) -> tuple[Dataset, dict[str, Any]]:
+def split_clean_rows(ds: Dataset, include_clean: bool, source: Dataset | None = None,
+                     clean: Dataset | None = None) -> tuple[Dataset, dict[str, Any]]:
     """For a Dataset with ``extra['part']`` (auto: 0 training row, 1 clean row), the rows to
-    write and what the metadata says about the clean rows. The training rows get back the
-    user's own table of ``source`` (the training data), so the file keeps its columns."""
+    write and what the metadata says about the clean rows. The rows get back the user's own
+    table: the training rows ``source``'s (the training data), the clean rows ``clean``'s (the
+    clean set), so the file keeps the user's columns."""
     if "part" not in ds.extra:
         return ds, {}
     part = np.asarray(ds.extra["part"])
     n_clean = int((part == 1).sum())
     if include_clean:
-        return ds, {"clean_rows": "included", "n_clean": n_clean}
-    if n_clean == ds.n_samples:  # auto kept no training row: an empty file would help no one
-        return ds, {"clean_rows": "included", "n_clean": n_clean,
-                    "clean_rows_why": "no training row was kept (the clean set alone was best)"}
-    kept = ds.subset(np.flatnonzero(part == 0))
-    kept.extra.pop("part")
-    if source is not None and source.table is not None and kept.table is None:
-        at = {int(r): i for i, r in enumerate(source.row_id)}
-        kept.table = source.table.take(np.array([at[int(r)] for r in kept.row_id], np.int64))
-        kept.meta = dict(source.meta, **kept.meta)
-    return kept, {"clean_rows": "excluded", "n_clean": n_clean}
+        info = {"clean_rows": "included", "n_clean": n_clean}
+        rows = ds
+    elif n_clean == ds.n_samples:  # auto kept no training row: an empty file would help no one
+        info = {"clean_rows": "included", "n_clean": n_clean,
+                "clean_rows_why": "no training row was kept (the clean set alone was best)"}
+        rows = ds
+    else:
+        info = {"clean_rows": "excluded", "n_clean": n_clean}
+        rows = ds.subset(np.flatnonzero(part == 0))
+        rows.extra.pop("part")
+    if rows.table is None:
+        _with_user_table(rows, source, clean)
+    return rows, info
+
+
+def _with_user_table(rows: Dataset, source: Dataset | None, clean: Dataset | None) -> None:
+    """Give ``rows`` (training rows, ``part`` 0, and clean rows, ``part`` 1, by ``row_id``)
+    the user's table: the rows of ``source``'s and ``clean``'s tables, when every row has one
+    and the two tables have the same columns. Otherwise ``rows`` keeps rdia's layout."""
+    import pyarrow as pa
+
+    part = np.asarray(rows.extra.get("part", np.zeros(rows.n_samples, np.int8)))
+    pieces, metas = [], []
+    for value, data in ((0, source), (1, clean)):
+        ids = rows.row_id[part == value]
+        if len(ids) == 0:
+            continue
+        if data is None or data.table is None:
+            return
+        at = {int(r): i for i, r in enumerate(data.row_id)}
+        if any(int(r) not in at for r in ids):
+            return
+        pieces.append(data.table.take(np.array([at[int(r)] for r in ids], np.int64)))
+        metas.append(data.meta)
+    if not pieces or (len(pieces) == 2 and set(pieces[0].column_names)
+                      != set(pieces[1].column_names)):
+        return
+    if len(pieces) == 2:
+        pieces[1] = pieces[1].select(pieces[0].column_names)
+        try:
+            table = pa.concat_tables(pieces, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return
+        if not (np.diff(part) >= 0).all():  # rows are training rows then clean rows
+            return
+    else:
+        table = pieces[0]
+    rows.table = table
+    rows.meta = dict(metas[0], **rows.meta)
 
 
 def add_clean_rows(ds: Dataset, clean: Dataset) -> Dataset:

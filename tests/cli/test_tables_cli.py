@@ -128,3 +128,31 @@ def test_noise_on_a_users_table_keeps_its_columns(tmp_path):
     assert list(noisy.columns[:len(given.columns)]) == list(given.columns)
     changed = noisy["good_credit"] != given["good_credit"]
     assert changed.sum() == noisy["is_noisy"].sum() > 0
+
+
+def test_auto_files_keep_the_users_table_for_clean_rows_too():
+    """The clean rows an auto file holds (the clean set alone chosen, or --include-clean) come
+    out in the clean set's own columns, not in rdia's encoding."""
+    import numpy as np
+    import pyarrow as pa
+
+    from rdia_cli.cleaning.files import split_clean_rows
+    from rdia_cli.data.dataset import Dataset
+
+    def table_ds(ids, row_id):
+        t = pa.table({"id": ids, "color": ["red"] * len(ids), "label": ["yes"] * len(ids)})
+        return Dataset(X=np.zeros((len(ids), 2)), y=np.zeros(len(ids)), classes=["yes"],
+                       row_id=row_id, table=t, meta={"columns": {"label": "label", "id": "id"}})
+
+    train = table_ds(["a", "b", "c"], [0, 1, 2])
+    clean = table_ds(["v1", "v2"], [0, 1])
+    auto = Dataset(X=np.zeros((4, 2)), y=np.zeros(4), classes=["yes"], row_id=[0, 2, 0, 1],
+                   extra={"part": np.array([0, 0, 1, 1], np.int8)})
+    rows, info = split_clean_rows(auto, include_clean=True, source=train, clean=clean)
+    assert info["clean_rows"] == "included"
+    assert rows.table.column("id").to_pylist() == ["a", "c", "v1", "v2"]
+    only = auto.subset([2, 3])
+    rows, info = split_clean_rows(only, include_clean=False, source=train, clean=clean)
+    assert "clean_rows_why" in info and rows.table.column("id").to_pylist() == ["v1", "v2"]
+    rows, info = split_clean_rows(auto, include_clean=False, source=train, clean=clean)
+    assert rows.table.column("id").to_pylist() == ["a", "c"]

@@ -180,7 +180,7 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
         task = bar.add_task("cross-validating", total=None, info="")
         ac = auto_clean(ds, vds, m, seed=seed, device=dev,
                         progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
-    rows, clean_info = split_clean_rows(ac.cleaned, include_clean, source=ds)
+    rows, clean_info = split_clean_rows(ac.cleaned, include_clean, source=ds, clean=vds)
     record = auto_record(ac, source_fingerprint=ds.fingerprint(), clean=vds,
                          clean_info=clean_info, clean_inputs=record_inputs(clean=(val, val_opts)),
                          scores=str(sc.path))
