@@ -247,8 +247,6 @@ def test_libsvm_input_becomes_x1_to_xp(tmp_path):
     assert list(df.columns)[1] == "x0"
 
 
-@pytest.mark.xfail(strict=False, reason="the Parquet reader does not yet turn `rdia.sparse` "
-                                        "columns back into a sparse matrix")
 def test_libsvm_columns_read_back_as_the_same_sparse_data(tmp_path):
     ds = libsvm_dataset()
     back = read_dataset(_write(ds, tmp_path / "o.parquet"))
