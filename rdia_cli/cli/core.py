@@ -2,17 +2,31 @@
 
 Exit codes: 0 success, 2 usage or input error, 1 failure at run time. Messages go to stderr as
 one red line; results (tables) to stdout. Set RDIA_DEBUG=1 to see tracebacks.
+
+Every command takes ``-q/--quiet`` (only errors and warnings) and ``-v/--verbose`` (also the
+time of each phase); the stages that do work also ``--json PATH|-`` (one JSON document; with
+``-`` nothing else goes to standard output). ``handle_errors`` adds these options to a command,
+so that each command only returns its document. Input files are checked to exist before any
+heavy import: ``rdia --help``, ``--version`` and every usage or missing-file error answer
+without importing torch, scikit-learn, scipy or pandas (``tests/test_startup.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import sys
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from rdia_cli.errors import RdiaError
+from rdia_cli.errors import InputError, RdiaError
 
 app = typer.Typer(
     name="rdia",
@@ -26,10 +40,80 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"rdia {_version()}")
+        raise typer.Exit()
+
+
+def _version() -> str:
+    """The package's ``__version__`` (the package root is imported before this module)."""
+    return sys.modules["rdia_cli"].__version__
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version,
+                                          is_eager=True, help="Print rdia's version and exit.")] = False,
+) -> None:
+    pass
+
+
+# --- how much a command says: -q/-v, --json ----------------------------------------------------
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+
+@dataclass
+class Speech:
+    """What the running command may say (``level``: QUIET, NORMAL or VERBOSE), its name for
+    plain progress lines, whether its JSON document goes to standard output (then every human
+    table goes to stderr), and the seconds of each timed phase (``render.activity``), which
+    -v prints and the JSON document records."""
+
+    level: int = NORMAL
+    command: str = "rdia"
+    json_stdout: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+speech = Speech()
+
+# parameter name -> what an input file is called when it does not exist
+_INPUTS = {"data": "Data", "train": "Training data", "val": "Validation data",
+           "test": "Test data", "model": "Model file", "models": "Model file",
+           "scores": "Scores file", "cleaned": "Cleaned data", "matrix": "--matrix file",
+           "transition": "--transition file", "labels": "IDX label file",
+           "val_labels": "IDX label file", "test_labels": "IDX label file"}
+
+
+def check_inputs(kwargs: dict) -> list[Path]:
+    """Every input file a command was given (by its parameter name, ``_INPUTS``) exists, the
+    first missing one in the command's order is the error; returns them. Standard input (`-`)
+    and options not given are skipped."""
+    given = []
+    for name, value in kwargs.items():  # in the command's order of parameters
+        noun = _INPUTS.get(name)
+        for p in (value if isinstance(value, list) else [value]) if noun else []:
+            if not isinstance(p, Path) or str(p) == "-":
+                continue
+            if not p.exists():
+                raise InputError(f"{noun} `{p}` does not exist; check the path.")
+            given.append(p)
+    return given
+
+
+_SPEECH_FLAGS = [
+    ("quiet", Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings.")], False),
+    ("verbose", Annotated[bool, typer.Option("-v", "--verbose", help="Also print the time of each phase.")], False),
+]
+_JSON_FLAG = ("json_out", Annotated[str | None, typer.Option("--json", metavar="PATH|-", help="Write one JSON document (files written, rows, counts, timings, metrics) to PATH; `-`: to standard output, and nothing else there (tables go to stderr).", show_default=False)], None)
 
 
 def _fail(message: str, code: int) -> None:
@@ -39,13 +123,26 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def handle_errors(fn):
-    """Turn rdia's exceptions into one red line and an exit code (the only place that does)."""
+def handle_errors(fn=None, *, json: bool = False):
+    """Turn rdia's exceptions into one red line and an exit code (the only place that does).
+
+    Also adds -q/-v (and with ``json=True`` --json PATH|-) to the command, checks that its input
+    files exist before it runs, and writes the JSON document the command returns (a dict)."""
+    if fn is None:
+        return functools.partial(handle_errors, json=json)
+    flags = _SPEECH_FLAGS + ([_JSON_FLAG] if json else [])
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, quiet=False, verbose=False, json_out=None, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            try:
+                inputs = _begin(fn.__name__, quiet, verbose, json_out, kwargs)
+                t0 = time.perf_counter()
+                doc = fn(*args, **kwargs)
+                if json_out is not None:
+                    _write_document(json_out, fn.__name__, doc, time.perf_counter() - t0, inputs)
+            finally:
+                _end()
         except typer.Exit:
             raise
         except RdiaError as e:
@@ -64,14 +161,85 @@ def handle_errors(fn):
             _fail(f"internal error ({type(e).__name__}: {e}); rerun with RDIA_DEBUG=1 to see "
                   "the traceback and report it.", 1)
 
+    sig = inspect.signature(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation))
+              for p in sig.parameters.values()]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                 annotation=ann) for name, ann, default in flags]
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
+
+
+def _begin(command: str, quiet: bool, verbose: bool, json_out: str | None, kwargs) -> list:
+    """Set what the command may say; check its inputs and --json before any work."""
+    speech.level = QUIET if quiet else VERBOSE if verbose else NORMAL
+    speech.command = command
+    speech.json_stdout = json_out == "-"
+    speech.timings = {}
+    if quiet and verbose:
+        raise InputError("give -q (quiet) or -v (verbose), not both.")
+    inputs = check_inputs(kwargs)
+    if speech.json_stdout:
+        if str(kwargs.get("output")) == "-":
+            raise InputError("`--json -` and `-o -` both write to standard output; give one "
+                             "of them a file.")
+        out.file = sys.stderr  # the human tables, so that stdout holds the JSON alone
+    elif json_out is not None:
+        from rdia_cli.artifacts.atomic import check_output
+
+        check_output(Path(json_out), *inputs, option="--json")
+    return inputs
+
+
+def _end() -> None:
+    out.file = None  # back to the standard output of the moment
+
+
+def _write_document(json_out: str, command: str, doc, seconds: float, inputs) -> None:
+    """The command's document with what every command records: its name, rdia's version, the
+    total and per-phase seconds. `-`: standard output."""
+    import json
+
+    body = {"command": command, "rdia": _version(), **(doc or {}),
+            "seconds": round(seconds, 4),
+            "timings": {k: round(v, 4) for k, v in speech.timings.items()}}
+    text = json.dumps(_plain(body), indent=2, allow_nan=False) + "\n"
+    if json_out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from rdia_cli.artifacts.atomic import atomic_path
+
+    with atomic_path(json_out) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def _plain(v):
+    """``v`` as strict JSON values: numpy scalars and arrays as Python ones, paths as text,
+    NaN and infinities as null."""
+    import math
+
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | set):
+        return [_plain(x) for x in v]
+    if isinstance(v, bool | int | str) or v is None:
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, Path):
+        return str(v)
+    if hasattr(v, "item") and hasattr(v, "dtype"):  # numpy, without importing it
+        return _plain(v.tolist())
+    return str(v)
 
 
 def as_flags(message: str, command) -> str:
     """The library names its parameters in backticks (`alpha`); on the command line they are
     ``command``'s flags (--alpha). Other backticked words are left as they are."""
     import re
-    import typing
 
     flags = {}
     for name, ann in typing.get_type_hints(command, include_extras=True).items():

@@ -9,13 +9,16 @@ from rdia_cli.errors import InputError
 
 
 def default_output(output: Path | None, data: Path, suffix: str) -> Path:
-    """-o when given; else standard output (`-`) when stdout is a pipe or a file, and else a
-    file beside DATA named after it (train.svm -> train.scores.parquet)."""
+    """-o when given; else standard output (`-`) when stdout is a pipe or a file (and not taken
+    by `--json -`), and else a file beside DATA named after it (train.svm ->
+    train.scores.parquet)."""
     import sys
+
+    from rdia_cli.cli.core import speech
 
     if output is not None:
         return output
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() and not speech.json_stdout:  # `--json -` has standard output
         return Path(STDIN)
     if str(data) == STDIN:
         return Path("stdin" + suffix)

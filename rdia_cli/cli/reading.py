@@ -112,10 +112,16 @@ def read_options(*inputs: str, labels_help: str = _LABELS_HELP):
 
 
 def load(path, opts, *, what="data", schema=None):
-    """Read a dataset with reader options ``opts``."""
+    """Read a dataset with reader options ``opts`` (as the phase "read" of -v and --json)."""
+    from rdia_cli.cli.paths import shown_path
+    from rdia_cli.cli.render import activity
     from rdia_cli.data.readers import read_dataset
 
-    return read_dataset(str(path), opts, schema=schema, what=what)
+    shown = "standard input" if str(path) == "-" else shown_path(path)
+    with activity(f"reading {what} {shown}", phase="read", stage=False) as act:
+        ds = read_dataset(str(path), opts, schema=schema, what=what)
+        act.done(f"{ds.n_samples:,} rows × {ds.n_features:,} features")
+    return ds
 
 
 def recorded_options(meta: dict, name: str):

@@ -8,33 +8,28 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.artifacts.run_folder import write_json
 from rdia_cli.cli.checks import check_train_options, device_of
 from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import Device
 from rdia_cli.cli.reading import ReadArgs, load, read_options
-from rdia_cli.cli.render import print_metrics
+from rdia_cli.cli.render import activity, print_metrics
 
 
 # --- evaluate ---------------------------------------------------------------------------------
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options()
 def evaluate(
     models: Annotated[list[Path], typer.Argument(help="One or more model files.")],
     data: Annotated[Path, typer.Option("--data", help="Test data.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
     device: Device = "auto",
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Loss, accuracy and (binary) AUC of each model on --data, side by side."""
     from rdia_cli import stages as api
-    from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.models.io import load_model
 
     check_train_options(n_features=read.flags["n_features"])
-    if json_out is not None:
-        check_output(json_out, data, *read.files, *models, option="--json")
     dev = device_of(device)
     opts = read.options
     loaded = [load_model(p) for p in models]
@@ -45,8 +40,8 @@ def evaluate(
         key = json.dumps(schema.__dict__, default=str, sort_keys=True)
         if key not in cache:
             cache[key] = load(data, opts, what="test data", schema=schema)
-        metrics = api.evaluate_model(m, cache[key], device=dev)
+        with activity(f"evaluating {path}", phase="evaluate", stage=False):
+            metrics = api.evaluate_model(m, cache[key], device=dev)
         results.append({"model": str(path), **metrics})
     print_metrics(results, title=f"rdia evaluate on {data}")
-    if json_out is not None:
-        write_json(json_out, {"data": str(data), "models": results})
+    return {"data": str(data), "models": results}

@@ -8,16 +8,17 @@ from typing import Annotated
 import typer
 
 from rdia_cli.cli.checks import check_train_options
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import DataOutput, Seed
 from rdia_cli.cli.paths import check_output_folder, shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options
+from rdia_cli.cli.render import say
 from rdia_cli.errors import InputError
 
 
 # --- protocol helpers -------------------------------------------------------------------------
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options()
 def split(
     data: Annotated[Path, typer.Argument(help="Data to split.")],
@@ -27,7 +28,7 @@ def split(
     seed: Seed = 0,
     suffix: Annotated[str, typer.Option("--suffix", help="File type of the parts: .parquet, .csv, .tsv, .svm or .libsvm.")] = ".parquet",
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Stratified split into DIR/train.parquet, DIR/val.parquet and DIR/test.parquet (or
     another --suffix)."""
     from rdia_cli.data.protocol import split_dataset
@@ -46,6 +47,7 @@ def split(
     ds = load(data, read.options, what="data")
     parts = split_dataset(ds, val=val, test=test, seed=seed)
     output.mkdir(parents=True, exist_ok=True)
+    wrote, rows = {}, {}
     for name, part in zip(("train", "val", "test"), parts, strict=True):
         if name != "train" and part.n_samples == 0:
             continue
@@ -54,11 +56,13 @@ def split(
             raise InputError(f"`{path}` is the input; choose another -o folder.")
         write_dataset(part, str(path), meta={"split": {"seed": seed, "val": val, "test": test,
                                                        "source": str(data)}})
-        err.print(f"wrote {path}  ({part.n_samples:,} rows)")
+        say(f"wrote {path}  ({part.n_samples:,} rows)")
+        wrote[name], rows[name] = str(path), part.n_samples
+    return {"wrote": wrote, "rows": rows, "seed": seed}
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options()
 def noise(
     data: Annotated[Path, typer.Argument(help="Data to corrupt.")],
@@ -70,7 +74,7 @@ def noise(
     to_class: Annotated[str | None, typer.Option("--to-class", help="--kind class: the class they flip into (default the next class).")] = None,
     seed: Seed = 0,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Label noise of one --kind (keeps `is_noisy` and `clean_label` columns)."""
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.data.protocol import NOISE_KINDS, inject_noise, read_transition_matrix
@@ -105,17 +109,20 @@ def noise(
             "class": f"class-conditional noise {info.get('from_class')} → "
                      f"{info.get('to_class')} {tau}",
             "instance": f"instance-dependent noise, mean {tau}"}[kind]
-    err.print(f"wrote {output}  ({noisy.n_samples:,} rows, {what}: {n_noisy:,} labels changed)")
+    say(f"wrote {shown_path(output)}  ({noisy.n_samples:,} rows, {what}: {n_noisy:,} labels "
+        "changed)")
+    return {"wrote": {"data": str(output)}, "rows": noisy.n_samples, "changed": n_noisy,
+            "noise": info}
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options()
 def convert(
     data: Annotated[Path, typer.Argument(help="Data in any supported format.")],
     output: DataOutput,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Write DATA in the format -o names (e.g. MNIST IDX with --classes 1,7 to .parquet, a
     LIBSVM file to .csv)."""
     from rdia_cli.artifacts.atomic import check_output
@@ -126,5 +133,7 @@ def convert(
     output_format(str(output))
     ds = load(data, read.options)
     write_dataset(ds, str(output))
-    err.print(f"wrote {shown_path(output)}  ({ds.n_samples:,} rows × {ds.n_features:,} "
-              f"features, classes {ds.classes})")
+    say(f"wrote {shown_path(output)}  ({ds.n_samples:,} rows × {ds.n_features:,} "
+        f"features, classes {ds.classes})")
+    return {"wrote": {"data": str(output)}, "rows": ds.n_samples, "features": ds.n_features,
+            "classes": list(ds.classes)}

@@ -10,11 +10,11 @@ import typer
 
 from rdia_cli.artifacts.inputs import record_inputs, recorded_path
 from rdia_cli.cli.checks import device_of, parse_alpha
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import DataOutput, Device, Seed
 from rdia_cli.cli.paths import shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options, recorded_options
-from rdia_cli.cli.render import fmt_value, progress_bar, summary_table
+from rdia_cli.cli.render import activity, fmt_value, say, summary_table, warn
 from rdia_cli.errors import InputError
 
 
@@ -59,7 +59,7 @@ def _scores_source(scores: Path | None) -> Path:
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options("val")
 def relabel(
     output: DataOutput,
@@ -76,7 +76,7 @@ def relabel(
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Relabel (or drop, reweight...) the harmful rows; write the cleaned training set.
 
     The output is ready for any trainer: `label` is the new hard label (the old one in
@@ -119,18 +119,16 @@ def relabel(
                              "the rows with --alpha A or --fraction Q.")
         check_output(output, val, model)
     if strategy == "auto":
-        _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean)
-        return
+        return _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean)
     if a == "auto":
         from rdia_cli.models.io import load_model
 
         m = load_model(model)
         vds = load(val, val_opts, what="validation data", schema=api.schema_of_model(m))
-        with progress_bar() as bar:
-            task = bar.add_task("choosing α", total=None, info="")
+        with activity("choosing α", phase="relabel") as act:
             outcome = api.auto_alpha(
                 ds, sc, m, vds, strategy=strategy, targets=targets, seed=seed, device=dev,
-                progress=lambda i, k: bar.update(task, completed=i, total=k, info=""),
+                progress=lambda i, k: act.update(i, k, f"candidate {i} of {k}"),
             )
     else:
         outcome = api.relabel_dataset(ds, sc, strategy=strategy, alpha=a,
@@ -145,6 +143,13 @@ def relabel(
                          source_fingerprint=ds.fingerprint(), sweep=outcome.sweep)
     write_cleaned(outcome.dataset, output, record)
     _print_relabel_summary(outcome, ds, output, outcome.alpha, outcome.phi_threshold)
+    c = outcome.cleaning
+    return {"wrote": {"cleaned": str(output)}, "strategy": strategy, "targets": targets,
+            "rows": ds.n_samples, "rows_written": outcome.dataset.n_samples,
+            "relabeled": c.n_relabeled, "removed": c.n_removed,
+            "reweighted": c.weight is not None, "alpha": outcome.alpha,
+            "phi_threshold": outcome.phi_threshold, "fraction": fraction,
+            "sweep": outcome.sweep or None}
 
 
 def _warn_if_too_many(outcome, sc, alpha, fraction, phi_threshold) -> None:
@@ -158,13 +163,12 @@ def _warn_if_too_many(outcome, sc, alpha, fraction, phi_threshold) -> None:
     n, changed = sc.n_samples, changed_rows(outcome)
     given = (f"--alpha {alpha}" if alpha is not None else f"--fraction {fraction}"
              if fraction is not None else f"--phi-threshold {phi_threshold}")
-    err.print(f"[yellow]warning:[/] {given} changes {changed:,} of {n:,} rows "
-              f"({changed / max(n, 1):.0%}), {' and '.join(reasons)}; on clean data that "
-              "makes the model worse. `--strategy auto --val VAL --model MODEL` chooses the "
-              "rows by cross-validation on the clean set.", soft_wrap=True)
+    warn(f"{given} changes {changed:,} of {n:,} rows ({changed / max(n, 1):.0%}), "
+         f"{' and '.join(reasons)}; on clean data that makes the model worse. `--strategy auto "
+         "--val VAL --model MODEL` chooses the rows by cross-validation on the clean set.")
 
 
-def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean) -> None:
+def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean) -> dict:
     """--strategy auto: cross-validated cleaning. The output holds the cleaned training rows
     (and with --include-clean the validation rows, column `part` = 1); its metadata records the
     clean set, λ and the blend, which `rdia retrain` uses."""
@@ -176,10 +180,9 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
 
     m = load_model(model)
     vds = load(val, val_opts, what="validation data", schema=api.schema_of_model(m))
-    with progress_bar() as bar:
-        task = bar.add_task("cross-validating", total=None, info="")
+    with activity("cross-validating", phase="relabel") as act:
         ac = auto_clean(ds, vds, m, seed=seed, device=dev,
-                        progress=lambda i, k: bar.update(task, completed=i, total=k, info=""))
+                        progress=lambda i, k: act.update(i, k, f"fit {i} of about {k}"))
     rows, clean_info = split_clean_rows(ac.cleaned, include_clean, source=ds, clean=vds)
     record = auto_record(ac, source_fingerprint=ds.fingerprint(), clean=vds,
                          clean_info=clean_info, clean_inputs=record_inputs(clean=(val, val_opts)),
@@ -189,22 +192,26 @@ def _relabel_auto(ds, sc, output, val, val_opts, model, dev, seed, include_clean
         f" the {vds.n_samples:,} clean rows")
     if "clean_rows_why" in clean_info:
         which += f": {clean_info['clean_rows_why']}"
-    err.print(summary_table("rdia relabel --strategy auto", [
+    say(summary_table("rdia relabel --strategy auto", [
         ("rows", f"{ds.n_samples:,} training + {vds.n_samples:,} validation"),
         ("wrote", f"{shown_path(output)}  ({rows.n_samples:,} rows, {which}; retrain on it "
                   "with `rdia retrain`)"),
     ]))
     for line in verdict_lines(ac.verdict):
-        err.print(f"  {line}")
+        say(f"  {line}")
     if output_format(str(output))[0] != "parquet":
-        err.print(f"[yellow]note:[/] {shown_path(output)} cannot hold auto's record (λ, the "
-                  "blend, where the clean rows are): `rdia retrain` repeats auto's model from "
-                  "a .parquet output only.", soft_wrap=True)
+        say(f"[yellow]note:[/] {shown_path(output)} cannot hold auto's record (λ, the "
+            "blend, where the clean rows are): `rdia retrain` repeats auto's model from "
+            "a .parquet output only.")
     hints = hint_lines(record, rows.n_samples)
     if hints:
-        err.print("[bold]for your own trainer:[/]")
+        say("[bold]for your own trainer:[/]")
         for line in hints:
-            err.print(f"  {line}")
+            say(f"  {line}")
+    return {"wrote": {"cleaned": str(output)}, "strategy": "auto",
+            "rows": ds.n_samples, "val_rows": vds.n_samples, "rows_written": rows.n_samples,
+            "clean_rows": clean_info.get("clean_rows"), "verdict": ac.verdict,
+            "hints": hints}
 
 
 def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
@@ -221,7 +228,7 @@ def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
         ("wrote", f"{shown_path(output)}  ({outcome.dataset.n_samples:,} rows; `label` holds "
                   "the new labels)"),
     ]
-    err.print(summary_table("rdia relabel", rows))
+    say(summary_table("rdia relabel", rows))
     if outcome.sweep:
         t = Table(title="α sweep on the validation set (in-sample)", title_justify="left")
         for col in ("α (paper)", "Φ threshold", "selected", "predicted val loss",
@@ -231,4 +238,4 @@ def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
             t.add_row(fmt_value(r.get("alpha_paper"), ".4g") if r["alpha"] is not None else "none",
                       "none" if r["alpha"] is None else f"{r['alpha']:.4g}", str(r["n_selected"]),
                       f"{r['predicted_val_loss']:.4f}", f"{r['val_loss']:.4f}")
-        err.print(t)
+        say(t)

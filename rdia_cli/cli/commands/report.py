@@ -11,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.cli.core import app, err, handle_errors, out
+from rdia_cli.cli.core import app, err, handle_errors
 from rdia_cli.cli.reading import ReadArgs, load, read_options
+from rdia_cli.cli.render import say, show
 from rdia_cli.errors import InputError
 
 
@@ -76,7 +77,7 @@ def inspect(
             new = str(r.new_label) + (f" ({r.new_weight:.2f})" if r.new_weight < 0.995 else "")
         t.add_row(str(sc.ids[r.index] if id_name else r.row_id), str(r.label), f"{r.p_label:.3f}", f"{r.phi:.4g}",
                   f"{r.delta_relabel:+.2e}", new)
-    out.print(t)
+    show(t)
 
     if output is not None:
         if ds.image_shape is not None:
@@ -88,7 +89,7 @@ def inspect(
                                            f"in {Path(str(scores)).name}")
             what = f"Φ histogram, α = {a:.4g}"
         report.write_png(png, output)
-        err.print(f"wrote {output}  ({what})", soft_wrap=True)
+        say(f"wrote {output}  ({what})")
 
 
 @app.command()
@@ -111,5 +112,4 @@ def report(
                  *run_dir.glob("*.parquet"))
     html = rp.render_html(rep)
     rp.write_text(html, output)
-    err.print(f"wrote {output}  ({len(html.encode()) / 1024:,.0f} KiB, self-contained)",
-              soft_wrap=True)
+    say(f"wrote {output}  ({len(html.encode()) / 1024:,.0f} KiB, self-contained)")

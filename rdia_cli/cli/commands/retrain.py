@@ -9,15 +9,15 @@ from typing import Annotated
 import typer
 
 from rdia_cli.cli.checks import check_train_options, device_of
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import Device, Output
 from rdia_cli.cli.reading import load, make_options
-from rdia_cli.cli.render import fmt_value, summary_table, warn_not_converged
+from rdia_cli.cli.render import activity, fmt_value, say, summary_table, warn_not_converged
 
 
 # --- retrain ----------------------------------------------------------------------------------
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 def retrain(
     cleaned: Annotated[Path, typer.Argument(help="Cleaned training set from `rdia relabel`.")],
     model: Annotated[Path, typer.Option("--model", help="The model to retrain (its settings are reused).")],
@@ -28,7 +28,7 @@ def retrain(
     lr: Annotated[float | None, typer.Option("--lr", help="Networks: override the learning rate (default: MODEL's ÷ 10 when warm-starting).")] = None,
     val: Annotated[Path | None, typer.Option("--val", help="`relabel --strategy auto` output without its clean rows: the clean set to add back (default: the file it records; its fingerprint is checked).", show_default=False)] = None,
     device: Device = "auto",
-) -> None:
+) -> dict:
     """Retrain MODEL's architecture on the cleaned targets and weights (the raw Eq. 12 targets
     where the file keeps them in `target_raw`)."""
     from rdia_cli import stages as api
@@ -49,8 +49,9 @@ def retrain(
                                               schema=schema)
         ds = load_clean_rows(ds, clean, schema=schema)
     t0 = time.perf_counter()
-    m2, blend = api.retrain_cleaned(ds, m, from_scratch=from_scratch, device=dev, l2=l2,
-                                    net_options=net)
+    with activity(f"retraining {m.arch}", phase="retrain"):
+        m2, blend = api.retrain_cleaned(ds, m, from_scratch=from_scratch, device=dev, l2=l2,
+                                        net_options=net)
     m2.meta["retrained_from"] = str(model)
     m2.meta["source"] = str(cleaned)
     save_model(m2, output)
@@ -62,5 +63,7 @@ def retrain(
                          "(auto's choice)")] if blend else []),
             ("train objective", fmt_value(mt.get("train_objective", mt.get("train_loss")), ".6f")),
             ("time", f"{time.perf_counter() - t0:.2f} s"), ("wrote", str(output))]
-    err.print(summary_table("rdia retrain", rows))
+    say(summary_table("rdia retrain", rows))
     warn_not_converged(m2, output)
+    return {"wrote": {"model": str(output)}, "rows": ds.n_samples,
+            "from_scratch": from_scratch, "blend": blend or None, "metrics": mt}

@@ -9,36 +9,47 @@ import typer
 
 from rdia_cli.artifacts.inputs import record_inputs
 from rdia_cli.cli.checks import device_of, parse_alpha
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import Device, Seed
 from rdia_cli.cli.reading import ReadArgs, load, read_options
-from rdia_cli.cli.render import print_metrics
+from rdia_cli.cli.render import activity, print_metrics, say
 
 
 def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
+    """Run the pipeline, print its tables, return the --json document."""
+    import json
+
     from rdia_cli.pipeline import run_pipeline
 
-    def say(msg: str) -> None:
-        err.print(f"[dim]·[/] {msg}")
+    with activity("train → score → relabel → retrain → evaluate", phase="pipeline") as act:
 
-    payload = run_pipeline(train, val, test, output, settings, device=dev, say=say)
+        def stage_done(msg: str) -> None:
+            say(f"[dim]·[/] {msg}")
+            act.update(info=f"after: {msg}")
+
+        payload = run_pipeline(train, val, test, output, settings, device=dev, say=stage_done)
     print_metrics(payload["models"], title=f"test set: {test.source} ({test.n_samples:,} rows)")
     erm, main = payload["models"][0], payload["models"][1]
     change = main["loss"] - erm["loss"]
     verdict = "better" if change < 0 else "worse"
-    err.print(f"{main['name']} vs erm: test loss {main['loss']:.4f} vs {erm['loss']:.4f} "
-              f"({change:+.4f}, {verdict}); files in {output}/")
+    say(f"{main['name']} vs erm: test loss {main['loss']:.4f} vs {erm['loss']:.4f} "
+        f"({change:+.4f}, {verdict}); files in {output}/")
     if payload.get("verdict"):
         from rdia_cli.cleaning.auto import verdict_lines
 
-        err.print("[bold]verdict (from the validation data alone):[/]")
+        say("[bold]verdict (from the validation data alone):[/]")
         for line in verdict_lines(payload["verdict"]):
-            err.print(f"  {line}")
-    return payload
+            say(f"  {line}")
+    run = json.loads((output / "run.json").read_text())
+    files = sorted(str(p) for p in output.iterdir() if p.is_file())
+    return {"wrote": {"folder": str(output), "files": files},
+            "rows": {"train": train.n_samples, "val": val.n_samples, "test": test.n_samples},
+            "models": payload["models"], "verdict": payload.get("verdict"),
+            "strategies": run.get("strategies"), "stage_seconds": run.get("timings")}
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options("val", "test", labels_help="IDX labels for --{input}.")
 def run(
     train: Annotated[Path, typer.Argument(help="Training data (possibly noisy or biased).")],
@@ -60,7 +71,7 @@ def run(
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Train, score, relabel, retrain and evaluate in one go; files land in -o DIR."""
     from rdia_cli import validate as v
     from rdia_cli.cli.checks import check_train_options
@@ -88,13 +99,13 @@ def run(
     from rdia_cli.data.tables import prep_of
 
     if prep_of(tr) is not None:
-        err.print(f"[dim]·[/] columns of {train}: {prep_of(tr).summary.describe()}")
+        say(f"[dim]·[/] columns of {train}: {prep_of(tr).summary.describe()}")
     schema = Schema.of(tr)
     va = load(val, read.for_input("val"), what="validation data", schema=schema)
     te = load(test, read.for_input("test"), what="test data", schema=schema)
     va_opts = record_inputs(val=(val, read.for_input("val")))
     va.meta["read_options"] = va_opts.get("val_read_options")  # for `rdia retrain` of auto's file
-    _run_and_print(tr, va, te, output, settings, dev)
+    return _run_and_print(tr, va, te, output, settings, dev)
 
 
 def raise_input(message: str) -> None:
@@ -104,7 +115,7 @@ def raise_input(message: str) -> None:
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.")] = Path("rdia-demo"),
     noise_rate: Annotated[float, typer.Option("--noise-rate", help="Share of training labels corrupted.")] = 0.4,
@@ -112,7 +123,7 @@ def demo(
     strategy: Annotated[str, typer.Option("--strategy", help="Main strategy: auto (default) or rdia, drop, uids, optlr, random.")] = "auto",
     device: Device = "auto",
     seed: Seed = 0,
-) -> None:
+) -> dict:
     """RDIA on scikit-learn's breast-cancer data with label noise, end to end (< 30 s).
 
     Shows ERM, the default `auto` strategy and the paper's RDIA on the test set."""
@@ -127,15 +138,16 @@ def demo(
         write_dataset(ds, str(path))
         ds.source = str(path)
     n_noisy = int(train.extra["is_noisy"].sum())
-    err.print(f"breast-cancer (scikit-learn): {train.n_samples} train rows ({n_noisy} labels "
-              f"corrupted, τ = {noise_rate}), {val.n_samples} clean validation, "
-              f"{test.n_samples} test")
+    say(f"breast-cancer (scikit-learn): {train.n_samples} train rows ({n_noisy} labels "
+        f"corrupted, τ = {noise_rate}), {val.n_samples} clean validation, "
+        f"{test.n_samples} test")
     settings = RunSettings(alpha="auto", compare=compare, seed=seed, strategy=strategy,
                            also=("rdia",))
-    _run_and_print(train, val, test, output, settings, dev)
-    err.print(f"rerun any stage on the files in {output}/, e.g. "
-              f"`rdia score {output}/train.parquet --val {output}/val.parquet "
-              f"--model {output}/erm.pt -o scores.parquet`")
+    doc = _run_and_print(train, val, test, output, settings, dev)
+    say(f"rerun any stage on the files in {output}/, e.g. "
+        f"`rdia score {output}/train.parquet --val {output}/val.parquet "
+        f"--model {output}/erm.pt -o scores.parquet`")
+    return doc
 
 
 def builtin_example(*, noise_rate: float = 0.4, seed: int = 0):

@@ -10,17 +10,16 @@ import typer
 
 from rdia_cli.artifacts.inputs import record_inputs
 from rdia_cli.cli.checks import device_of
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import Device, Seed
 from rdia_cli.cli.paths import default_output, shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options
-from rdia_cli.cli.render import summary_table
-from rdia_cli.glossary import relabel_effect
+from rdia_cli.cli.render import activity, say, summary_table, warn
 
 
 # --- score ------------------------------------------------------------------------------------
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options("val")
 def score(
     data: Annotated[Path, typer.Argument(help="The training data the model was trained on.")],
@@ -37,7 +36,7 @@ def score(
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Influence Φ of every training row on the validation loss (Φ > 0: harmful)."""
     from rdia_cli import stages as api
     from rdia_cli.artifacts.atomic import check_output
@@ -66,25 +65,32 @@ def score(
     vds = load(val, read.for_input("val"), what="validation data", schema=schema)
     hashing = _hash_in_background(ds) if shard is None else None  # overlaps the solve
     t0 = time.perf_counter()
-    if shard is None:
-        result = api.score_model(m, ds, vds, device=dev, solver=solver, damping=damping, tol=tol,
-                                 max_iter=max_iter, hessian=hessian,
-                                 hessian_samples=hessian_samples, seed=seed)
-    else:
-        result = distributed.score_logreg(m, ds, vds, shard, n_total, solver=solver,
-                                          damping=damping, tol=tol, max_iter=max_iter)
+    with activity(f"scoring {ds.n_samples:,} rows", phase="score") as act:
+
+        def on_iter(k, residual):
+            act.update(k, None, f"CG iteration {k}, residual {residual:.2e}")
+
+        if shard is None:
+            result = api.score_model(m, ds, vds, device=dev, solver=solver, damping=damping,
+                                     tol=tol, max_iter=max_iter, hessian=hessian,
+                                     hessian_samples=hessian_samples, seed=seed,
+                                     on_iter=on_iter)
+        else:
+            result = distributed.score_logreg(m, ds, vds, shard, n_total, solver=solver,
+                                              damping=damping, tol=tol, max_iter=max_iter,
+                                              on_iter=on_iter)
     seconds = time.perf_counter() - t0
     if hashing is not None:
         hashing.join()
     if ds.fingerprint() != m.meta.get("train_fingerprint") and (shard is None or shard.is_root):
-        err.print(f"[yellow]warning:[/] `{data}` is not the data `{model}` was trained on "
-                  "(fingerprints differ); Φ assumes θ̂ minimizes the loss on DATA.")
+        warn(f"`{data}` is not the data `{model}` was trained on (fingerprints differ); Φ "
+             "assumes θ̂ minimizes the loss on DATA.")
     probs = result.probs if result.probs is not None else api.probabilities(m, ds, device=dev)
     if shard is not None:  # rank 0 gathers every row and writes the one scores file
         result, ds, probs = distributed.gather_scores(shard, result, ds, probs)
         shard.close()
         if result is None:
-            return
+            return {}
     meta = dict(result.info)
     meta.update({
         "model_fingerprint": file_fingerprint(model), "model": str(model),
@@ -97,7 +103,7 @@ def score(
     })
     write_scores(output, row_id=ds.row_id, labels=ds.y, classes=ds.classes, result=result,
                  probs=probs, meta=meta, ids=ds.ids())
-    _print_score_summary(result, ds, meta, top, output)
+    return _print_score_summary(result, ds, meta, top, output)
 
 
 def _check_score_options(damping, tol, max_iter, hessian_samples, top) -> None:
@@ -123,9 +129,12 @@ def _hash_in_background(ds):
     return t
 
 
-def _print_score_summary(result, ds, meta, top, output) -> None:
+def _print_score_summary(result, ds, meta, top, output) -> dict:
+    """The summary on stderr; returns the --json document."""
     import numpy as np
     from rich.table import Table
+
+    from rdia_cli.glossary import relabel_effect
 
     phi, n = result.phi, ds.n_samples
     pos = phi > 0
@@ -143,7 +152,12 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
                  f"scores {meta.get('score_seconds', 0):.2f} s)"),
         ("wrote", shown_path(output)),
     ]
-    err.print(summary_table("rdia score", rows))
+    say(summary_table("rdia score", rows))
+    doc = {"wrote": {"scores": shown_path(output) if str(output) == "-" else str(output)},
+           "rows": n, "val_rows": meta["n_val"], "solver": meta["solver"],
+           "iterations": meta["iterations"], "residual": meta["residual"],
+           "damping": meta["damping"], "val_loss": meta["val_loss"],
+           "harmful": int(pos.sum()), "predicted_val_loss_change": pred}
     if top > 0 and n:
         t = Table(title=f"top {min(top, n)} harmful rows", title_justify="left")
         ids = ds.ids()
@@ -155,7 +169,8 @@ def _print_score_summary(result, ds, meta, top, output) -> None:
             row = ids[1][int(i)].as_py() if ids else ds.row_id[i]
             t.add_row(str(row), str(ds.classes[ds.y[i]]), f"{result.p_label[i]:.3f}",
                       f"{phi[i]:.4g}", f"{relabel_effect(phi[i], result.p_label[i], n):+.2e}")
-        err.print(t)
+        say(t)
+    return doc
 
 
 def _paper_scale_rows(meta, phi) -> list[tuple[str, str]]:

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import Output, Seed
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 def synth(
     output: Output,
     rows: Annotated[int, typer.Option("--rows", help="Rows N (avazu-app has 14,596,137).")] = 100_000,
@@ -26,27 +26,28 @@ def synth(
     stream: Annotated[int, typer.Option("--stream", help="Row stream: 0 training, 1 validation, 2 test (same planted model, other rows).")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", help="Processes generating rows (0: one per core); the data do not depend on it.")] = 1,
     seed: Seed = 0,
-) -> None:
+) -> dict:
     """Write synthetic Avazu-shaped sparse data (-o FILE.parquet), streamed row group by row group.
 
     Labels follow a planted logistic model; `is_noisy` and `clean_label` columns record the
     flipped labels.
     """
-    from rdia_cli.cli.render import progress_bar
+    from rdia_cli.cli.render import activity, say, warn
     from rdia_cli.data.synth import SynthSpec, write_synth
 
     if Path(output).suffix.lower() != ".parquet":
-        err.print(f"[yellow]warning:[/] `{output}` does not end in .parquet; it is Parquet anyway.")
+        warn(f"`{output}` does not end in .parquet; it is Parquet anyway.")
     spec = SynthSpec(n_samples=rows, n_features=features, nnz=nnz, positive=positive,
                      noise=noise, seed=seed, signal=signal, row_group_size=row_group_size,
                      stream=stream)
-    with progress_bar() as bar:
-        task = bar.add_task("generating", total=rows, info="")
+    with activity("generating", total=rows, phase="generate") as act:
         summary = write_synth(str(output), spec, jobs=jobs or (os.cpu_count() or 1),
-                              progress=lambda done, total: bar.update(task, completed=done))
+                              progress=lambda done, total: act.update(done, total, "rows"))
     n = summary.n_samples
-    err.print(
+    say(
         f"wrote {output}  ({n:,} rows × {summary.n_features:,} features, {summary.nnz} nonzeros a "
         f"row, {summary.n_positive / n:.1%} label 1, {summary.n_noisy:,} labels flipped) in "
         f"{summary.seconds:.1f} s"
     )
+    return {"wrote": {"data": str(output)}, "rows": n, "features": summary.n_features,
+            "flipped": summary.n_noisy}

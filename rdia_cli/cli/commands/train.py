@@ -9,16 +9,16 @@ from typing import Annotated
 import typer
 
 from rdia_cli.cli.checks import check_train_options, device_of
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.networks import net_options
 from rdia_cli.cli.params import Device, Output, Seed
 from rdia_cli.cli.reading import ReadArgs, load, read_options
-from rdia_cli.cli.render import fmt_value, progress_bar, summary_table, warn_not_converged
+from rdia_cli.cli.render import activity, fmt_value, say, summary_table, warn_not_converged
 
 
 # --- train ------------------------------------------------------------------------------------
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options("val")
 def train(
     data: Annotated[Path, typer.Argument(help="Training data (LIBSVM, CSV, Parquet, IDX, CIFAR).")],
@@ -50,7 +50,7 @@ def train(
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Train a model on DATA and write the model file (-o MODEL.pt)."""
     from rdia_cli import stages as api
     from rdia_cli.artifacts.atomic import check_output
@@ -75,15 +75,15 @@ def train(
                        rdia_ls, self_teaching, noise_rate, gamma, tk, method, rdia_ls_variant,
                        tk_steps, transition, sigua_ascent, estimate_epochs)
     t0 = time.perf_counter()
-    with progress_bar() as bar:
-        task = bar.add_task(f"training {model_type}", total=None, info="")
+    with activity(f"training {model_type}", phase="train") as act:
 
         def progress(step, total_or_loss, extra=None):
-            if isinstance(extra, dict):
-                bar.update(task, completed=step, total=total_or_loss,
-                           info=" ".join(f"{k} {v:.4g}" for k, v in extra.items()))
-            else:
-                bar.update(task, completed=step, info=f"loss {total_or_loss:.6g} |g| {extra:.2e}")
+            if isinstance(extra, dict):  # networks: step of total, the losses
+                act.update(step, total_or_loss,
+                           " ".join(f"{k} {v:.4g}" for k, v in extra.items()))
+            else:  # logistic regression: Newton step, objective, relative gradient norm
+                act.update(step, None, f"Newton step {step}, loss {total_or_loss:.6g}, "
+                                       f"|g| {extra:.2e}")
 
         if shard is None:
             model = api.train_model(ds, model_type=model_type, device=dev, l2=l2,
@@ -97,7 +97,7 @@ def train(
     if shard is not None:
         shard.close()
         if not shard.is_root:  # rank 0 writes the one model file
-            return
+            return {}
     rows = [("data", f"{data}  ({n_total or ds.n_samples:,} rows × {ds.n_features:,} features, "
                      f"{ds.n_classes} classes{', sparse' if ds.is_sparse else ''})"),
             ("model", model_type), ("device", str(dev))]
@@ -123,8 +123,13 @@ def train(
     model.meta["source"] = str(data)
     save_model(model, output)
     rows.append(("wrote", str(output)))
-    err.print(summary_table("rdia train", rows))
+    say(summary_table("rdia train", rows))
     warn_not_converged(model, output)
+    return {"wrote": {"model": str(output)},
+            "data": {"path": str(data), "rows": n_total or ds.n_samples,
+                     "features": ds.n_features, "classes": list(ds.classes)},
+            "model_type": model_type, "device": str(dev), "metrics": m,
+            "val_metrics": model.meta.get("val_metrics")}
 
 
 def _table_rows(ds) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
-"""LIBSVM/SVMlight text (also gzip/bz2/xz): a fast Arrow-based parser, scikit-learn's parser for
-everything else, and error messages that name the bad line."""
+"""LIBSVM/SVMlight text (also gzip/bz2/xz): a fast Arrow-based parser, a line-by-line parser
+with scikit-learn's rules for everything else (comments, qid, malformed lines), and error
+messages that name the bad line. scikit-learn is not imported (it costs seconds at start-up)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from rdia_cli.data.formats.common import (
 
 
 def _libsvm_lines(src: Source) -> Iterator[tuple[int, list[bytes]]]:
-    """(1-based line number, tokens) of every data line, as sklearn's parser splits them."""
+    """(1-based line number, tokens) of every data line, as scikit-learn's parser splits them."""
     with open_input(src.path) as f:
         for lineno, line in enumerate(f, start=1):
             hash_at = line.find(b"#")
@@ -56,7 +57,7 @@ def _shown(token: bytes, limit: int = 40) -> str:
 
 
 def _libsvm_find_error(src: Source) -> str | None:
-    """Scan the file in Python (error path only) for the first line sklearn rejects."""
+    """Scan the file in Python (error path only) for the first line the parser rejects."""
     try:
         for lineno, parts in _libsvm_lines(src):
             label, feats = parts[0], parts[1:]
@@ -110,7 +111,7 @@ def _libsvm_find_error(src: Source) -> str | None:
 
 
 class _NotSimple(Exception):
-    """The fast LIBSVM parser met something it leaves to scikit-learn's parser."""
+    """The fast LIBSVM parser met something it leaves to the line-by-line parser."""
 
 
 def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
@@ -118,7 +119,7 @@ def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
     C++ kernels one text block at a time into growing flat arrays: no Python object per line or
     token (about 4× less CPU than scikit-learn's parser). Returns None for anything it does not
     handle (comments, qid, unsorted indices, malformed lines, binary data...): the caller then
-    parses with scikit-learn, whose errors the reader turns into messages."""
+    parses with :func:`libsvm_lines_parse`, whose errors the reader turns into messages."""
     import pyarrow.csv as pacsv
 
     read = pacsv.ReadOptions(block_size=1 << 24, column_names=["line"])
@@ -195,16 +196,50 @@ def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
     return X, np.concatenate(labels)
 
 
-def read_libsvm(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
-    from sklearn.datasets import load_svmlight_file
+def libsvm_lines_parse(src: Source) -> tuple[sp.csr_matrix, np.ndarray]:
+    """What ``load_svmlight_file(f, dtype=float32, zero_based=True)`` returns, by the same
+    rules as its parser, one line at a time: text after `#` is a comment, blank lines are
+    skipped, a leading `qid:` token is dropped, indices must be ≥ 0 and increasing within a
+    row. Raises ValueError on a malformed line (``_libsvm_find_error`` names it)."""
+    labels: list[float] = []
+    indices: list[int] = []
+    values: list[float] = []
+    indptr = [0]
+    for _, parts in _libsvm_lines(src):
+        labels.append(float(parts[0]))
+        feats = parts[1:]
+        if feats and feats[0].startswith(b"qid"):
+            if b":" not in feats[0]:  # as scikit-learn's parser: `qid` needs a value
+                raise ValueError(f"no `:` in {feats[0]!r}")
+            feats = feats[1:]
+        prev = -1
+        for tok in feats:
+            idx_s, colon, val_s = tok.partition(b":")
+            if not colon:
+                raise ValueError(f"no `:` in {tok!r}")
+            idx = int(idx_s)
+            if idx < 0 or idx >= 2**31:
+                raise ValueError(f"Invalid index {idx} in SVMlight/LibSVM data file.")
+            if idx <= prev:
+                raise ValueError("Feature indices in SVMlight/LibSVM data file should be sorted "
+                                 "and unique.")
+            indices.append(idx)
+            values.append(float(val_s))
+            prev = idx
+        indptr.append(len(indices))
+    width = max(indices) + 1 if indices else 0
+    X = sp.csr_matrix((np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int64),
+                       np.asarray(indptr, dtype=np.int64)), shape=(len(labels), width))
+    return X, np.asarray(labels, dtype=np.float64)
 
+
+def read_libsvm(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
     fast = libsvm_fast(src)
     try:
         if fast is not None:
             X, y = fast
         else:
-            with open_input(src.path) as f:
-                X, y = load_svmlight_file(f, dtype=np.float32, zero_based=True)
+            X, y = libsvm_lines_parse(src)
     except DECOMPRESS_ERRORS as e:
         raise src.error(
             f"could not be decompressed ({e}); the file is truncated or corrupt."
