@@ -56,6 +56,9 @@ _LAZY = {
     "auto_clean": "rdia_cli.cleaning.auto",
     "relabel_targets": "rdia_cli.cleaning.strategies",
     "select_harmful": "rdia_cli.cleaning.strategies",
+    "find_issues": "rdia_cli.cleaning.issues",
+    # scikit-learn / imbalanced-learn style
+    "RDIACleaner": "rdia_cli.estimator",
 }
 
 __all__ = ["RdiaError", "InputError", "MismatchError", "RuntimeFailure", "__version__",

@@ -22,7 +22,7 @@ LAYERS = [
     ("rdia_cli.cleaning", 5),
     ("rdia_cli.stages", 6), ("rdia_cli.distributed", 6),
     ("rdia_cli.report", 6),
-    ("rdia_cli.pipeline", 7),
+    ("rdia_cli.pipeline", 7), ("rdia_cli.estimator", 7),
     ("rdia_cli.cli", 8), ("rdia_cli.__main__", 8),
 ]
 TOP = "rdia_cli"  # the package itself: its lazy flat API may name anything

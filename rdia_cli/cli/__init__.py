@@ -10,6 +10,8 @@ from rdia_cli.cli.core import app, main
 from rdia_cli.cli.commands import train
 from rdia_cli.cli.commands import score
 from rdia_cli.cli.commands import relabel
+from rdia_cli.cli.commands import issues
+from rdia_cli.cli.commands import apply
 from rdia_cli.cli.commands import retrain
 from rdia_cli.cli.commands import evaluate
 from rdia_cli.cli.commands import protocol
