@@ -17,8 +17,9 @@ from rdia_cli.errors import RuntimeFailure
 from rdia_cli.influence import ScoreResult
 from rdia_cli.linalg import conjugate_gradient
 from rdia_cli.models.io import ModelFile
-from rdia_cli.models.logreg.newton import choose_solver, solve_direct
+from rdia_cli.models.logreg.newton import solve_direct
 from rdia_cli.models.logreg.problem import LogRegProblem, state_to_theta
+from rdia_cli.models.logreg.solver_choice import choose_influence_solver
 
 
 def problem_for(model: ModelFile, ds: Dataset, *, device, reduce=None, n_total=None,
@@ -74,7 +75,9 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
     g = vprob._grad_from_residual(vprob.residual(Zv)).reshape(-1)
     t_setup = time.perf_counter()
 
-    solver = choose_solver(prob, solver)
+    # "auto": direct or CG by estimated cost (rdia_cli.models.logreg.solver_choice)
+    estimate = choose_influence_solver(prob, Z, solver, damping=damping, tol=tol)
+    solver = estimate.choice
     matvec = prob.hvp_operator(Z, damping=damping)
     preconditioner = None
     if solver == "direct":
@@ -117,6 +120,7 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
         "hessian": "exact",
         "iterations": int(iterations),
         "preconditioner": preconditioner,
+        "solver_estimate": estimate.as_info(),
         "residual": residual,
         "damping": float(damping),
         "l2": float(prob.l2),

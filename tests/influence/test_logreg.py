@@ -102,3 +102,60 @@ def test_phi_tracks_leave_one_out(cancer):
     r = np.corrcoef(actual, predicted)[0, 1]
     assert r >= 0.95, r
     assert np.sign(actual[0]) == np.sign(predicted[0])
+
+
+# --- `solver="auto"`: direct or CG by estimated cost (issue #27 item 7) --------------------------
+def test_auto_solves_small_problems_directly_without_an_estimate(cancer):
+    train, val, _ = cancer
+    model = train_logreg(train)
+    res = score_logreg(model, train, val)
+    est = res.info["solver_estimate"]
+    assert res.info["solver"] == est["choice"] == "direct"
+    assert est["cg_iterations"] is None  # 31 parameters: cheaper to solve than to estimate
+
+
+def _dense_problem(l2):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 300)) / np.sqrt(300)
+    y = (X @ rng.normal(size=300) + 0.5 * rng.normal(size=3000) > 0).astype(int)
+    train, val = make_dataset(X[:2500], y[:2500]), make_dataset(X[2500:], y[2500:])
+    return train_logreg(train, l2=l2), train, val
+
+
+@pytest.mark.parametrize("l2, picked", [(1.0, "cg"), (1e-7, "direct")])
+def test_auto_picks_by_estimated_cost_and_agrees_with_direct(l2, picked):
+    """Strong regularization: few CG iterations, cheaper than forming XᵀDX; almost none: CG
+    would need about as many iterations as there are parameters. Same Φ either way."""
+    model, train, val = _dense_problem(l2)
+    auto = score_logreg(model, train, val, solver="auto")
+    est = auto.info["solver_estimate"]
+    assert auto.info["solver"] == est["choice"] == picked, est
+    assert est["cg_iterations"] is not None and 1 <= est["cg_iterations"] <= 301
+    cheaper = est["direct_cost"] <= est["cg_cost_per_iteration"] * est["cg_iterations"]
+    assert cheaper == (picked == "direct")
+    direct = score_logreg(model, train, val, solver="direct")
+    rel = np.linalg.norm(auto.phi - direct.phi) / np.linalg.norm(direct.phi)
+    assert rel < 1e-6, rel
+
+
+def test_cg_iteration_estimate_tracks_measured_iterations():
+    """The estimate (power iterations on the Jacobi-preconditioned Hessian) is never far below
+    what CG then needs (so CG is not picked where it is slow); on this well-conditioned data
+    (independent features) the √κ bound errs high, towards the direct solve."""
+    from rdia_cli.models.logreg.solver_choice import estimate_cg_iterations
+
+    for l2 in (1e-3, 1e-1):
+        model, train, val = _dense_problem(l2)
+        prob = problem_for(model, train, device="cpu")
+        Z = prob.logits(state_to_theta(model.state, fit_intercept=True))
+        k_hat = estimate_cg_iterations(prob, Z, tol=1e-10)
+        k = score_logreg(model, train, val, solver="cg").info["iterations"]
+        assert k / 2 <= k_hat <= 6 * k, (l2, k_hat, k)
+
+
+def test_unknown_solver_is_an_input_error(cancer):
+    from rdia_cli.errors import InputError
+
+    train, val, _ = cancer
+    with pytest.raises(InputError, match="`solver` must be auto, direct or cg"):
+        score_logreg(train_logreg(train), train, val, solver="lu")
