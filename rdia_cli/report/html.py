@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rdia_cli.artifacts.atomic import atomic_path
-from rdia_cli.report.figures import fmt_num, phi_histogram_png, sweep_png
+from rdia_cli.report.figures import (
+    before_after_png,
+    cv_decision_png,
+    fmt_num,
+    phi_histogram_png,
+    sweep_png,
+)
 from rdia_cli.report.run import RUN_FILES, RunReport
 
 # --------------------------------------------------------------------------------------------
@@ -110,11 +116,10 @@ def render_html(rep: RunReport, *, figures: bool = True) -> str:
         f"<code>{_e(run.get('train'))}</code> ({fmt_num(run.get('n_train'))} rows) · strategy "
         f"<b>{_e(rep.strategy)}</b> · test data <code>{_e(run.get('test'))}</code> "
         f"({fmt_num(run.get('n_test'))} rows)</p>",
-        '<nav><a href="#metrics">before / after</a><a href="#phi">Φ</a><a href="#sweep">α sweep'
-        '</a><a href="#relabels">relabels</a><a href="#noise">label noise</a>'
-        '<a href="#settings">settings</a></nav>',
+        "<nav>" + "".join(f'<a href="#{i}">{t}</a>' for i, t in _nav(rep)) + "</nav>",
     ]
-    parts += _metrics_section(rep)
+    parts += _metrics_section(rep, figures)
+    parts += _decision_section(rep, figures)
     parts += _phi_section(rep, figures)
     parts += _sweep_section(rep, figures)
     parts += _matrix_section(rep)
@@ -129,7 +134,18 @@ def render_html(rep: RunReport, *, figures: bool = True) -> str:
     return "\n".join(parts)
 
 
-def _metrics_section(rep: RunReport) -> list[str]:
+def _nav(rep: RunReport) -> list[tuple[str, str]]:
+    """(section id, title) of the sections this report has."""
+    out = [("metrics", "before / after")]
+    if rep.cv:
+        out.append(("decision", "auto's decision"))
+    out.append(("phi", "Φ"))
+    if rep.sweep:
+        out.append(("sweep", "α sweep"))
+    return out + [("relabels", "relabels"), ("noise", "label noise"), ("settings", "settings")]
+
+
+def _metrics_section(rep: RunReport, figures: bool = True) -> list[str]:
     models = rep.metrics["models"]
     strategies = rep.run.get("strategies", {})
     erm = next((m for m in models if m.get("name") == "erm"), models[0] if models else None)
@@ -167,8 +183,52 @@ def _metrics_section(rep: RunReport) -> list[str]:
         f'<p class="note">Every model of the run on the test data <code>{_e(data)}</code>; '
         "val loss on the clean validation data (which also chose α, so it is optimistic). Best "
         "test loss in green; the run's strategy highlighted.</p>",
-        f'<table id="metrics-table">{head}{"".join(rows)}</table></section>',
+        f'<table id="metrics-table">{head}{"".join(rows)}</table>',
+        *([_img(before_after_png(models, highlight=rep.strategy),
+                "test loss and accuracy of every model, before (erm) and after cleaning")]
+          if figures and models else []),
+        "</section>",
     ]
+
+
+def _decision_section(rep: RunReport, figures: bool) -> list[str]:
+    """`auto`'s choice: every candidate's CV loss ± SE, the reference lines, the pick."""
+    if not rep.cv or rep.verdict is None:
+        return []
+    v = rep.verdict
+    out = ['<section id="decision"><h2>How auto decided</h2>',
+           '<p class="note">Each candidate was fitted on the training rows it keeps (cleaned as '
+           f"its label says) plus part of the clean set, and scored by {fmt_num(v.get('n_folds'))}"
+           "-fold cross-validation on the clean set (out-of-fold loss, ± one standard error over "
+           "its rows). Lines: candidate families over the share of training rows they act on; "
+           "horizontal lines: the training set as given (ERM), the clean set alone, training + "
+           "clean set; star: the pick.</p>"]
+    if figures:
+        out.append(_img(cv_decision_png(rep.cv, v, chosen_fraction=rep.chosen_fraction),
+                        "cross-validated loss of every auto candidate with its standard error"))
+    rows = [("chosen", v.get("chosen")), ("cv loss of the pick", v.get("cv_loss_chosen")),
+            ("cv loss of ERM", v.get("cv_loss_erm")),
+            ("cv loss of the clean set alone", v.get("cv_loss_clean_only")),
+            ("cv loss of training + clean set", v.get("cv_loss_train_plus_val")),
+            ("folds", v.get("n_folds")), ("clean rows", v.get("n_clean"))]
+    noise = v.get("noise")
+    if isinstance(noise, dict) and "noisy" in noise:
+        rows.append(("label noise detected", str(bool(noise["noisy"]))))
+    out.append(f'<div id="verdict">{_kv_table(rows, "verdict")}</div>')
+    head = _th("candidate", "cv loss", "± SE", "all folds", numeric=("cv loss", "± SE"))
+    body = []
+    for i, r in enumerate(rep.cv):
+        hl = ' class="hl"' if r.get("label") == v.get("chosen") else ""
+        body.append(
+            f"<tr{hl}><td>{_e(r.get('label'))}</td>"
+            + _td(fmt_num(r.get("cv_loss"), ".4f"), cls="n", value=r.get("cv_loss"), cv=i,
+                  key="cv_loss")
+            + _td(fmt_num(r.get("cv_se"), ".4f"), cls="n", value=r.get("cv_se"), cv=i,
+                  key="cv_se")
+            + f"<td>{'yes' if r.get('all_folds') else 'no (raced out)'}</td></tr>")
+    out.append(f"<details><summary>all {len(rep.cv)} candidates</summary>"
+               f'<table id="cv-table">{head}{"".join(body)}</table></details></section>')
+    return out
 
 
 def _phi_section(rep: RunReport, figures: bool) -> list[str]:
@@ -201,13 +261,9 @@ def _phi_section(rep: RunReport, figures: bool) -> list[str]:
 
 
 def _sweep_section(rep: RunReport, figures: bool) -> list[str]:
+    if not rep.sweep:  # α fixed, --fraction, or auto alone: no section
+        return []
     out = ['<section id="sweep"><h2>α sweep</h2>']
-    if not rep.sweep:
-        settings = rep.run.get("settings", {})
-        how = (f"rows chosen by --fraction {fmt_num(settings['fraction'])}"
-               if settings.get("fraction") is not None else f"α fixed at {fmt_num(rep.alpha)}")
-        out.append(f'<p class="note">No sweep was run ({_e(how)}).</p></section>')
-        return out
     out.append(f'<p class="note">Candidate thresholds for <b>{_e(rep.sweep_strategy)}</b>: the '
                "model was retrained on each cleaned set and its validation loss measured; the "
                "lowest wins (highlighted). The prediction is the first-order change from Φ.</p>")

@@ -56,6 +56,9 @@ class RunReport:
     train_path: str | None = None
     sweep_strategy: str | None = None  # whose α sweep is shown (the main strategy's, if any)
     sweep_alpha: float | None = None
+    cv: list[dict] = field(default_factory=list)  # `auto`'s candidates (run.json), else empty
+    verdict: dict | None = None  # `auto`'s verdict (run.json)
+    chosen_fraction: float | None = None  # share of training rows the `auto` pick acts on
 
 
 def _read_json(path: Path) -> dict:
@@ -190,7 +193,18 @@ def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunR
         matrix=matrix, noise=noise, noise_note=note, noise_meta=noise_meta,
         train_path=None if train_path is None else str(train_path),
         sweep_strategy=sweep_name, sweep_alpha=recorded_cut(sweep_info),
+        **_auto_decision(run),
     )
+
+
+def _auto_decision(run: dict) -> dict:
+    """`auto`'s cross-validation table, verdict and pick, when the run has an `auto` result."""
+    info = (run.get("strategies") or {}).get("auto") or {}
+    verdict = run.get("verdict") if isinstance(run.get("verdict"), dict) else info.get("verdict")
+    if not info.get("cv") or not isinstance(verdict, dict):
+        return {}
+    return {"cv": list(info["cv"]), "verdict": verdict,
+            "chosen_fraction": info.get("fraction")}
 
 
 def _noise_stats(run_dir: Path, run: dict, scores, train_path: Path | None):

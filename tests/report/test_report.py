@@ -76,6 +76,22 @@ def image_dir(tmp_path_factory):
     return out / "run"
 
 
+@pytest.fixture(scope="module")
+def auto_dir(tmp_path_factory):
+    """`--strategy auto` alone on the noisy built-in example: a CV decision, no α sweep."""
+    from rdia_cli.cli.commands.run import builtin_example
+    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.pipeline import RunSettings, run_pipeline
+
+    out = tmp_path_factory.mktemp("auto")
+    train, val, test = builtin_example(noise_rate=0.3, seed=1)
+    for name, ds in (("train", train), ("val", val), ("test", test)):
+        write_dataset(ds, str(out / f"{name}.parquet"))
+        ds.source = str(out / f"{name}.parquet")
+    run_pipeline(train, val, test, out / "run", RunSettings(strategy="auto"))
+    return out / "run"
+
+
 # --- helpers -----------------------------------------------------------------------------------
 class _Cells(HTMLParser):
     """Every element with a data-value, as a dict of its data-* attributes; every img src and
@@ -226,7 +242,9 @@ def test_report_counts_removed_rows_as_flagged(drop_dir, tmp_path):
     assert n_flagged == run["strategies"]["drop"]["n_removed"] > 0
     got = values(parse(html).cells, strategy="drop")
     assert (got["n_flagged"], got["precision"], got["recall"]) == (n_flagged, precision, recall)
-    assert "relabeled no rows" in html and "No sweep was run" in html
+    assert "relabeled no rows" in html
+    assert 'id="sweep"' not in html and 'href="#sweep"' not in html  # no sweep: no section
+    assert 'id="decision"' not in html  # not an auto run
 
 
 def test_report_without_is_noisy_says_so(image_dir, tmp_path):
@@ -382,3 +400,49 @@ def test_importing_the_cli_does_not_import_matplotlib():
             "r = CliRunner().invoke(rdia_cli.cli.app, ['report', '--help']); "
             "assert r.exit_code == 0, r.output; assert 'matplotlib' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- an `auto` run: its decision drawn, no sweep section -----------------------------------------
+def test_report_of_an_auto_run_draws_its_decision(auto_dir, tmp_path):
+    ok(rdia("report", auto_dir, "-o", tmp_path / "r.html"))
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    run = json.loads((auto_dir / "run.json").read_text())
+    cv, verdict = run["strategies"]["auto"]["cv"], run["verdict"]
+    p = parse(html)
+    assert 'id="decision"' in html and 'href="#decision"' in html
+    assert 'alt="cross-validated loss of every auto candidate' in html
+    assert 'alt="test loss and accuracy of every model' in html
+    assert len(p.srcs) == 3  # before/after, the decision, Φ; no sweep
+    for src in p.srcs:
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+    assert "<script" not in html.lower() and 'src="http' not in html.lower()
+    # every candidate with its CV loss and standard error, as run.json has them
+    assert all(c["cv_se"] is None or c["cv_se"] > 0 for c in cv)
+    for i, c in enumerate(cv):
+        got = values(p.cells, cv=i)
+        assert got["cv_loss"] == c["cv_loss"] and got["cv_se"] == c["cv_se"], i
+    got = values(p.cells, section="verdict")
+    assert got["cv loss of the pick"] == verdict["cv_loss_chosen"]
+    assert got["cv loss of ERM"] == verdict["cv_loss_erm"]
+    assert got["cv loss of the clean set alone"] == verdict["cv_loss_clean_only"]
+    assert got["chosen"] == verdict["chosen"]
+    # auto alone runs no α sweep: no section, no link
+    assert 'id="sweep"' not in html and 'href="#sweep"' not in html
+
+
+def test_report_without_figures_has_the_decision_table(auto_dir):
+    rep = report.collect_run(auto_dir)
+    html = report.render_html(rep, figures=False)
+    assert rep.cv and rep.verdict is not None
+    assert 'id="cv-table"' in html and "<img" not in html
+
+
+def test_decision_figure_draws_runs_without_standard_errors():
+    """Runs written before `cv_se` existed still draw (no error bars)."""
+    from rdia_cli.report.figures import cv_decision_png
+
+    cv = [{"label": f"drop top {f:.0%} by Φ, ω=1", "fraction": f, "weight": 1.0,
+           "cv_loss": 0.3 - f / 10, "all_folds": f < 0.3} for f in (0.05, 0.1, 0.2, 0.4)]
+    png = cv_decision_png(cv, {"cv_loss_erm": 0.5, "cv_loss_chosen": 0.26, "chosen": "x"},
+                          chosen_fraction=0.4)
+    assert png.startswith(PNG_MAGIC)

@@ -333,6 +333,13 @@ class UnionCV:
         return self.scored[cfg.reg]
 
 
+def _standard_error(row_loss: np.ndarray) -> float | None:
+    """Standard error of the mean out-of-fold row loss over the clean rows it was measured on
+    (for the report's error bars; the choice itself compares candidates row by row)."""
+    r = row_loss[np.isfinite(row_loss)]
+    return float(r.std(ddof=1) / np.sqrt(r.size)) if r.size > 1 else None
+
+
 def cv_table(configs: list[Config], row_loss: np.ndarray,
              cv: CleanSetCV) -> tuple[list[dict[str, Any]], dict[Config, float]]:
     """Every candidate's CV loss (the mean over the folds it ran; ``row_loss`` from ``race``),
@@ -342,8 +349,10 @@ def cv_table(configs: list[Config], row_loss: np.ndarray,
     listed = configs + [c for c in cv.scored if c not in given]
     losses = {c: float(np.nanmean(row_loss[i])) for i, c in enumerate(configs)}
     losses.update({c: float(r.mean()) for c, r in cv.scored.items()})
+    rows = {c: row_loss[i] for i, c in enumerate(configs)} | dict(cv.scored)
     table = [{"action": c.action, "ranker": c.ranker, "fraction": c.fraction,
               "weight": c.weight, "reg": c.reg, "label": c.label,
-              "cv_loss": losses[c], "all_folds": bool(all_folds.get(c, False))}
+              "cv_loss": losses[c], "cv_se": _standard_error(rows[c]),
+              "all_folds": bool(all_folds.get(c, False))}
              for c in listed]
     return table, losses
