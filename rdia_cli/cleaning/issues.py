@@ -46,6 +46,7 @@ from rdia_cli.cleaning.strategies import Cleaning, clean
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
 from rdia_cli.glossary import relabel_effect
+from rdia_cli.models.kinds import kind_of
 
 ACTIONS = ("keep", "relabel", "drop")
 RULE_STRATEGIES = ("rdia", "drop")  # the rule strategies whose decisions are keep/relabel/drop
@@ -57,7 +58,7 @@ WHY_ROWS = 3
 def quality_probs(train: Dataset, model, scores, *, seed: int = 0, device="cpu"
                   ) -> tuple[np.ndarray, str]:
     """(N, K) probabilities for ``label_quality`` and a sentence saying where they come from."""
-    if model is not None and getattr(model, "arch", None) == "logreg":
+    if model is not None and kind_of(model).supports_auto:  # the fits auto ranks with
         from rdia_cli.cleaning.auto.cv import out_of_fold_scores
         from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY
 
@@ -128,8 +129,7 @@ def _auto_cleaning(train, val, model, *, seed, device, progress):
 
 def _strategy_for(strategy, rule_given: bool, val, model) -> str:
     if strategy is None:
-        can_auto = (val is not None and model is not None
-                    and getattr(model, "arch", None) == "logreg")
+        can_auto = val is not None and model is not None and kind_of(model).supports_auto
         if rule_given:
             return "rdia"
         if not can_auto:
@@ -302,7 +302,7 @@ def _explain(train, val, model, scores, phi, flagged, explain, device):
     why = np.full(n, "", dtype=object)
     why_rows = np.full(n, "", dtype=object)
     why_shares = np.full(n, "", dtype=object)
-    if explain == 0 or val is None or model is None or getattr(model, "arch", None) != "logreg":
+    if explain == 0 or val is None or model is None or not kind_of(model).exact_influence:
         return why, why_rows, why_shares
     from rdia_cli.influence.explain import phi_by_val_row, top_pushers
 

@@ -29,10 +29,11 @@ def phi_by_val_row(model: ModelFile, train: Dataset, val: Dataset, rows, *,
 
     from rdia_cli.influence.logreg import problem_for
     from rdia_cli.linalg import conjugate_gradient
+    from rdia_cli.models.kinds import kind_of
     from rdia_cli.models.logreg.newton import choose_solver, solve_direct
     from rdia_cli.models.logreg.problem import state_to_theta
 
-    if getattr(model, "arch", "logreg") != "logreg":
+    if not kind_of(model).exact_influence:
         raise InputError("explaining Φ by validation rows needs a logistic regression model; "
                          "networks are not supported yet (`explain` 0).")
     rows = np.asarray(rows, dtype=np.int64)

@@ -476,3 +476,23 @@ def test_verdict_lines_render_the_fields_not_the_label(noisy_cancer):
     assert "the clean set alone looks best" in alone and "averages the parameters" not in alone
     with pytest.raises(TypeError):
         verdict_lines(dict(result.verdict))  # a plain dict has no fields to render
+
+
+@pytest.mark.parametrize("ranker", ["clean", "oof"])
+def test_the_cleaned_phi_column_is_phi_whichever_score_ranked(cancer, ranker):
+    """A cleaning ranked by a loss still writes Φ (as `rdia score` computes it) in `phi`."""
+    from rdia_cli import stages
+    from rdia_cli.cleaning.auto import auto_clean
+    from rdia_cli.cleaning.auto.config import Config
+    from rdia_cli.data.protocol import inject_noise
+
+    train, val, _ = cancer
+    noisy = inject_noise(train, rate=0.3, seed=2)
+    erm = stages.train_model(noisy)
+    result = auto_clean(noisy, val, erm, seed=0)
+    cleaned, _ = result.refit(Config("hard", 0.1, 1.0, ranker=ranker))
+    phi = stages.score_model(erm, noisy, val).phi
+    part = cleaned.extra["part"] == 0
+    at = {int(r): i for i, r in enumerate(noisy.row_id)}
+    want = phi[[at[int(r)] for r in cleaned.row_id[part]]]
+    np.testing.assert_allclose(cleaned.extra["phi"][part], want, rtol=1e-6, atol=1e-12)

@@ -107,6 +107,14 @@ class Refit:
         if cfg.ranker not in self.ranked:
             self.ranked[cfg.ranker] = self.rankings.against(cfg.ranker, self.val)
         ds = build_training_set(self.train, *self.ranked[cfg.ranker], self.val, cfg)
+        if cfg.ranker != "phi":  # the `phi` column holds Φ, whichever score ranked the rows
+            if "phi" not in self.ranked:
+                self.ranked["phi"] = self.rankings.against("phi", self.val)
+            at = {int(r): i for i, r in enumerate(self.train.row_id)}
+            part = ds.extra["part"] == 0
+            phi = ds.extra["phi"].copy()
+            phi[part] = self.ranked["phi"][0][[at[int(r)] for r in ds.row_id[part]]]
+            ds.extra["phi"] = phi
         return ds, self.fit(ds, reg=cfg.reg)
 
 
