@@ -17,7 +17,8 @@ SCRIPTS = sorted(p for p in BENCH.glob("*.py") if p.name != "benchlib.py")
 # extra arguments of the quick run (a positional action, a narrower part of a long quick run)
 ARGS = {"bench_deep.py": ["all"], "table6.py": ["run"]}
 # scripts whose quick run reads ../shared/data (MNIST, the LIBSVM files)
-SHARED = {"bench_deep.py", "table6.py", "paper_tables.py", "tables.py"}
+SHARED = {"bench_deep.py", "table6.py", "paper_tables.py", "tables.py", "dense_scoring.py",
+          "detection.py"}
 
 
 def _is_main_script(path: Path) -> bool:
