@@ -5,6 +5,8 @@ of them alike; the median of --runs rounds. Target: evaluate and score ≤ 1.3×
 
     python bench/startup.py [--runs 7] [--out bench/results/startup.md]
     python bench/startup.py --quick      # 2 rounds, into the scratch results folder
+    python bench/startup.py --baseline /tmp/old   # also `rdia evaluate` of another tree
+                                                  # (e.g. `git archive OLD rdia_cli | tar -x`)
 
 Writes a Markdown table with the machine (nproc, CPU model) and its load (uptime) before and
 after.
@@ -28,9 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "+1 1:0.5 3:1\n-1 2:1.5 4:0.25\n+1 1:1 4:-1\n-1 3:0.5\n"
 
 
-def _commands(work: Path) -> dict[str, list[str]]:
+def _commands(work: Path, baseline: Path | None) -> dict[str, list[str]]:
     py, rdia = sys.executable, [sys.executable, "-m", "rdia_cli"]
     data = str(work / "tiny.svm")
+    old = {}
+    if baseline is not None:  # the other tree's rdia_cli first on the path
+        run = f"import sys; sys.path.insert(0, {str(baseline)!r}); import runpy; " \
+              "runpy.run_module('rdia_cli', run_name='__main__')"
+        old = {f"rdia evaluate (4 rows), tree {baseline}": [
+            py, "-c", run, "evaluate", str(work / "lr.pt"), "--data", data]}
     return {
         "python -c 'import torch'": [py, "-c", "import torch"],
         "rdia evaluate (4 rows)": [*rdia, "evaluate", str(work / "lr.pt"), "--data", data],
@@ -39,6 +47,7 @@ def _commands(work: Path) -> dict[str, list[str]]:
         "rdia --help": [*rdia, "--help"],
         "rdia --version": [*rdia, "--version"],
         "python -c pass": [py, "-c", "pass"],
+        **old,
     }
 
 
@@ -76,6 +85,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None,
                     help="Markdown file (default: startup.md in the results folder)")
     ap.add_argument("--quick", action="store_true", help="2 rounds, scratch results folder")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a folder holding another version's rdia_cli, timed beside")
     args = ap.parse_args()
     if args.quick:
         quick_defaults(ap, args, runs=2)
@@ -87,7 +98,7 @@ def main() -> None:
         (work / "tiny.svm").write_text(TINY)
         subprocess.run([sys.executable, "-m", "rdia_cli", "train", str(work / "tiny.svm"),
                         "-o", str(work / "lr.pt"), "-q"], check=True, env=env, cwd=ROOT)
-        commands = _commands(work)
+        commands = _commands(work, args.baseline)
         for cmd in commands.values():  # warm the file cache once
             _time(cmd, env)
         load_before = _uptime()

@@ -17,9 +17,11 @@ from rdia_cli.data.formats.common import (
     ReadOptions,
     Schema,
     Source,
+    arrow_of,
     csv_input,
     encode_labels,
     looks_binary,
+    numpy_of,
     open_input,
     peek,
 )
@@ -117,9 +119,10 @@ class _NotSimple(Exception):
 def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
     """What ``load_svmlight_file(f, dtype=float32, zero_based=True)`` returns, parsed by Arrow's
     C++ kernels one text block at a time into growing flat arrays: no Python object per line or
-    token (about 4× less CPU than scikit-learn's parser). Returns None for anything it does not
-    handle (comments, qid, unsorted indices, malformed lines, binary data...): the caller then
-    parses with :func:`libsvm_lines_parse`, whose errors the reader turns into messages."""
+    token (about 4× less CPU than scikit-learn's parser), no pandas import (``numpy_of``).
+    Returns None for anything it does not handle (comments, qid, unsorted indices, malformed
+    lines, binary data...): the caller then parses with :func:`libsvm_lines_parse`, whose
+    errors the reader turns into messages."""
     import pyarrow.csv as pacsv
 
     read = pacsv.ReadOptions(block_size=1 << 24, column_names=["line"])
@@ -144,22 +147,22 @@ def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
                 ).as_py():
                     raise _NotSimple
                 toks = pc.utf8_split_whitespace(lines)
-                off = toks.offsets.to_numpy()
+                off = numpy_of(toks.offsets)
                 count = np.diff(off)
                 if len(count) and count.min() < 1:  # a whitespace-only line
                     raise _NotSimple
                 flat = toks.values
                 first = off[:-1] - off[0]
-                labels.append(pc.cast(flat.take(pa.array(first)), pa.float64()).to_numpy())
+                labels.append(numpy_of(pc.cast(flat.take(arrow_of(first)), pa.float64())))
                 keep = np.ones(len(flat), dtype=bool)
                 keep[first] = False
-                kv = pc.split_pattern(flat.filter(pa.array(keep)), ":", max_splits=1)
+                kv = pc.split_pattern(flat.filter(arrow_of(keep)), ":", max_splits=1)
                 if len(kv) and pc.min(pc.list_value_length(kv)).as_py() != 2:
                     raise _NotSimple
                 kvf = kv.values
-                idx = pc.cast(kvf.take(pa.array(np.arange(0, len(kvf), 2))), pa.int64())
-                val = pc.cast(kvf.take(pa.array(np.arange(1, len(kvf), 2))), pa.float32())
-                idx, val = idx.to_numpy(), val.to_numpy(zero_copy_only=False)
+                idx = pc.cast(kvf.take(arrow_of(np.arange(0, len(kvf), 2))), pa.int64())
+                val = pc.cast(kvf.take(arrow_of(np.arange(1, len(kvf), 2))), pa.float32())
+                idx, val = numpy_of(idx), numpy_of(val)
                 k = count - 1
                 if idx.size:
                     if idx.min() < 0:
