@@ -13,7 +13,7 @@ import pytest
 HEAVY = ("torch", "sklearn", "scipy", "pandas")
 
 # run the CLI in this interpreter, then list the heavy packages it imported
-_PROBE = """
+_TEMPLATE = """
 import json, runpy, sys
 sys.argv = ["rdia", *json.loads(sys.argv[1])]
 code = 0
@@ -23,7 +23,8 @@ except SystemExit as e:
     code = e.code if isinstance(e.code, int) else 1
 heavy = sorted(m for m in HEAVY if m in sys.modules)
 print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-""".replace("HEAVY", repr(HEAVY))
+"""
+_PROBE = _TEMPLATE.replace("HEAVY", repr(HEAVY))
 
 
 def _probe(args, cwd):
@@ -142,3 +143,21 @@ def test_auc_matches_sklearn():
         if k % 2:
             p = np.round(p, 1)  # ties
         assert auc(np.c_[1 - p, p], y) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+@pytest.mark.slow
+def test_evaluate_and_score_import_neither_sklearn_nor_pandas(tmp_path):
+    """A tiny logistic regression evaluated and scored: torch, but no scikit-learn, pandas or
+    scipy.stats (bench/startup.py times it against `python -c "import torch"`)."""
+    data = tmp_path / "tiny.svm"
+    data.write_text("+1 1:0.5 3:1\n-1 2:1.5 4:0.25\n+1 1:1 4:-1\n-1 3:0.5\n")
+    subprocess.run([sys.executable, "-m", "rdia_cli", "train", str(data), "-o",
+                    str(tmp_path / "lr.pt"), "-q"], check=True, timeout=120)
+    for args in (["evaluate", tmp_path / "lr.pt", "--data", data],
+                 ["score", data, "--val", data, "--model", tmp_path / "lr.pt", "-o",
+                  tmp_path / "s.parquet"]):
+        code = _TEMPLATE.replace("HEAVY", repr(("sklearn", "pandas", "scipy.stats")))
+        res = subprocess.run([sys.executable, "-c", code, json.dumps([str(a) for a in args])],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        got = json.loads(res.stderr.strip().splitlines()[-1])
+        assert got == {"code": 0, "heavy": []}, (args, res.stderr[-2000:])

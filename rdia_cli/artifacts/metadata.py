@@ -70,11 +70,13 @@ def classes_array(classes: Any) -> Any:
     import numpy as np
     import pyarrow as pa
 
+    from rdia_cli.artifacts.arrow import arrow_of
+
     values = [jsonable(c) for c in classes]
     if all(isinstance(c, bool | int) for c in values):
-        return pa.array(np.asarray(values, dtype=np.int64).reshape(-1))
+        return arrow_of(np.asarray(values, dtype=np.int64).reshape(-1))
     if all(isinstance(c, bool | int | float) for c in values):
-        return pa.array(np.asarray(values, dtype=np.float64).reshape(-1))
+        return arrow_of(np.asarray(values, dtype=np.float64).reshape(-1))
     return pa.array([str(c) for c in values], type=pa.string())
 
 

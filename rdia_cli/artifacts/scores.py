@@ -80,6 +80,8 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from rdia_cli.artifacts.arrow import arrow_of  # not pa.array: it imports pandas
+
     n = len(result.phi)
     n_train = int(meta["n_train"])
     values = metadata.classes_array(classes)
@@ -114,19 +116,19 @@ def write_scores(path, *, row_id, labels, classes, result, probs, meta: dict,
             b = min(n, a + row_group_size)
             ph = phi[a:b]
             probs_arr = pa.FixedSizeListArray.from_arrays(
-                pa.array(np.ascontiguousarray(probs[a:b], dtype=np.float32).reshape(-1)), k
+                arrow_of(np.ascontiguousarray(probs[a:b], dtype=np.float32).reshape(-1)), k
             )
             table = pa.Table.from_arrays(
                 [
-                    pa.array(row_id[a:b]),
+                    arrow_of(row_id[a:b]),
                     *([] if ids is None else [ids[1].slice(a, b - a)]),
-                    values.take(pa.array(labels[a:b])),
-                    pa.array(ph),
-                    pa.array(ph * factor),
-                    pa.array(-ph / n_train),
-                    pa.array(relabel_effect(ph, p_label[a:b], n_train)),
-                    pa.array(p_label[a:b]),
-                    pa.array(loss[a:b]),
+                    values.take(arrow_of(labels[a:b])),
+                    arrow_of(ph),
+                    arrow_of(ph * factor),
+                    arrow_of(-ph / n_train),
+                    arrow_of(relabel_effect(ph, p_label[a:b], n_train)),
+                    arrow_of(p_label[a:b]),
+                    arrow_of(loss[a:b]),
                     probs_arr,
                 ],
                 schema=schema,

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rdia_cli.artifacts.arrow import arrow_of, numpy_of  # noqa: F401 - the readers' too
 from rdia_cli.artifacts.metadata import jsonable
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
@@ -350,32 +351,6 @@ def csv_input(src: Source) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Arrow <-> numpy without pyarrow's pandas bridge: `Array.to_numpy` and `pa.array(ndarray)` import
-# pandas (0.3 s or more at start-up) even for plain numbers (issue #27)
-# --------------------------------------------------------------------------------------------
-def numpy_of(arr: Any) -> np.ndarray:
-    """A numeric Arrow array without nulls as a numpy view (read-only); anything else through
-    ``to_numpy``."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    typ = arr.type
-    if arr.null_count or not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
-        return arr.to_numpy(zero_copy_only=False)
-    dtype = np.dtype(typ.to_pandas_dtype())
-    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr),
-                         offset=arr.offset * dtype.itemsize)
-
-
-def arrow_of(x: np.ndarray) -> pa.Array:
-    """A 1-d numeric or boolean numpy array as an Arrow array (no nulls)."""
-    x = np.ascontiguousarray(x)
-    if x.dtype == np.bool_:
-        bits = np.packbits(x, bitorder="little")
-        return pa.Array.from_buffers(pa.bool_(), len(x), [None, pa.py_buffer(bits)])
-    return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), len(x), [None, pa.py_buffer(x)])
-
-
-# --------------------------------------------------------------------------------------------
 # Labels
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -388,7 +363,7 @@ class _Labels:
 def encode_labels(arr: Any, src: Source, where: Callable[[int], str], col: str) -> _Labels:
     """Distinct values and a per-row code, hash-based (no sort over N)."""
     if isinstance(arr, np.ndarray):
-        arr = arrow_of(arr) if arr.dtype.kind in "biuf" else pa.array(arr)
+        arr = arrow_of(arr)  # not pa.array: it imports pandas
     typ = arr.type
     if pa.types.is_dictionary(typ):
         arr = pc.cast(arr, typ.value_type)
