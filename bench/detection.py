@@ -137,7 +137,7 @@ def main():
                 log(f"{name} {noise} seed {seed}: {info['seconds']:.1f} s")
     (out / "detection.json").write_text(json.dumps(rows, indent=1))
     lines = ["# Finding the corrupted labels (bench/detection.py)", "",
-             __doc__.split("\n\n")[1].strip(), "",
+             *_protocol(),
              f"Machine: {machine()}. Seeds: {args.seeds}; clean set {args.clean_share:.0%}; "
              "noise 20%. Mean over seeds (AUROC, average precision, FNR@noise; higher, higher, "
              "lower is better).", ""]
@@ -155,8 +155,19 @@ def main():
                 lines.append(f"| {method} | {mean['auroc']:.3f} | {mean['ap']:.3f} | "
                              f"{mean['fnr']:.3f} |")
             lines.append("")
+    notes = Path(__file__).resolve().parent / "results" / "detection_notes.md"
+    if notes.exists() and not args.quick:  # the hand-written reading of the full run
+        lines += ["## Reading", "", notes.read_text().strip(), ""]
     (out / "detection.md").write_text("\n".join(lines) + "\n")
     log(f"wrote {out / 'detection.md'}")
+
+
+def _protocol() -> list[str]:
+    """The docstring's protocol as markdown: prose as it is, the indented tables as code."""
+    out = []
+    for part in __doc__.split("\n\n")[1:5]:
+        out += [f"```\n{part}\n```" if part.startswith("  ") else part.strip(), ""]
+    return out
 
 
 if __name__ == "__main__":
