@@ -115,7 +115,7 @@ def activity(what: str, *, total: float | None = None, phase: str | None = None,
 
     Quiet (-q): nothing. stderr a terminal: a transient progress bar (and with -v the phase's
     time after it). Otherwise plain lines (see the module's docstring): a start and an end line
-    for a ``stage``; for other work only when it lasts. The seconds are added to
+    for a ``stage``; for other work only when it lasts (its end line also with -v). The seconds are added to
     ``speech.timings[phase or what]`` (-v prints them; --json records them)."""
     plain = speech.level > QUIET and not err.is_terminal
     bar = None
@@ -142,7 +142,7 @@ def activity(what: str, *, total: float | None = None, phase: str | None = None,
     key = phase or what
     speech.timings[key] = speech.timings.get(key, 0.0) + seconds
     end = f"done in {seconds:.2f} s" + (f": {act.result}" if act.result else "")
-    if plain and (stage or act.lines):
+    if plain and (stage or act.lines or speech.level >= VERBOSE):
         err.print(f"rdia {speech.command}: {what}: {end}", markup=False, highlight=False,
                   soft_wrap=True)
     elif bar is not None:

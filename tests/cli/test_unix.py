@@ -133,9 +133,11 @@ def test_quiet_and_json(d, tmp_path):
     assert json.loads(res.stdout)["rows"] == 120 and res.stderr == ""
 
 
-def test_verbose_adds_phase_times(d, tmp_path, monkeypatch):
-    monkeypatch.setenv("RDIA_PROGRESS_SECONDS", "0")
+def test_verbose_adds_phase_times(d, tmp_path):
+    res = ok(rdia("train", d / "train.svm", "-o", tmp_path / "m.pt"))
+    assert "reading training data" not in res.stderr  # short: not said without -v
     res = ok(rdia("train", d / "train.svm", "-o", tmp_path / "m.pt", "-v"))
+    assert f"rdia train: reading training data {d / 'train.svm'}: done in" in res.stderr
     assert "rdia train: training logreg: done in" in res.stderr
 
 
