@@ -225,8 +225,8 @@ def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
         ("relabeled", f"{c.n_relabeled:,}"),
         ("removed", f"{c.n_removed:,}"),
         ("reweighted", "yes" if c.weight is not None else "no"),
-        ("wrote", f"{shown_path(output)}  ({outcome.dataset.n_samples:,} rows; `label` holds "
-                  "the new labels)"),
+        ("wrote", f"{shown_path(output)}  ({outcome.dataset.n_samples:,} rows; "
+                  f"`{_label_column(ds)}` holds the new labels)"),
     ]
     say(summary_table("rdia relabel", rows))
     if outcome.sweep:
@@ -239,3 +239,9 @@ def _print_relabel_summary(outcome, ds, output, paper_alpha, phi_cut) -> None:
                       "none" if r["alpha"] is None else f"{r['alpha']:.4g}", str(r["n_selected"]),
                       f"{r['predicted_val_loss']:.4f}", f"{r['val_loss']:.4f}")
         say(t)
+
+
+def _label_column(ds) -> str:
+    """The label column's name in the cleaned file: the input table's own, else `label`."""
+    return (ds.meta.get("columns") or {}).get("label") or "label"
+
