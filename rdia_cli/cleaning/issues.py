@@ -26,9 +26,10 @@ they mean the same thing):
 ``delta_val_loss``  first-order change of the mean validation loss if ``action`` is taken:
                     -Φ/N (drop), -Φ/(N(1-p)) (relabel, p the model's probability of the
                     given label), 0 (keep);
-``why``, ``why_rows``, ``why_shares``  for up to ``explain`` flagged rows (logistic regression):
-                    the three validation rows that push Φ_i most and their shares of Φ_i
-                    (``influence.explain``: Φ_i = Σ_j c_ij exactly); ``;``-separated lists;
+``why``, ``why_rows``, ``why_shares``  for up to ``explain`` flagged rows: the three
+                    validation rows that push Φ_i most and their shares of Φ_i
+                    (``influence.explain``: Φ_i = Σ_j c_ij, exactly for logistic regression,
+                    to the solver's tolerance for networks); ``;``-separated lists;
 ``weight``          only when the strategy weighs the kept training rows (auto's ω ≠ 1).
 
 The summary (``DataFrame.attrs["rdia"]``): the strategy, counts, issues per (given → suggested)
@@ -55,9 +56,10 @@ WHY_ROWS = 3
 
 
 # --- the probabilities behind label_quality ---------------------------------------------------
-def quality_probs(train: Dataset, model, scores, *, seed: int = 0, device="cpu"
-                  ) -> tuple[np.ndarray, str]:
-    """(N, K) probabilities for ``label_quality`` and a sentence saying where they come from."""
+def quality_probs(train: Dataset, model, scores, *, seed: int = 0, device="cpu",
+                  in_sample=None) -> tuple[np.ndarray, str]:
+    """(N, K) probabilities for ``label_quality`` and a sentence saying where they come from
+    (``in_sample``: the trained model's probabilities when ``scores`` carries none)."""
     if model is not None and kind_of(model).supports_auto:  # the fits auto ranks with
         from rdia_cli.cleaning.auto.cv import out_of_fold_scores
         from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY
@@ -66,6 +68,8 @@ def quality_probs(train: Dataset, model, scores, *, seed: int = 0, device="cpu"
         return probs, (f"out-of-fold probabilities ({DEFAULT_POLICY.oof_folds} folds of the "
                        "training rows, logistic regression)")
     probs = getattr(scores, "probs", None)
+    if probs is None:
+        probs = in_sample
     if probs is None:
         raise InputError("`scores` carries no class probabilities; give `model`.")
     return np.asarray(probs, np.float64), ("the trained model's in-sample probabilities (no "
@@ -174,7 +178,7 @@ def find_issues(
     regression ``model`` are given and no rule is, else ``rdia`` with the rule) decides
     ``action``; give at most one rule: ``alpha`` (paper's scale), ``phi_threshold`` or
     ``fraction``, as for ``relabel_dataset``. ``explain``: how many flagged rows (largest Φ
-    first) get a ``why`` (needs ``val`` and a logistic regression ``model``; 0: none).
+    first) get a ``why`` (needs ``val`` and ``model``; 0: none).
     ``sort``: input (the default), quality (lowest ``label_quality`` first) or phi (largest
     first); ``top`` keeps the first rows after sorting."""
     import pandas as pd
@@ -218,7 +222,8 @@ def find_issues(
     action[cleaning.relabeled] = "relabel"
     action[~cleaning.keep] = "drop"
 
-    qprobs, q_source = quality_probs(train, model, scores, seed=seed, device=device)
+    qprobs, q_source = quality_probs(train, model, scores, seed=seed, device=device,
+                                     in_sample=erm_probs)
     rows = np.arange(n)
     quality = np.clip(qprobs[rows, train.y], 0.0, 1.0)
     predicted = qprobs.argmax(1)
@@ -302,17 +307,17 @@ def _explain(train, val, model, scores, phi, flagged, explain, device):
     why = np.full(n, "", dtype=object)
     why_rows = np.full(n, "", dtype=object)
     why_shares = np.full(n, "", dtype=object)
-    if explain == 0 or val is None or model is None or not kind_of(model).exact_influence:
+    if explain == 0 or val is None or model is None:
         return why, why_rows, why_shares
-    from rdia_cli.influence.explain import phi_by_val_row, top_pushers
+    from rdia_cli.influence.explain import phi_by_val_row, settings_from_scores, top_pushers
 
     cand = np.flatnonzero(flagged)
     rows = cand[np.argsort(-phi[cand], kind="stable")][:explain]
     if rows.size == 0:
         return why, why_rows, why_shares
     info = getattr(scores, "info", None) or getattr(scores, "meta", {}) or {}
-    damping = float(info.get("damping") or 0.0)
-    C = phi_by_val_row(model, train, val, rows, damping=damping, device=device)
+    C = phi_by_val_row(model, train, val, rows, device=device,
+                       **settings_from_scores(model, info))
     order, shares = top_pushers(C, C.sum(0), WHY_ROWS)
     ids = val.ids()
     names = (np.asarray(ids[1].to_pylist(), dtype=object) if ids is not None

@@ -1,13 +1,23 @@
-"""Why a row is harmful: Φ_i split over the validation rows (logistic regression, exact).
+"""Why a row is harmful: Φ_i split over the validation rows.
 
 Φ_i = -∇L_Q(θ̂)ᵀ H⁻¹ ∇ℓ_i(θ̂) and ∇L_Q = (1/M) Σ_j ∇ℓ_j, so with u_i = H⁻¹ ∇ℓ_i (H symmetric)
 
     Φ_i = Σ_j c_ij,    c_ij = -∇ℓ_j(θ̂)ᵀ u_i / M,
 
 where validation row j "pushes" Φ_i up when c_ij > 0: training on row i raises row j's loss.
-One solve per explained row (a batch: one Cholesky factorization when the parameter count is
-small, else conjugate gradient per row), then one product with the validation design per
-batch; never the M×P matrix of validation gradients. Sign and scale: ``rdia_cli.glossary``.
+Logistic regression (exact): one solve per explained row (a batch: one Cholesky factorization
+when the parameter count is small, else conjugate gradient per row), then one product with the
+validation design per batch; never the M×P matrix of validation gradients.
+
+Networks: u_i by conjugate gradient on the damped operator ``score_net`` solved with (the
+Gauss-Newton or exact Hessian of the recorded ``hessian``, plus (λ+δ)I, over the same seeded
+curvature rows; ``rdia_cli.influence.nets.net_problem``), ∇ℓ_i of the explained rows as
+per-sample gradients (``torch.func.vmap`` of ``grad``), then every ∇ℓ_j · u_i from one
+forward-mode pass over the M validation rows per explained row. The shares then sum to Φ_i up
+to the two solves' tolerance (Φ_i uses s = A⁻¹∇L_Q, the split uses u_i = A⁻¹∇ℓ_i), not exactly.
+Scores made with LiSSA are explained with CG on the same operator.
+
+Sign and scale: ``rdia_cli.glossary``.
 """
 
 from __future__ import annotations
@@ -18,27 +28,63 @@ from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError, RuntimeFailure
 from rdia_cli.models.io import ModelFile
 
+NET_SETTINGS = ("hessian", "damping", "hessian_samples", "seed", "dtype", "tol", "max_iter")
+
+
+def settings_from_scores(model: ModelFile, info: dict | None) -> dict:
+    """The keyword arguments of ``phi_by_val_row`` that reproduce the operator a scores file
+    (its metadata, or a ScoreResult's ``info``) solved with."""
+    from rdia_cli.models.kinds import kind_of
+
+    info = info or {}
+    if kind_of(model).exact_influence:
+        return {"damping": float(info.get("damping") or 0.0)}
+    out = {k: info[k] for k in NET_SETTINGS if info.get(k) is not None}
+    out["hessian_samples"] = info.get("hessian_samples")  # None: every row (as recorded)
+    return out
+
 
 def phi_by_val_row(model: ModelFile, train: Dataset, val: Dataset, rows, *,
-                   damping: float = 0.0, solver: str = "auto", tol: float = 1e-10,
-                   max_iter: int = 1000, device="cpu") -> np.ndarray:
+                   damping: float | None = None, solver: str = "auto", tol: float | None = None,
+                   max_iter: int | None = None, device="cpu", hessian: str = "ggn",
+                   hessian_samples: int | None = None, seed: int = 0,
+                   dtype: str = "float32", batch_size: int = 1024) -> np.ndarray:
     """(M, B) matrix C with C[j, b] = c_{rows[b], j}: validation row j's part of Φ of training
-    row ``rows[b]``; each column sums to that row's Φ (as ``score_logreg`` computes it, with
-    the same Hessian: ``model``'s λ, the training targets and weights, ``damping``)."""
+    row ``rows[b]``; each column sums to that row's Φ.
+
+    Logistic regression: exactly (as ``score_logreg`` computes Φ, with the same Hessian:
+    ``model``'s λ, the training targets and weights, ``damping``, default 0; ``solver``,
+    ``tol`` 1e-10, ``max_iter`` 1000). Networks: to the solver's tolerance, with the operator
+    of ``score_net`` (``hessian``, ``damping`` default 0.01, ``hessian_samples``, ``seed``,
+    ``dtype``; CG with ``tol`` 1e-6 and ``max_iter`` 200); pass the scores' settings
+    (``settings_from_scores``) so that the operator is the one Φ was computed with."""
+    from rdia_cli.models.kinds import kind_of
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= train.n_samples):
+        raise InputError(f"`rows` must be positions in the training data (0 to "
+                         f"{train.n_samples - 1}); got {int(rows.max())}.")
+    if rows.size == 0:
+        return np.zeros((val.n_samples, 0))
+    if not kind_of(model).exact_influence:
+        return _phi_by_val_row_net(
+            model, train, val, rows, hessian=hessian,
+            damping=0.01 if damping is None else damping, tol=tol or 1e-6,
+            max_iter=max_iter or 200, hessian_samples=hessian_samples, seed=seed,
+            dtype=dtype, batch_size=batch_size, device=device)
+    return _phi_by_val_row_logreg(model, train, val, rows, damping=damping or 0.0,
+                                  solver=solver, tol=tol or 1e-10, max_iter=max_iter or 1000,
+                                  device=device)
+
+
+def _phi_by_val_row_logreg(model, train, val, rows, *, damping, solver, tol, max_iter, device):
     import torch
 
     from rdia_cli.influence.logreg import problem_for
     from rdia_cli.linalg import conjugate_gradient
-    from rdia_cli.models.kinds import kind_of
     from rdia_cli.models.logreg.newton import choose_solver, solve_direct
     from rdia_cli.models.logreg.problem import state_to_theta
 
-    if not kind_of(model).exact_influence:
-        raise InputError("explaining Φ by validation rows needs a logistic regression model; "
-                         "networks are not supported yet (`explain` 0).")
-    rows = np.asarray(rows, dtype=np.int64)
-    if rows.size == 0:
-        return np.zeros((val.n_samples, 0))
     prob = problem_for(model, train, device=device)
     theta = state_to_theta(model.state, fit_intercept=prob.fit_intercept,
                            device=prob.design.device)
@@ -80,6 +126,42 @@ def phi_by_val_row(model: ModelFile, train: Dataset, val: Dataset, rows, *,
     XU = vprob.logits(V).reshape(val.n_samples, shape[1], B)  # x̃_j u_i per class
     C = -(Rv[:, :, None] * XU).sum(1) / val.n_samples
     return C.detach().cpu().numpy().astype(np.float64)
+
+
+def _phi_by_val_row_net(model, train, val, rows, *, hessian, damping, tol, max_iter,
+                        hessian_samples, seed, dtype, batch_size, device):
+    import torch
+    from torch.func import grad, vmap
+
+    from rdia_cli.influence.nets import cg, net_problem
+    from rdia_cli.models.nets.batches import Rows, ce_per_sample
+    from rdia_cli.models.nets.training import target_tensor
+
+    setup = net_problem(model, train, val, hessian=hessian, damping=damping, tol=tol,
+                        max_iter=max_iter, hessian_samples=hessian_samples, seed=seed,
+                        device=device, batch_size=batch_size, dtype=dtype)
+    prob = setup.problem
+    setup.cache_curvature(hessian)
+    matvec = setup.matvec(hessian)
+
+    def loss_one(params, x, t):  # ℓ_i, unweighted (Φ's ∇ℓ_i), with the training target
+        return ce_per_sample(prob.logits(params, x.unsqueeze(0)), t.unsqueeze(0))[0]
+
+    per_row = vmap(grad(loss_one), in_dims=(None, 0, 0))
+    vrows = Rows(val.X, setup.input_shape, device=setup.device, dtype=setup.dtype)
+    vtarget = target_tensor(val, setup.dtype, setup.device)
+    vlabels = torch.as_tensor(val.y, dtype=torch.long, device=setup.device)
+    cols = []
+    for a in range(0, len(rows), 64):
+        take = rows[a:a + 64]
+        g = per_row(prob.params, setup.rows.get(take),
+                    setup.target[torch.as_tensor(take, device=setup.target.device)])
+        G = torch.cat([g[k].reshape(len(take), -1) for k in prob.names], 1)
+        for b in range(len(take)):
+            u = cg(matvec, G[b], tol=tol, max_iter=max_iter, what=hessian).x
+            dots, _, _ = prob.directional(vrows, vtarget, vlabels, u)  # ∇ℓ_j · u_i
+            cols.append(-dots.double() / val.n_samples)
+    return torch.stack(cols, 1).cpu().numpy().astype(np.float64)
 
 
 def top_pushers(C: np.ndarray, phi: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -354,22 +355,42 @@ GGN_IMPL = "func"
 JACOBIAN_CACHE_BYTES = 1 << 30
 
 
-# --- Φ of a network model -------------------------------------------------------------------------
-def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = "ggn",
-              solver: str = "cg", damping: float = 0.01, tol: float = 1e-6, max_iter: int = 200,
-              hessian_samples: int | None = None, seed: int = 0, device="cpu",
-              batch_size: int = 1024, progress: Callable[[int, int, dict], None] | None = None,
-              dtype: str = "float32") -> ScoreResult:
-    """Φ_i = -∇L_Q(θ̂)ᵀ (H + (λ+δ)I)⁻¹ ∇ℓ_i(θ̂) for every training row of a network model.
+@dataclass
+class NetSetup:
+    """What ``score_net`` solves with, for others that must use the very same operator
+    (``rdia_cli.influence.explain``): the problem with its curvature rows set, the training
+    rows, targets, weights and the curvature subsample ``idx`` (None = all rows)."""
 
-    Sign and scale: ``rdia_cli.glossary`` (Φ > 0 = harmful). H is the mean-normalized exact
-    Hessian or Gauss-Newton matrix of the training loss over all rows (or a seeded random subset
-    of ``hessian_samples`` rows), λ the model's L2 (weight decay), δ = ``damping``. One solve
-    with the mean validation gradient by CG (or LiSSA), then one batched forward-mode pass for
-    all ∇ℓ_i · s. Networks with BatchNorm are scored in eval mode (running statistics fixed).
-    ``dtype`` "float64" for reference computations. Raises ``RuntimeFailure`` when the solver meets
-    negative curvature or diverges.
-    """
+    problem: NetProblem
+    rows: Rows
+    target: torch.Tensor
+    weight: torch.Tensor | None
+    idx: np.ndarray | None
+    device: Any
+    dtype: Any
+    input_shape: Any
+    l2: float
+    n_classes: int
+
+    def cache_curvature(self, hessian: str) -> bool:
+        """Cache the GGN's per-row Jacobians when they fit ``JACOBIAN_CACHE_BYTES``; whether
+        it did."""
+        ok = (hessian == "ggn"
+              and self.problem.jacobian_bytes(self.n_classes) <= JACOBIAN_CACHE_BYTES)
+        if ok:
+            self.problem.cache_jacobian()
+        return ok
+
+    def matvec(self, hessian: str) -> Callable[..., torch.Tensor]:
+        return lambda v, idx=None: self.problem.matvec(v, hessian, idx=idx)
+
+
+def net_problem(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = "ggn",
+                solver: str = "cg", damping: float = 0.01, tol: float = 1e-6,
+                max_iter: int = 200, hessian_samples: int | None = None, seed: int = 0,
+                device="cpu", batch_size: int = 1024, dtype: str = "float32") -> NetSetup:
+    """Check the options and data of ``score_net`` and build its curvature operator: the
+    damped (G or H) + (λ+δ)I over the same rows (the same seeded subsample)."""
     import torch
 
     check_choice("hessian", hessian, HESSIANS)
@@ -406,14 +427,37 @@ def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = 
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(train.n_samples, size=hessian_samples, replace=False))
     prob.set_curvature_data(rows, target, weight, idx)
+    return NetSetup(prob, rows, target, weight, idx, dev, tdtype, shape, l2, model.n_classes)
+
+
+# --- Φ of a network model -------------------------------------------------------------------------
+def score_net(model: ModelFile, train: Dataset, val: Dataset, *, hessian: str = "ggn",
+              solver: str = "cg", damping: float = 0.01, tol: float = 1e-6, max_iter: int = 200,
+              hessian_samples: int | None = None, seed: int = 0, device="cpu",
+              batch_size: int = 1024, progress: Callable[[int, int, dict], None] | None = None,
+              dtype: str = "float32") -> ScoreResult:
+    """Φ_i = -∇L_Q(θ̂)ᵀ (H + (λ+δ)I)⁻¹ ∇ℓ_i(θ̂) for every training row of a network model.
+
+    Sign and scale: ``rdia_cli.glossary`` (Φ > 0 = harmful). H is the mean-normalized exact
+    Hessian or Gauss-Newton matrix of the training loss over all rows (or a seeded random subset
+    of ``hessian_samples`` rows), λ the model's L2 (weight decay), δ = ``damping``. One solve
+    with the mean validation gradient by CG (or LiSSA), then one batched forward-mode pass for
+    all ∇ℓ_i · s. Networks with BatchNorm are scored in eval mode (running statistics fixed).
+    ``dtype`` "float64" for reference computations. Raises ``RuntimeFailure`` when the solver meets
+    negative curvature or diverges.
+    """
+    setup = net_problem(model, train, val, hessian=hessian, solver=solver, damping=damping,
+                        tol=tol, max_iter=max_iter, hessian_samples=hessian_samples, seed=seed,
+                        device=device, batch_size=batch_size, dtype=dtype)
+    prob, rows, target, weight, idx = (setup.problem, setup.rows, setup.target, setup.weight,
+                                       setup.idx)
+    dev, tdtype, shape, l2 = setup.device, setup.dtype, setup.input_shape, setup.l2
 
     t0 = time.perf_counter()
     vrows = Rows(val.X, shape, device=dev, dtype=tdtype)
     g_val, val_loss = prob.mean_grad(vrows, target_tensor(val, tdtype, dev))
 
-    ggn_cache = hessian == "ggn" and prob.jacobian_bytes(model.n_classes) <= JACOBIAN_CACHE_BYTES
-    if ggn_cache:
-        prob.cache_jacobian()
+    ggn_cache = setup.cache_curvature(hessian)
 
     def matvec(v, idx=None):
         return prob.matvec(v, hessian, idx=idx)
