@@ -478,7 +478,8 @@ def write_issues(table, path) -> None:
 
 def read_issues(path):
     """An issues table (reviewed or not) as a DataFrame; identifiers and labels read as text
-    where a CSV could change them (``row_id`` stays numeric)."""
+    where a CSV could change them (``row_id`` stays numeric). A .parquet table's summary
+    (with the training data's path and reader options) comes back in ``.attrs["rdia"]``."""
     from pathlib import Path
 
     import pandas as pd
@@ -488,7 +489,18 @@ def read_issues(path):
         raise InputError(f"issues table `{path}` does not exist.")
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            import json
+
+            import pyarrow.parquet as pq
+
+            table = pd.read_parquet(path)
+            raw = (pq.read_schema(path).metadata or {}).get(b"rdia.issues")
+            if raw:
+                try:
+                    table.attrs["rdia"] = json.loads(raw)
+                except ValueError:
+                    pass  # a damaged summary: the table itself is what `apply` needs
+            return table
         return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str,
                            keep_default_na=False)
     except Exception as e:  # noqa: BLE001 - pandas/pyarrow raise many kinds

@@ -100,3 +100,49 @@ def test_bad_review_files_exit_2(scored, edit, message):
     assert r.exit_code == 2 and message in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.startswith("error")]) == 1
     assert not (d / "x.csv").exists()
+
+
+def test_issues_json_and_quiet(scored):
+    import json
+
+    d = scored
+    r = rdia("issues", "--scores", str(d / "s.parquet"), "--fraction", "0.1", "--explain", "0",
+             "-q", "--json", "-", "-o", str(d / "iq.csv"))
+    ok(r)
+    assert r.stderr.strip() == ""
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "issues" and doc["n_issues"] == 40 and doc["n_rows"] == 400
+    assert doc["n_written"] == 400 and doc["output"].endswith("iq.csv")
+    assert 0.0 <= doc["noise_rate"] <= 1.0 and len(doc["transition"]["given_by_true"]) == 2
+    assert sum(p["rows"] for p in doc["pairs"]) == 40 and doc["noise_estimated_by"]
+    assert doc["train_read_options"]["label_col"] == "good"
+
+
+def test_apply_reads_as_the_scores_did(scored):
+    """A .parquet issues table records the data and its reader options: `apply` needs neither
+    DATA nor --label-col/--id-col, and names the data's own label column."""
+    import json
+
+    d = scored
+    ok(rdia("issues", "--scores", str(d / "s.parquet"), "--fraction", "0.1", "--explain", "0",
+            "-o", str(d / "ip.parquet")))
+    r = rdia("apply", "--issues", str(d / "ip.parquet"), "-o", str(d / "fp.csv"),
+             "--json", str(d / "apply.json"))
+    ok(r)
+    assert "`good` holds the new labels" in r.stderr
+    out = pd.read_csv(d / "fp.csv")
+    assert "good" in out.columns and out.relabeled.sum() == 40
+    doc = json.loads((d / "apply.json").read_text())
+    assert doc["n_relabeled"] == 40 and doc["label_column"] == "good"
+    assert rdia("apply", "--issues", str(d / "ip.parquet"), "-q", "-o",
+                str(d / "fq.csv")).stderr.strip() == ""
+
+
+def test_apply_csv_table_without_data_says_what_to_give(scored):
+    d = scored
+    ok(rdia("issues", "--scores", str(d / "s.parquet"), "--fraction", "0.1", "--explain", "0",
+            "-o", str(d / "ic.csv")))
+    r = rdia("apply", "--issues", str(d / "ic.csv"), "-o", str(d / "x.csv"))
+    assert r.exit_code == 2 and "give DATA" in r.stderr
+    r = rdia("apply", str(d / "train.csv"), "--issues", str(d / "ic.csv"), "-o", str(d / "x.csv"))
+    assert r.exit_code == 2 and "--label-col" in r.stderr

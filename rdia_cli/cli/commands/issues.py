@@ -8,18 +8,18 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.artifacts.inputs import recorded_path
+from rdia_cli.artifacts.inputs import record_inputs, recorded_path
 from rdia_cli.cli.checks import device_of, parse_alpha
-from rdia_cli.cli.core import app, err, handle_errors
+from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.params import Device, Seed
 from rdia_cli.cli.paths import shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options, recorded_options
-from rdia_cli.cli.render import progress_bar, summary_table
+from rdia_cli.cli.render import activity, say, summary_table
 from rdia_cli.errors import InputError
 
 
 @app.command()
-@handle_errors
+@handle_errors(json=True)
 @read_options("val")
 def issues(
     output: Annotated[Path, typer.Option("-o", "--output", help="The issues table: .csv, .tsv or .parquet (`-`: CSV on standard output).")],
@@ -31,13 +31,13 @@ def issues(
     alpha: Annotated[float | None, typer.Option("--alpha", help="Rule: rows whose Φ on the paper's scale exceeds A (as `rdia relabel`).")] = None,
     phi_threshold: Annotated[float | None, typer.Option("--phi-threshold", help="Rule: rows with Φ > T.")] = None,
     fraction: Annotated[float | None, typer.Option("--fraction", help="Rule: the top fraction of rows by Φ, in (0, 1].")] = None,
-    explain: Annotated[int, typer.Option("--explain", help="Explain the N flagged rows with the largest Φ by the validation rows that push it (logistic regression; 0: none).")] = 50,
+    explain: Annotated[int, typer.Option("--explain", help="Explain the N flagged rows with the largest Φ by the validation rows that push it (0: none).")] = 50,
     sort: Annotated[str, typer.Option("--sort", help="input (the data's order), quality (lowest label_quality first) or phi (largest first).")] = "input",
     top: Annotated[int | None, typer.Option("--top", help="Write only the first N rows (after --sort).")] = None,
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
-) -> None:
+) -> dict:
     """Write one row per training row: is_label_issue, label_quality (low = suspect),
     given/predicted/suggested label, the action the strategy takes, Φ, the predicted change of
     the validation loss, and why (the validation rows that make Φ large)."""
@@ -76,20 +76,22 @@ def issues(
     if val is not None:
         vds = load(val, val_opts, what="validation data",
                    schema=schema_of_model(m) if m is not None else None)
-    with progress_bar() as bar:
-        task = bar.add_task("finding issues", total=None, info="")
+    with activity("finding issues") as act:
         table = find_issues(ds, sc, val=vds, model=m, strategy=strategy, alpha=alpha,
                             phi_threshold=phi_threshold, fraction=fraction, explain=explain,
                             sort=sort, top=top, seed=seed, device=device_of(device),
-                            progress=lambda i, k: bar.update(task, completed=i, total=k))
+                            progress=lambda i, k: act.update(completed=i, total=k))
     from rdia_cli.cleaning.issues import write_issues
 
+    # how the data was read, so that `rdia apply` can read it again (a .parquet table keeps it)
+    table.attrs["rdia"].update(record_inputs(train=(data, opts)))
     write_issues(table, output)
-    print_issues_summary(table.attrs["rdia"], output, len(table))
+    return print_issues_summary(table.attrs["rdia"], output, len(table))
 
 
 def print_issues_summary(s: dict, output, n_written: int) -> dict:
-    """The summary on stderr; returns it (for a later `--json`)."""
+    """The summary on stderr (not with -q); returns the `--json` document: the summary and
+    what was written."""
     how = s["strategy"]
     rule = (how.get("chosen") if how["strategy"] == "auto"
             else ", ".join(f"{k} {v}" for k, v in how.items() if k != "strategy" and v is not None))
@@ -104,10 +106,10 @@ def print_issues_summary(s: dict, output, n_written: int) -> dict:
     ]
     from rich.markup import escape
 
-    err.print(summary_table("rdia issues", [(k, escape(v)) for k, v in rows]))
+    say(summary_table("rdia issues", [(k, escape(v)) for k, v in rows]))
     if s["pairs"]:
         top = ", ".join(f"{p['given']} → {p['suggested']}: {p['rows']:,}" for p in s["pairs"][:8])
         more = len(s["pairs"]) - 8
-        err.print(f"  issues by (given → suggested): {top}" + (f" (+{more} pairs)" if more > 0
-                                                                else ""), soft_wrap=True)
-    return s
+        say(escape(f"  issues by (given → suggested): {top}"
+                   + (f" (+{more} pairs)" if more > 0 else "")))
+    return {"output": str(output), "n_written": int(n_written), **s}
