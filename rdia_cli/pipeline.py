@@ -77,8 +77,15 @@ def run_pipeline(
     *,
     device="cpu",
     say: Callable[[str], None] = lambda msg: None,
+    stage: Callable[[str], None] = lambda what: None,
+    progress: Callable[[float | None, float | None, str], None] | None = None,
 ) -> dict:
     """Run train → score → relabel → retrain → evaluate; return the metrics.json payload.
+
+    What it reports, for a log or a progress bar (it never prints): ``stage(what)`` when a
+    stage starts ("training ERM logreg"), ``progress(completed, total, info)`` as the stage
+    goes (Newton step, CG iteration, cross-validation fit; ``total`` None when unknown), and
+    ``say(msg)`` when it ends, with its result.
 
     Settings are checked before any work. A failed or interrupted run (Ctrl-C, SIGTERM) leaves
     the folder as it was: one this call creates is removed again, and in an existing one the
@@ -89,7 +96,8 @@ def run_pipeline(
     inputs = [d.source for d in (train, val, test)]
     previous = None if created else PreviousRun(outdir, inputs, RUN_MODELS)
     try:
-        payload = _run_pipeline(train, val, test, outdir, settings, device=device, say=say)
+        payload = _run_pipeline(train, val, test, outdir, settings, device=device, say=say,
+                                stage=stage, progress=progress or (lambda *a: None))
     except BaseException:
         with signals_held():
             if created:
@@ -103,19 +111,35 @@ def run_pipeline(
     return payload
 
 
-def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
+def _train_progress(progress):
+    """``train_model``'s progress (Newton step, objective, gradient norm; or a network's step
+    of total and its losses) as ``progress(completed, total, info)``."""
+
+    def report(step, total_or_loss, extra=None):
+        if isinstance(extra, dict):
+            progress(step, total_or_loss, " ".join(f"{k} {v:.4g}" for k, v in extra.items()))
+        else:
+            progress(step, None, f"Newton step {step}, loss {total_or_loss:.6g}, "
+                                 f"|g| {extra:.2e}")
+
+    return report
+
+
+def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, progress) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    stage(f"training ERM {settings.model_type} on {train.n_samples:,} rows")
     erm = api.train_model(train, model_type=settings.model_type, device=device, l2=settings.l2,
-                          net_options=settings.net_options)
+                          net_options=settings.net_options, progress=_train_progress(progress))
     save_model(erm, outdir / "erm.pt")
     erm.path = str(outdir / "erm.pt")
     timings["train"] = time.perf_counter() - t
     say(f"trained ERM {settings.model_type} in {timings['train']:.2f} s")
 
     t = time.perf_counter()
-    result = _score(erm, train, val, outdir, settings, device)
+    stage(f"scoring {train.n_samples:,} rows")
+    result = _score(erm, train, val, outdir, settings, device, progress)
     timings["score"] = time.perf_counter() - t
     n_pos = int((result.phi > 0).sum())
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
@@ -130,12 +154,14 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
                                  else f"cleaned-{name}.parquet")
         if name == "auto":
+            stage("auto: choosing the cleaning by cross-validation on the clean set")
             model, info = _clean_auto(train, val, erm, result, outdir, cleaned_path, settings,
-                                      device)
+                                      device, progress)
             verdict = info["verdict"]
         else:
+            stage(f"{name}: relabeling and retraining")
             model, info = _clean_by_rule(train, val, erm, result, outdir, cleaned_path,
-                                         settings, name, device)
+                                         settings, name, device, progress)
         path = outdir / f"{name}.pt"
         save_model(model, path)
         timings[f"clean+retrain:{name}"] = time.perf_counter() - t
@@ -143,8 +169,9 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
         say(_describe(name, info))
         models.append((name, model, path))
     if settings.compare:
-        models += _honest_baselines(train, val, erm, outdir, settings, device, say)
+        models += _honest_baselines(train, val, erm, outdir, settings, device, say, stage)
 
+    stage(f"evaluating {len(models)} models")
     results = []
     for name, model, path in models:
         metrics = api.evaluate_model(model, test, device=device)
@@ -164,13 +191,16 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say) -> dict:
     return payload
 
 
-def _score(erm, train, val, outdir, settings, device):
+def _score(erm, train, val, outdir, settings, device, progress):
     """Φ of every training row, written to DIR/scores.parquet; the result carries the class
     probabilities."""
     from rdia_cli.artifacts.scores import file_fingerprint, write_scores
 
-    result = api.score_model(erm, train, val, device=device, solver=settings.solver,
-                             damping=settings.damping, seed=settings.seed)
+    result = api.score_model(
+        erm, train, val, device=device, solver=settings.solver, damping=settings.damping,
+        seed=settings.seed,
+        on_iter=lambda k, residual: progress(k, None, f"CG iteration {k}, residual "
+                                                      f"{residual:.2e}"))
     result.probs = api.probabilities(erm, train, device=device)
     result.n_val = val.n_samples
     write_scores(outdir / "scores.parquet", row_id=train.row_id, labels=train.y,
@@ -193,7 +223,7 @@ def _strategies(settings: RunSettings, arch: str) -> list[str]:
     return strategies
 
 
-def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device):
+def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device, progress):
     """The auto strategy: its model, and what run.json records of it; the cleaned file gets
     the same record `rdia relabel --strategy auto` writes (so `rdia retrain` repeats the
     blend)."""
@@ -201,7 +231,8 @@ def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device)
     from rdia_cli.cleaning.auto import auto_clean
     from rdia_cli.cleaning.files import auto_record, split_clean_rows, write_cleaned
 
-    ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device)
+    ac = auto_clean(train, val, erm, l2=settings.l2, seed=settings.seed, device=device,
+                    progress=lambda done, total: progress(done, total, "fits"))
     cleaned, model = ac.cleaned, ac.model
     info = {"alpha": None, "fraction": ac.config.fraction, "action": ac.config.action,
             "weight": ac.config.weight, "clean_only_share": ac.clean_only_share,
@@ -220,12 +251,14 @@ def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device)
     return model, info
 
 
-def _clean_by_rule(train, val, erm, result, outdir, cleaned_path, settings, name, device):
+def _clean_by_rule(train, val, erm, result, outdir, cleaned_path, settings, name, device,
+                   progress):
     """A rule-based strategy (α, fraction or α tuned on the clean set), retrained."""
     from rdia_cli.cleaning.files import rule_record, write_cleaned
 
-    outcome = _relabel(train, result, erm, val, settings, name, device)
-    model = api.retrain_model(outcome.dataset, erm, device=device)
+    outcome = _relabel(train, result, erm, val, settings, name, device, progress)
+    model = api.retrain_model(outcome.dataset, erm, device=device,
+                              progress=_train_progress(progress))
     info = {"alpha": outcome.alpha, "phi_threshold": outcome.phi_threshold,
             "n_relabeled": outcome.cleaning.n_relabeled,
             "n_removed": outcome.cleaning.n_removed, "sweep": outcome.sweep}
@@ -238,7 +271,7 @@ def _clean_by_rule(train, val, erm, result, outdir, cleaned_path, settings, name
     return model, info
 
 
-def _honest_baselines(train, val, erm, outdir, settings, device, say) -> list:
+def _honest_baselines(train, val, erm, outdir, settings, device, say, stage) -> list:
     """--compare: the clean set alone, train + clean set, and cleanlab (when installed), for
     model kinds that have them."""
     from rdia_cli.cleaning import baselines
@@ -254,6 +287,7 @@ def _honest_baselines(train, val, erm, outdir, settings, device, say) -> list:
         say("cleanlab baseline skipped: cleanlab is not installed (pip install cleanlab)")
     models = []
     for name, make in extra:
+        stage(f"baseline {name}")
         model = make()
         path = outdir / f"{name}.pt"
         save_model(model, path)
@@ -270,14 +304,16 @@ def _describe(name: str, info: dict) -> str:
             f"{info['n_relabeled']:,} relabeled, {info['n_removed']:,} removed")
 
 
-def _relabel(train, result, erm, val, settings: RunSettings, strategy: str, device):
+def _relabel(train, result, erm, val, settings: RunSettings, strategy: str, device,
+             progress):
     if settings.fraction is not None:
         return api.relabel_dataset(train, result, strategy=strategy,
                                    fraction=settings.fraction, targets=settings.targets,
                                    seed=settings.seed)
     if settings.alpha == "auto":
         return api.auto_alpha(train, result, erm, val, strategy=strategy,
-                              targets=settings.targets, seed=settings.seed, device=device)
+                              targets=settings.targets, seed=settings.seed, device=device,
+                              progress=lambda done, total: progress(done, total, "α candidates"))
     if settings.alpha is None:
         raise InputError("give `alpha` A, `alpha` auto or `fraction` Q.")
     return api.relabel_dataset(train, result, strategy=strategy, alpha=float(settings.alpha),

@@ -28,7 +28,44 @@ from rich.console import Console
 
 from rdia_cli.errors import InputError, RdiaError
 
-app = typer.Typer(
+# The --help panels, in this order after the command's main options (``RdiaCommand``).
+DATA_PANEL, OUTPUT_PANEL = "Data", "Output"
+
+
+class _Help:
+    """What rdia changes in Typer's --help of every command: flags show no `<bool>` value
+    placeholder (Typer 0.29 prints one for every flag, --help included), arguments are named
+    in capitals (`DATA`, not `{data}`), and the Output panel (-o, -q, -v, --json) comes last,
+    after the Data panel of the reader flags."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+            elif getattr(p, "param_type_name", "") == "argument" and p.metavar is None:
+                p.metavar = p.name.upper()
+        last = [p for p in params if getattr(p, "rich_help_panel", None) == OUTPUT_PANEL]
+        return [p for p in params if p not in last] + last
+
+
+class RdiaCommand(_Help, typer.core.TyperCommand):
+    pass
+
+
+class RdiaGroup(_Help, typer.core.TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """Every command of ``app`` is a ``RdiaCommand``."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or RdiaCommand, **kwargs)
+
+
+app = _Typer(
+    cls=RdiaGroup,
     name="rdia",
     help=(
         "Repair classification training data with influence-based relabeling (RDIA, ICLR 2022).\n\n"
@@ -110,10 +147,10 @@ def check_inputs(kwargs: dict) -> list[Path]:
 
 
 _SPEECH_FLAGS = [
-    ("quiet", Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings.")], False),
-    ("verbose", Annotated[bool, typer.Option("-v", "--verbose", help="Also print the time of each phase.")], False),
+    ("quiet", Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings.", rich_help_panel=OUTPUT_PANEL)], False),
+    ("verbose", Annotated[bool, typer.Option("-v", "--verbose", help="Also print the time of each phase.", rich_help_panel=OUTPUT_PANEL)], False),
 ]
-_JSON_FLAG = ("json_out", Annotated[str | None, typer.Option("--json", metavar="PATH|-", help="Write one JSON document (files written, rows, counts, timings, metrics) to PATH; `-`: to standard output, and nothing else there (tables go to stderr).", show_default=False)], None)
+_JSON_FLAG = ("json_out", Annotated[str | None, typer.Option("--json", metavar="PATH|-", help="Write one JSON document (files written, rows, counts, timings, metrics) to PATH; `-`: to standard output, and nothing else there (tables go to stderr).", show_default=False, rich_help_panel=OUTPUT_PANEL)], None)
 
 
 def _fail(message: str, code: int) -> None:

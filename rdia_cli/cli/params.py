@@ -1,4 +1,9 @@
-"""The Typer option types that several commands share (the reader flags: ``cli.reading``)."""
+"""The Typer option types that several commands share (the reader flags: ``cli.reading``), and
+the names of the --help panels that group options (Typer's ``rich_help_panel``).
+
+Defaults are shown one way, Typer's ``[default: x]``; a default that is computed from the data
+or from other options is written ``show_default="..."``, which Typer shows as
+``[default: (...)]``."""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ from typing import Annotated
 
 import typer
 
+from rdia_cli.cli.core import OUTPUT_PANEL
+
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-Output = Annotated[Path, typer.Option("-o", "--output", help="Output file.")]
-DataOutput = Annotated[Path, typer.Option("-o", "--output", help="Output data file; its extension names the format: .parquet, .csv, .tsv, .svm or .libsvm (CSV/TSV/LIBSVM also .gz, .bz2, .xz). `-` writes Parquet to standard output.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed (the same seed, the same result).")]
+
+LOGREG_PANEL, NETWORKS_PANEL, NOISY_PANEL = ("Logistic regression", "Networks",
+                                             "Noisy-label methods (networks)")
+ModelOutput = Annotated[Path, typer.Option("-o", "--output", help="Model file to write, e.g. model.pt.", rich_help_panel=OUTPUT_PANEL)]
+DataOutput = Annotated[Path, typer.Option("-o", "--output", help="Output data file; its extension names the format: .parquet, .csv, .tsv, .svm or .libsvm (CSV/TSV/LIBSVM also .gz, .bz2, .xz). `-` writes Parquet to standard output.", rich_help_panel=OUTPUT_PANEL)]

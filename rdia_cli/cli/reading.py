@@ -20,18 +20,20 @@ from typing import Annotated, Any
 
 import typer
 
+from rdia_cli.cli.core import DATA_PANEL
+
 # The reader flags, in --help order: (parameter, annotation, default). `{input}` labels are
 # added after `labels` for each other input of the command.
 _FLAGS: list[tuple[str, Any, Any]] = [
-    ("labels", Annotated[Path | None, typer.Option("--labels", help="IDX label file for IDX image data.")], None),
-    ("label_col", Annotated[str | None, typer.Option("--label-col", help="Label column of CSV/Parquet files (default: the one the model was trained with, else `label`).", show_default=False)], None),
-    ("id_col", Annotated[str | None, typer.Option("--id-col", help="CSV/Parquet: a column of row IDs (e.g. customer_id); never a feature, kept in every output and used as the row's ID.", show_default=False)], None),
-    ("ignore_cols", Annotated[str | None, typer.Option("--ignore-cols", help="CSV/Parquet: columns kept in the outputs but never used as features, e.g. name,notes.", show_default=False)], None),
-    ("categorical", Annotated[str | None, typer.Option("--categorical", help="CSV/Parquet: columns to one-hot encode even if they look numeric, e.g. zip,grade.", show_default=False)], None),
-    ("zero_based", Annotated[bool | None, typer.Option("--zero-based/--one-based", help="LIBSVM feature indices (default: detect).", show_default=False)], None),
-    ("n_features", Annotated[int | None, typer.Option("--n-features", help="LIBSVM: fix the width.")], None),
-    ("classes", Annotated[str | None, typer.Option("--classes", help="Keep only rows with these label values, e.g. 1,7.")], None),
-    ("fmt", Annotated[str, typer.Option("--format", help="auto, libsvm, csv, parquet, idx or cifar.")], "auto"),
+    ("labels", Annotated[Path | None, typer.Option("--labels", help="IDX label file for IDX image data.", rich_help_panel=DATA_PANEL)], None),
+    ("label_col", Annotated[str | None, typer.Option("--label-col", help="Label column of CSV/Parquet files.", show_default="the model's, else label", rich_help_panel=DATA_PANEL)], None),
+    ("id_col", Annotated[str | None, typer.Option("--id-col", help="CSV/Parquet: a column of row IDs (e.g. customer_id); never a feature, kept in every output and used as the row's ID.", rich_help_panel=DATA_PANEL)], None),
+    ("ignore_cols", Annotated[str | None, typer.Option("--ignore-cols", help="CSV/Parquet: columns kept in the outputs but never used as features, e.g. name,notes.", rich_help_panel=DATA_PANEL)], None),
+    ("categorical", Annotated[str | None, typer.Option("--categorical", help="CSV/Parquet: columns to one-hot encode even if they look numeric, e.g. zip,grade.", rich_help_panel=DATA_PANEL)], None),
+    ("zero_based", Annotated[bool | None, typer.Option("--zero-based/--one-based", help="LIBSVM: whether feature indices start at 0 or 1.", show_default="detected", rich_help_panel=DATA_PANEL)], None),
+    ("n_features", Annotated[int | None, typer.Option("--n-features", help="LIBSVM: the number of features.", show_default="the model's, else the file's largest index", rich_help_panel=DATA_PANEL)], None),
+    ("classes", Annotated[str | None, typer.Option("--classes", help="Keep only rows with these label values, e.g. 1,7.", show_default="all", rich_help_panel=DATA_PANEL)], None),
+    ("fmt", Annotated[str, typer.Option("--format", help="auto (from the file's name and content), libsvm, csv, parquet, idx or cifar.", rich_help_panel=DATA_PANEL)], "auto"),
 ]
 _LABELS_HELP = "IDX label file for --{input}."
 
@@ -92,7 +94,7 @@ def read_options(*inputs: str, labels_help: str = _LABELS_HELP):
         for j, name in enumerate(inputs, start=1):
             help_ = labels_help.format(input=name)
             flags.insert(j, (f"{name}_labels", Annotated[Path | None, typer.Option(
-                f"--{name}-labels", help=help_)], None))
+                f"--{name}-labels", help=help_, rich_help_panel=DATA_PANEL)], None))
         params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                      default=default, annotation=ann)
                    for name, ann, default in flags]

@@ -4,7 +4,8 @@ Everything here writes through the consoles of ``rdia_cli.cli.core`` and obeys i
 
 Long work runs inside ``activity(...)``: a Rich progress bar when stderr is a terminal; else
 (Make, CI, ``2> log``) plain lines like pip's or rsync's in a log: one when a stage (training,
-scoring, the pipeline...) starts, one when it ends, and one at least every
+scoring, the pipeline, and each stage inside the pipeline: ``Activity.begin``) starts, one when
+it ends, and one at least every
 ``RDIA_PROGRESS_SECONDS`` (10) seconds in between, with the latest step (Newton step and loss,
 epoch, CG iteration and residual), or that it is still running when the library reports nothing.
 Smaller work (reading a file, evaluating a model) says nothing unless it lasts that long.
@@ -54,8 +55,9 @@ def _interval() -> float:
 class Activity:
     """One piece of long work, as a progress bar or as plain log lines (``activity``)."""
 
-    def __init__(self, what: str, total: float | None, bar) -> None:
-        self.what, self.total, self.bar = what, total, bar
+    def __init__(self, what: str, total: float | None, bar, plain: bool = False) -> None:
+        self.what, self.total, self.bar, self.plain = what, total, bar, plain
+        self.current = what  # the step of the work now running (``begin``)
         self.completed: float | None = None
         self.info = ""
         self.result = ""
@@ -81,6 +83,19 @@ class Activity:
         elif time.perf_counter() - self.last >= _interval():
             self._line(self._state())
 
+    def begin(self, what: str) -> None:
+        """A new step of the work starts (a stage of `rdia run`): a plain line says so at
+        once, the progress bar shows it; its progress starts over."""
+        with self.lock:
+            self.current, self.completed, self.total, self.info = what, None, None, ""
+        if self.bar is not None:
+            self.bar.update(self.task, description=what, completed=0, total=None, info="")
+        elif self.plain:
+            self.last = time.perf_counter()
+            self.lines += 1
+            err.print(f"rdia {speech.command}: {what} ...", markup=False, highlight=False,
+                      soft_wrap=True)
+
     def done(self, result: str) -> None:
         """What the end line says besides the time, e.g. "300 rows × 6 features"."""
         self.result = result
@@ -98,7 +113,7 @@ class Activity:
         now = time.perf_counter()
         self.last = now
         self.lines += 1
-        err.print(f"rdia {speech.command}: {self.what}: {text} ({now - self.t0:.0f} s)",
+        err.print(f"rdia {speech.command}: {self.current}: {text} ({now - self.t0:.0f} s)",
                   markup=False, highlight=False, soft_wrap=True)
 
     def _beat(self) -> None:
@@ -122,7 +137,7 @@ def activity(what: str, *, total: float | None = None, phase: str | None = None,
     if speech.level > QUIET and err.is_terminal:
         bar = progress_bar()
     with bar if bar is not None else contextlib.nullcontext():
-        act = Activity(what, total, bar)
+        act = Activity(what, total, bar, plain)
         beat = None
         if plain:
             if stage:

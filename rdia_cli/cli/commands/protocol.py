@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rdia_cli.cli.checks import check_train_options
-from rdia_cli.cli.core import app, handle_errors
+from rdia_cli.cli.core import OUTPUT_PANEL, app, handle_errors
 from rdia_cli.cli.params import DataOutput, Seed
 from rdia_cli.cli.paths import check_output_folder, shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options
@@ -22,20 +22,28 @@ from rdia_cli.errors import InputError
 @read_options()
 def split(
     data: Annotated[Path, typer.Argument(help="Data to split.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for train/val/test.parquet.")],
-    val: Annotated[float, typer.Option("--val", help="Share of rows for validation.")] = 0.2,
-    test: Annotated[float, typer.Option("--test", help="Share of rows for test (0: none).")] = 0.2,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for train/val/test.parquet.", rich_help_panel=OUTPUT_PANEL)],
+    val: Annotated[float, typer.Option("--val-share", help="Share of rows for validation.")] = 0.2,
+    test: Annotated[float, typer.Option("--test-share", help="Share of rows for test (0: none).")] = 0.2,
     seed: Seed = 0,
-    suffix: Annotated[str, typer.Option("--suffix", help="File type of the parts: .parquet, .csv, .tsv, .svm or .libsvm.")] = ".parquet",
+    suffix: Annotated[str, typer.Option("--suffix", help="File type of the parts: .parquet, .csv, .tsv, .svm or .libsvm.", rich_help_panel=OUTPUT_PANEL)] = ".parquet",
+    val_old: Annotated[float | None, typer.Option("--val", hidden=True, help="Old name of --val-share.")] = None,
+    test_old: Annotated[float | None, typer.Option("--test", hidden=True, help="Old name of --test-share.")] = None,
     read: ReadArgs = None,
 ) -> dict:
     """Stratified split into DIR/train.parquet, DIR/val.parquet and DIR/test.parquet (or
-    another --suffix)."""
+    another --suffix).
+
+    --val-share and --test-share are shares of the rows (elsewhere --val and --test name
+    files); the old spellings `--val 0.2` and `--test 0.2` still work."""
     from rdia_cli.data.protocol import split_dataset
     from rdia_cli.data.writers import output_format, write_dataset
 
+    val = _renamed("--val", val_old, "--val-share", val, 0.2)
+    test = _renamed("--test", test_old, "--test-share", test, 0.2)
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise InputError(f"--val and --test must be shares in [0, 1) summing below 1, not {val} and {test}.")
+        raise InputError(f"--val-share and --test-share must be shares in [0, 1) summing below "
+                         f"1, not {val} and {test}.")
     suffix = suffix if suffix.startswith(".") else f".{suffix}"
     try:
         output_format(f"train{suffix}")
@@ -61,6 +69,15 @@ def split(
     return {"wrote": wrote, "rows": rows, "seed": seed}
 
 
+def _renamed(old: str, old_value, new: str, value, default):
+    """The value of an option given under its old name ``old`` or its new name ``new``."""
+    if old_value is None:
+        return value
+    if value != default:
+        raise InputError(f"{old} is the old name of {new}; give one of them.")
+    return old_value
+
+
 @app.command()
 @handle_errors(json=True)
 @read_options()
@@ -70,12 +87,13 @@ def noise(
     rate: Annotated[float | None, typer.Option("--rate", help="τ: probability that a label is replaced (symmetric, pair: of every row; class: of the source class's rows; instance: on average). Not with --kind matrix.")] = None,
     kind: Annotated[str, typer.Option("--kind", help="symmetric (to a uniform other class), pair (class k → k+1 mod K), matrix (a K × K transition matrix, --matrix), class (only --from-class → --to-class), instance (harder rows flip more often, to the model's most likely other class).")] = "symmetric",
     matrix: Annotated[Path | None, typer.Option("--matrix", help="--kind matrix: text file of K lines of K numbers (whitespace or commas); line k is P(noisy = j | clean = k), classes in the data's order; rows sum to 1; # comments.")] = None,
-    from_class: Annotated[str | None, typer.Option("--from-class", help="--kind class: the class whose rows flip (default the first class).")] = None,
-    to_class: Annotated[str | None, typer.Option("--to-class", help="--kind class: the class they flip into (default the next class).")] = None,
+    from_class: Annotated[str | None, typer.Option("--from-class", help="--kind class: the class whose rows flip.", show_default="the first class")] = None,
+    to_class: Annotated[str | None, typer.Option("--to-class", help="--kind class: the class they flip into.", show_default="the next class")] = None,
     seed: Seed = 0,
     read: ReadArgs = None,
 ) -> dict:
-    """Label noise of one --kind (keeps `is_noisy` and `clean_label` columns)."""
+    """Add label noise of one --kind to DATA and write the result (-o); the `is_noisy` and
+    `clean_label` columns record what changed."""
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.data.protocol import NOISE_KINDS, inject_noise, read_transition_matrix
     from rdia_cli.data.writers import output_format, write_dataset

@@ -10,7 +10,7 @@ import typer
 
 from rdia_cli.artifacts.inputs import record_inputs, recorded_path
 from rdia_cli.cli.checks import device_of, parse_alpha
-from rdia_cli.cli.core import app, handle_errors
+from rdia_cli.cli.core import OUTPUT_PANEL, app, handle_errors
 from rdia_cli.cli.params import DataOutput, Device, Seed
 from rdia_cli.cli.paths import shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options, recorded_options
@@ -63,16 +63,16 @@ def _scores_source(scores: Path | None) -> Path:
 @read_options("val")
 def relabel(
     output: DataOutput,
-    data: Annotated[Path | None, typer.Argument(help="The training data that was scored (default: the file the scores were computed on, as they record it).", show_default=False)] = None,
-    scores: Annotated[Path | None, typer.Option("--scores", help="Scores file from `rdia score` (default, or `-`: standard input).", show_default=False)] = None,
+    data: Annotated[Path | None, typer.Argument(help="The training data that was scored.", show_default="the file the scores record")] = None,
+    scores: Annotated[Path | None, typer.Option("--scores", help="Scores file from `rdia score`; `-`: standard input.", show_default="standard input")] = None,
     alpha: Annotated[str | None, typer.Option("--alpha", help="Relabel the rows whose Φ on the paper's scale (scores column phi_paper = C·(M/N)·Φ, C = 1/(λN)) exceeds A: the paper's α, e.g. 0.002. Or `auto`: choose on --val.")] = None,
     phi_threshold: Annotated[float | None, typer.Option("--phi-threshold", help="Relabel the rows with Φ > T in rdia's normalization (scores column phi; -Φ/N is the predicted validation-loss change of removing a row).")] = None,
     fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction of rows by Φ, in (0, 1] (only Φ > 0).")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="rdia (the paper; the default with --alpha, --phi-threshold or --fraction), drop, uids, optlr, random, or auto (the default without them: cross-validated on the clean set, logreg; it chooses the rows itself).", show_default=False)] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="What to do with the chosen rows: rdia (relabel, the paper), drop, uids, optlr, random, or auto (logreg: cross-validated on the clean set; it chooses the rows itself).", show_default="rdia with --alpha, --phi-threshold or --fraction, else auto")] = None,
     targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper (Eq. 12), gradient or hard.")] = "paper",
-    include_clean: Annotated[bool, typer.Option("--include-clean", help="--strategy auto: also write the clean validation rows it trains on (column part = 1). By default they are left out, so that appending your clean set does not count it twice.")] = False,
-    val: Annotated[Path | None, typer.Option("--val", help="Validation data (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Model file (for --alpha auto and --strategy auto; default: the one the scores record).", show_default=False)] = None,
+    include_clean: Annotated[bool, typer.Option("--include-clean", help="--strategy auto: also write the clean validation rows it trains on (column part = 1). Left out by default, so that appending your clean set does not count it twice.", rich_help_panel=OUTPUT_PANEL)] = False,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data, for --alpha auto and --strategy auto.", show_default="the one the scores record")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model file, for --alpha auto and --strategy auto.", show_default="the one the scores record")] = None,
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,

@@ -9,8 +9,8 @@ import typer
 
 from rdia_cli.artifacts.inputs import record_inputs
 from rdia_cli.cli.checks import device_of, parse_alpha
-from rdia_cli.cli.core import app, handle_errors
-from rdia_cli.cli.params import Device, Seed
+from rdia_cli.cli.core import OUTPUT_PANEL, app, handle_errors
+from rdia_cli.cli.params import LOGREG_PANEL, NETWORKS_PANEL, Device, Seed
 from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import activity, print_metrics, say
 
@@ -25,9 +25,9 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
 
         def stage_done(msg: str) -> None:
             say(f"[dim]·[/] {msg}")
-            act.update(info=f"after: {msg}")
 
-        payload = run_pipeline(train, val, test, output, settings, device=dev, say=stage_done)
+        payload = run_pipeline(train, val, test, output, settings, device=dev, say=stage_done,
+                               stage=act.begin, progress=act.update)
     print_metrics(payload["models"], title=f"test set: {test.source} ({test.n_samples:,} rows)")
     erm, main = payload["models"][0], payload["models"][1]
     change = main["loss"] - erm["loss"]
@@ -50,24 +50,24 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
 
 @app.command()
 @handle_errors(json=True)
-@read_options("val", "test", labels_help="IDX labels for --{input}.")
+@read_options("val", "test")
 def run(
     train: Annotated[Path, typer.Argument(help="Training data (possibly noisy or biased).")],
     val: Annotated[Path, typer.Option("--val", help="Small clean validation data.")],
     test: Annotated[Path, typer.Option("--test", help="Test data for the before/after table.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for every stage's files.")],
-    model_type: Annotated[str, typer.Option("--model-type", help="logreg, mlp, lenet or cnn.")] = "logreg",
-    l2: Annotated[float | None, typer.Option("--l2", help="λ of every logreg fit (default 1/N; --strategy auto then tunes it by CV, a given λ is kept).")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for every stage's files.", rich_help_panel=OUTPUT_PANEL)],
+    model_type: Annotated[str, typer.Option("--model-type", help="logreg (logistic regression), mlp, lenet or cnn.")] = "logreg",
+    l2: Annotated[float | None, typer.Option("--l2", help="λ of every fit; a given λ is kept, else --strategy auto tunes it by cross-validation.", show_default="1/N", rich_help_panel=LOGREG_PANEL)] = None,
     alpha: Annotated[str | None, typer.Option("--alpha", help="The paper's α (a threshold on C·(M/N)·Φ, as `rdia relabel --alpha`), or auto (tuned on --val).")] = "auto",
     fraction: Annotated[float | None, typer.Option("--fraction", help="Relabel the top fraction by Φ instead of α.")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="auto (default for logreg: cross-validated on --val, the clean set becomes training data), rdia (the paper; default for networks), drop, uids, optlr or random.", show_default=False)] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="auto (cross-validated on --val, the clean set becomes training data; logreg only), rdia (the paper), drop, uids, optlr or random.", show_default="auto for logreg, rdia for networks")] = None,
     targets: Annotated[str, typer.Option("--targets", help="rdia targets: paper, gradient or hard.")] = "paper",
     compare: Annotated[bool, typer.Option("--compare", help="Also run the baseline strategies.")] = False,
-    solver: Annotated[str, typer.Option("--solver", help="Influence solver: auto, direct, cg (lissa for networks).")] = "auto",
-    damping: Annotated[float | None, typer.Option("--damping", help="δ added to the Hessian.")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Networks: epochs.")] = 10,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Networks: batch size.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Networks: learning rate.")] = 1e-3,
+    solver: Annotated[str, typer.Option("--solver", help="Influence solver: auto, direct or cg; networks: cg or lissa.")] = "auto",
+    damping: Annotated[float | None, typer.Option("--damping", help="δ added to the Hessian.", show_default="0 logreg, 0.01 networks")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the data.", rich_help_panel=NETWORKS_PANEL)] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Mini-batch size.", rich_help_panel=NETWORKS_PANEL)] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.", rich_help_panel=NETWORKS_PANEL)] = 1e-3,
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
@@ -117,10 +117,10 @@ def raise_input(message: str) -> None:
 @app.command()
 @handle_errors(json=True)
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.")] = Path("rdia-demo"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.", rich_help_panel=OUTPUT_PANEL)] = Path("rdia-demo"),
     noise_rate: Annotated[float, typer.Option("--noise-rate", help="Share of training labels corrupted.")] = 0.4,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the baseline strategies.")] = False,
-    strategy: Annotated[str, typer.Option("--strategy", help="Main strategy: auto (default) or rdia, drop, uids, optlr, random.")] = "auto",
+    strategy: Annotated[str, typer.Option("--strategy", help="Main strategy: auto, rdia, drop, uids, optlr or random.")] = "auto",
     device: Device = "auto",
     seed: Seed = 0,
 ) -> dict:

@@ -10,8 +10,8 @@ import typer
 
 from rdia_cli.artifacts.inputs import record_inputs
 from rdia_cli.cli.checks import device_of
-from rdia_cli.cli.core import app, handle_errors
-from rdia_cli.cli.params import Device, Seed
+from rdia_cli.cli.core import OUTPUT_PANEL, app, handle_errors
+from rdia_cli.cli.params import NETWORKS_PANEL, Device, Seed
 from rdia_cli.cli.paths import default_output, shown_path
 from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import activity, say, summary_table, warn
@@ -23,16 +23,16 @@ from rdia_cli.cli.render import activity, say, summary_table, warn
 @read_options("val")
 def score(
     data: Annotated[Path, typer.Argument(help="The training data the model was trained on.")],
-    val: Annotated[Path, typer.Option("--val", help="Clean validation data.")],
+    val: Annotated[Path, typer.Option("--val", help="Clean validation data: Φ measures each row's effect on its loss.")],
     model: Annotated[Path, typer.Option("--model", help="Model file from `rdia train`.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores file (Parquet). Default: standard output when it is a pipe or a file (`rdia score ... | rdia relabel ...`), else DATA's name + .scores.parquet beside DATA. `-` is standard output.", show_default=False)] = None,
-    solver: Annotated[str, typer.Option("--solver", help="auto, direct (Cholesky) or cg; networks: cg or lissa.")] = "auto",
-    damping: Annotated[float | None, typer.Option("--damping", help="δ added to the Hessian (default 0 for logreg, 0.01 for networks).")] = None,
-    tol: Annotated[float | None, typer.Option("--tol", help="Relative residual of the solve (default 1e-10 logreg, 1e-6 networks).")] = None,
-    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Solver iterations at most.")] = None,
-    hessian: Annotated[str, typer.Option("--hessian", help="Networks: exact or ggn (Gauss-Newton).")] = "ggn",
-    hessian_samples: Annotated[int | None, typer.Option("--hessian-samples", help="Networks: estimate the curvature on this many random rows (default 2000; 0 = all rows).")] = None,
-    top: Annotated[int, typer.Option("--top", help="Rows shown in the summary.")] = 5,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores file (Parquet) to write; `-`: standard output (`rdia score ... | rdia relabel ...`).", show_default="standard output if it is a pipe or a file, else DATA's name + .scores.parquet beside DATA", rich_help_panel=OUTPUT_PANEL)] = None,
+    solver: Annotated[str, typer.Option("--solver", help="How to solve H⁻¹g: auto, direct (Cholesky) or cg; networks: cg or lissa.")] = "auto",
+    damping: Annotated[float | None, typer.Option("--damping", help="δ added to the Hessian.", show_default="0 logreg, 0.01 networks")] = None,
+    tol: Annotated[float | None, typer.Option("--tol", help="Relative residual of the solve.", show_default="1e-10 logreg, 1e-6 networks")] = None,
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Solver iterations at most.", show_default="the solver's")] = None,
+    hessian: Annotated[str, typer.Option("--hessian", help="exact or ggn (Gauss-Newton).", rich_help_panel=NETWORKS_PANEL)] = "ggn",
+    hessian_samples: Annotated[int | None, typer.Option("--hessian-samples", help="Estimate the curvature on this many random rows (0: all rows).", show_default="2000", rich_help_panel=NETWORKS_PANEL)] = None,
+    top: Annotated[int, typer.Option("--top", help="Most harmful rows shown in the summary.", rich_help_panel=OUTPUT_PANEL)] = 5,
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,

@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from rdia_cli.cli.core import app, handle_errors
-from rdia_cli.cli.params import Output, Seed
+from rdia_cli.cli.core import OUTPUT_PANEL, app, handle_errors
+from rdia_cli.cli.params import Seed
 
 
 @app.command()
 @handle_errors(json=True)
 def synth(
-    output: Output,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write, e.g. synth.parquet.", rich_help_panel=OUTPUT_PANEL)],
     rows: Annotated[int, typer.Option("--rows", help="Rows N (avazu-app has 14,596,137).")] = 100_000,
     features: Annotated[int, typer.Option("--features", help="Hashed feature columns P.")] = 1_000_000,
     nnz: Annotated[int, typer.Option("--nnz", help="One-hot categorical fields = nonzeros a row.")] = 15,

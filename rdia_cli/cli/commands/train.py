@@ -11,7 +11,14 @@ import typer
 from rdia_cli.cli.checks import check_train_options, device_of
 from rdia_cli.cli.core import app, handle_errors
 from rdia_cli.cli.networks import net_options
-from rdia_cli.cli.params import Device, Output, Seed
+from rdia_cli.cli.params import (
+    LOGREG_PANEL,
+    NETWORKS_PANEL,
+    NOISY_PANEL,
+    Device,
+    ModelOutput,
+    Seed,
+)
 from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import activity, fmt_value, say, summary_table, warn_not_converged
 
@@ -22,36 +29,39 @@ from rdia_cli.cli.render import activity, fmt_value, say, summary_table, warn_no
 @read_options("val")
 def train(
     data: Annotated[Path, typer.Argument(help="Training data (LIBSVM, CSV, Parquet, IDX, CIFAR).")],
-    output: Output,
-    val: Annotated[Path | None, typer.Option("--val", help="Validation data: report its loss.")] = None,
-    model_type: Annotated[str, typer.Option("--model-type", help="logreg, mlp, lenet or cnn.")] = "logreg",
-    l2: Annotated[float | None, typer.Option("--l2", help="λ of (λ/2)‖W‖² (logreg; default 1/N, scikit-learn's C=1).")] = None,
-    no_intercept: Annotated[bool, typer.Option("--no-intercept", help="Fit no intercept.")] = False,
-    tol: Annotated[float, typer.Option("--tol", help="Stop when ‖∇L‖ ≤ tol·‖∇L(0)‖ (logreg).")] = 1e-8,
-    max_iter: Annotated[int, typer.Option("--max-iter", help="Newton steps at most (logreg).")] = 100,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Networks: passes over the data (default 10; 200 with --schedule paper).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Networks: mini-batch size.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Networks: learning rate.")] = 1e-3,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="Networks: adam or sgd.")] = "adam",
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Networks: weight decay.")] = 0.0,
-    schedule: Annotated[str, typer.Option("--schedule", help="Networks: none, or paper: the paper's preset (Adam, lr 1e-3, batch 128 are the defaults; 200 epochs unless --epochs; lr constant for 40% of the epochs, i.e. 80 of 200, then linear decay to 0, Adam β1 0.1 while decaying).")] = "none",
-    hidden: Annotated[str | None, typer.Option("--hidden", help="mlp: hidden sizes, e.g. 256,128 (the default); --hidden 256 on MNIST is the authors' MLP 784-256-10.")] = None,
-    method: Annotated[str | None, typer.Option("--method", help="Networks, training under label noise: erm (default), rdia-ls (= --rdia-ls), self-teaching (= --self-teaching), co-teaching (two networks, each trained on the peer's small-loss rows; the first is saved), sigua (descent on small-loss rows, ascent ×--sigua-ascent on the rest), f-correction (forward loss correction with T from --transition or estimated from anchor points), s-model (a learned noise-adaptation softmax layer).")] = None,
-    rdia_ls: Annotated[bool, typer.Option("--rdia-ls", help="Train with RDIA-LS (paper appendix F).")] = False,
-    self_teaching: Annotated[bool, typer.Option("--self-teaching", help="Train on the small-loss share only.")] = False,
-    noise_rate: Annotated[float | None, typer.Option("--noise-rate", help="RDIA-LS, self-teaching, co-teaching, sigua: expected noise rate τ.")] = None,
-    gamma: Annotated[str, typer.Option("--gamma", help="RDIA-LS: weight γ in [0, 1] (paper variant: of the relabeled loss; reference: of the clean loss), or auto: hold out 10% of the rows, train once per γ in 0.05, 0.10, ..., 0.95 on the rest, keep the γ with the best held-out accuracy on the given labels, retrain on all rows (20 trainings).")] = "0.5",
-    tk: Annotated[int, typer.Option("--tk", help="Small-loss methods: T_k, epochs of this data set until ρ reaches 1 - τ (ρ fixed per epoch).")] = 10,
-    tk_steps: Annotated[int | None, typer.Option("--tk-steps", help="Small-loss methods: T_k in optimizer steps instead of --tk (ρ updated every step), so a subset and the full set get the same schedule; the paper's T_k = 10 epochs of 60,000 rows at batch 128 is 4690.")] = None,
-    rdia_ls_variant: Annotated[str, typer.Option("--rdia-ls-variant", help="RDIA-LS loss: paper (Algorithm 2) or reference (the authors' code: γ on the clean part, CE on softmax outputs, relabels only the band between the int(ρB) smallest and the int(τ/2·B) largest-loss rows, which are dropped, relabeled part ÷ B, small-loss-only warm-up until T_k).")] = "paper",
-    transition: Annotated[Path | None, typer.Option("--transition", help="f-correction: the known K×K transition matrix, T_ij = P(given label j | true class i) (.npy, or text/CSV rows); s-model: the channel's start. Default: estimated from a baseline network.")] = None,
-    sigua_ascent: Annotated[float, typer.Option("--sigua-ascent", help="sigua: weight of the gradient ascent on the large-loss rows.")] = 0.01,
-    estimate_epochs: Annotated[int | None, typer.Option("--estimate-epochs", help="f-correction, s-model: epochs of the ERM baseline that estimates T (default 10% of --epochs).")] = None,
+    output: ModelOutput,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation data: report the model's loss on it.")] = None,
+    model_type: Annotated[str, typer.Option("--model-type", help="logreg (logistic regression), mlp, lenet or cnn.")] = "logreg",
+    l2: Annotated[float | None, typer.Option("--l2", help="λ of the penalty (λ/2)‖W‖².", show_default="1/N, scikit-learn's C=1", rich_help_panel=LOGREG_PANEL)] = None,
+    no_intercept: Annotated[bool, typer.Option("--no-intercept", help="Fit no intercept.", rich_help_panel=LOGREG_PANEL)] = False,
+    tol: Annotated[float, typer.Option("--tol", help="Stop when ‖∇L‖ ≤ tol·‖∇L(0)‖.", rich_help_panel=LOGREG_PANEL)] = 1e-8,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="Newton steps at most.", rich_help_panel=LOGREG_PANEL)] = 100,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Passes over the data.", show_default="10; 200 with --schedule paper", rich_help_panel=NETWORKS_PANEL)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Mini-batch size.", rich_help_panel=NETWORKS_PANEL)] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.", rich_help_panel=NETWORKS_PANEL)] = 1e-3,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or sgd.", rich_help_panel=NETWORKS_PANEL)] = "adam",
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Weight decay.", rich_help_panel=NETWORKS_PANEL)] = 0.0,
+    schedule: Annotated[str, typer.Option("--schedule", help="none, or paper: the paper's preset (200 epochs unless --epochs; lr constant for 40% of the epochs, then linear decay to 0, Adam β1 0.1 while decaying; Adam, lr 1e-3 and batch 128 are the defaults anyway).", rich_help_panel=NETWORKS_PANEL)] = "none",
+    hidden: Annotated[str | None, typer.Option("--hidden", help="mlp: hidden layer sizes; --hidden 256 on MNIST is the authors' MLP 784-256-10.", show_default="256,128", rich_help_panel=NETWORKS_PANEL)] = None,
+    method: Annotated[str | None, typer.Option("--method", help="How to train under label noise: erm (plain training), rdia-ls (= --rdia-ls), self-teaching (= --self-teaching), co-teaching (two networks, each trained on the peer's small-loss rows; the first is saved), sigua (descent on small-loss rows, ascent ×--sigua-ascent on the rest), f-correction (forward loss correction with T from --transition or estimated from anchor points), s-model (a learned noise-adaptation softmax layer).", show_default="erm", rich_help_panel=NOISY_PANEL)] = None,
+    rdia_ls: Annotated[bool, typer.Option("--rdia-ls", help="Train with RDIA-LS (paper appendix F); needs --noise-rate.", rich_help_panel=NOISY_PANEL)] = False,
+    self_teaching: Annotated[bool, typer.Option("--self-teaching", help="Train on the small-loss share only; needs --noise-rate.", rich_help_panel=NOISY_PANEL)] = False,
+    noise_rate: Annotated[float | None, typer.Option("--noise-rate", help="rdia-ls, self-teaching, co-teaching, sigua: the expected noise rate τ.", rich_help_panel=NOISY_PANEL)] = None,
+    gamma: Annotated[str, typer.Option("--gamma", help="rdia-ls: weight γ in [0, 1] (paper variant: of the relabeled loss; reference: of the clean loss), or auto: hold out 10% of the rows, train once per γ in 0.05, 0.10, ..., 0.95 on the rest, keep the γ with the best held-out accuracy on the given labels, retrain on all rows (20 trainings).", rich_help_panel=NOISY_PANEL)] = "0.5",
+    tk: Annotated[int, typer.Option("--tk", help="Small-loss methods: T_k, the epochs until the kept share ρ reaches 1 - τ (ρ fixed within an epoch).", rich_help_panel=NOISY_PANEL)] = 10,
+    tk_steps: Annotated[int | None, typer.Option("--tk-steps", help="Small-loss methods: T_k in optimizer steps instead of --tk (ρ updated every step), so a subset and the full set get the same schedule; the paper's T_k = 10 epochs of 60,000 rows at batch 128 is 4690.", rich_help_panel=NOISY_PANEL)] = None,
+    rdia_ls_variant: Annotated[str, typer.Option("--rdia-ls-variant", help="rdia-ls loss: paper (Algorithm 2) or reference (the authors' code: γ on the clean part, CE on softmax outputs, relabels only the band between the int(ρB) smallest and the int(τ/2·B) largest-loss rows, which are dropped, relabeled part ÷ B, small-loss-only warm-up until T_k).", rich_help_panel=NOISY_PANEL)] = "paper",
+    transition: Annotated[Path | None, typer.Option("--transition", help="f-correction: the known K×K transition matrix, T_ij = P(given label j | true class i) (.npy, or text/CSV rows); s-model: the channel's start.", show_default="estimated from a baseline network", rich_help_panel=NOISY_PANEL)] = None,
+    sigua_ascent: Annotated[float, typer.Option("--sigua-ascent", help="sigua: weight of the gradient ascent on the large-loss rows.", rich_help_panel=NOISY_PANEL)] = 0.01,
+    estimate_epochs: Annotated[int | None, typer.Option("--estimate-epochs", help="f-correction, s-model: epochs of the plain (erm) baseline that estimates T.", show_default="10% of --epochs", rich_help_panel=NOISY_PANEL)] = None,
     device: Device = "auto",
     seed: Seed = 0,
     read: ReadArgs = None,
 ) -> dict:
-    """Train a model on DATA and write the model file (-o MODEL.pt)."""
+    """Train a model on DATA and write the model file (-o MODEL.pt).
+
+    Logistic regression (the default) is fitted exactly by Newton's method, so `rdia score`
+    gets exact influence; the network options apply to mlp, lenet and cnn."""
     from rdia_cli import stages as api
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.models.io import save_model
