@@ -309,25 +309,16 @@ def _explain(train, val, model, scores, phi, flagged, explain, device):
     why_shares = np.full(n, "", dtype=object)
     if explain == 0 or val is None or model is None:
         return why, why_rows, why_shares
-    from rdia_cli.influence.explain import phi_by_val_row, settings_from_scores, top_pushers
+    from rdia_cli.influence.explain import explain_rows
 
     cand = np.flatnonzero(flagged)
     rows = cand[np.argsort(-phi[cand], kind="stable")][:explain]
-    if rows.size == 0:
-        return why, why_rows, why_shares
     info = getattr(scores, "info", None) or getattr(scores, "meta", {}) or {}
-    C = phi_by_val_row(model, train, val, rows, device=device,
-                       **settings_from_scores(model, info))
-    order, shares = top_pushers(C, C.sum(0), WHY_ROWS)
-    ids = val.ids()
-    names = (np.asarray(ids[1].to_pylist(), dtype=object) if ids is not None
-             else val.row_id.astype(object))
-    for b, i in enumerate(rows):
-        who = [str(names[j]) for j in order[b]]
-        sh = shares[b]
-        why[i] = ", ".join(f"val {w} {s:.0%}" for w, s in zip(who, sh, strict=True))
-        why_rows[i] = ";".join(who)
-        why_shares[i] = ";".join(f"{s:.6g}" for s in sh)
+    for i, w in zip(rows, explain_rows(model, train, val, rows, info=info, k=WHY_ROWS,
+                                       device=device), strict=True):
+        why[i] = w.text()
+        why_rows[i] = ";".join(w.names)
+        why_shares[i] = ";".join(f"{s:.6g}" for s in w.shares)
     return why, why_rows, why_shares
 
 

@@ -22,6 +22,8 @@ Sign and scale: ``rdia_cli.glossary``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from rdia_cli.data.dataset import Dataset
@@ -175,3 +177,36 @@ def top_pushers(C: np.ndarray, phi: np.ndarray, k: int = 3) -> tuple[np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = C[order, cols] / np.where(phi == 0, np.nan, phi)
     return order.T, shares.T
+
+
+@dataclass
+class Why:
+    """Why one training row is harmful: the validation rows pushing its Φ most (``positions``
+    in the validation data, ``names`` its ID column's values or row_ids) and their shares of
+    Φ (``top_pushers``)."""
+
+    positions: list[int]
+    names: list[str]
+    shares: list[float]
+
+    def text(self) -> str:
+        """e.g. ``val C00265 5%, val C00237 5%, val C00233 5%``."""
+        return ", ".join(f"val {n} {s:.0%}" for n, s in zip(self.names, self.shares,
+                                                           strict=True))
+
+
+def explain_rows(model: ModelFile, train: Dataset, val: Dataset, rows, *,
+                 info: dict | None = None, k: int = 3, device="cpu") -> list[Why]:
+    """``Why`` of each training row at positions ``rows``, with the operator the scores
+    (metadata or ``ScoreResult.info`` ``info``) solved with."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return []
+    C = phi_by_val_row(model, train, val, rows, device=device,
+                       **settings_from_scores(model, info))
+    order, shares = top_pushers(C, C.sum(0), k)
+    ids = val.ids()
+    names = (np.asarray(ids[1].to_pylist(), dtype=object) if ids is not None
+             else val.row_id.astype(object))
+    return [Why([int(j) for j in order[b]], [str(names[j]) for j in order[b]],
+                [float(x) for x in shares[b]]) for b in range(len(rows))]

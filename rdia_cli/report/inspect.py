@@ -137,3 +137,50 @@ def harmful_grid_png(ds, rows: list[HarmfulRow]) -> bytes:
     captions = [f"{r.label} → {r.new_label if r.status != 'kept' else r.label}\nΦ = {r.phi:.3g}"
                 for r in shown]
     return image_grid_png(images, captions)
+
+
+# --------------------------------------------------------------------------------------------
+# inspect: why (the validation rows pushing each Φ)
+# --------------------------------------------------------------------------------------------
+def explain_harmful(rows: list[HarmfulRow], scores, train, val, model, *, k: int = 3,
+                    device="cpu") -> list:
+    """``influence.explain.Why`` of each row (None where the row is not in ``train``), with
+    the operator ``scores`` were computed with. ``train`` must be the data that was scored
+    (not a cleaned file: its targets change the Hessian)."""
+    from rdia_cli.influence.explain import explain_rows
+
+    if is_cleaned(train):
+        raise InputError("explaining Φ needs the training data that was scored, not a cleaned "
+                         "file; give it with --data.")
+    shown = [r for r in rows if r.position is not None]
+    whys = explain_rows(model, train, val, [r.position for r in shown], info=scores.meta, k=k,
+                        device=device)
+    by_index = {r.index: w for r, w in zip(shown, whys, strict=True)}
+    return [by_index.get(r.index) for r in rows]
+
+
+def why_grid_png(train, val, rows: list[HarmfulRow], whys: list) -> bytes:
+    """One line per harmful row: its image (`label → new label`, Φ), then the validation
+    images that push its Φ most, each captioned with its ID, label and share of Φ."""
+    shown = [(r, w) for r, w in zip(rows, whys, strict=True)
+             if r.position is not None and w is not None]
+    if not shown:
+        raise InputError("none of the rows to show is in the data (all were removed).")
+    k = max(len(w.positions) for _, w in shown)
+    images, captions = [], []
+    blank = np.zeros_like(np.asarray(train.X[shown[0][0].position], dtype=np.float32))
+    vclasses = list(val.classes)
+    for r, w in shown:
+        images.append(np.asarray(train.X[r.position], dtype=np.float32))
+        captions.append(f"{r.label} → {r.new_label if r.status != 'kept' else r.label}\n"
+                        f"Φ = {r.phi:.3g}")
+        for j in range(k):
+            if j < len(w.positions):
+                p = w.positions[j]
+                images.append(np.asarray(val.X[p], dtype=np.float32))
+                captions.append(f"val {w.names[j]}: {vclasses[int(val.y[p])]}\n"
+                                f"{w.shares[j]:.0%} of Φ")
+            else:
+                images.append(blank)
+                captions.append("")
+    return image_grid_png(np.stack(images), captions, ncols=k + 1)

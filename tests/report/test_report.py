@@ -366,8 +366,55 @@ def test_inspect_png_grid_for_image_data(image_dir, tmp_path):
     data = out.read_bytes()
     assert data.startswith(PNG_MAGIC)
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    # the run folder records the validation data and the model: each harmful image, then the
+    # 3 validation images pushing its Φ most (4 columns, 6 rows)
+    assert height > width > 100
+    assert "6 images, each with the 3 validation images" in res.stderr
+    assert "why" in res.stdout and "val " in res.stdout
+
+
+def test_inspect_png_grid_without_validation_data(image_dir, tmp_path):
+    """Scores away from their run folder (no validation data recorded): the plain grid."""
+    import shutil
+
+    shutil.copy(image_dir / "scores.parquet", tmp_path / "scores.parquet")
+    out = tmp_path / "grid.png"
+    res = ok(rdia("inspect", tmp_path / "scores.parquet", "--data",
+                  image_dir.parent / "train.parquet", "--top", 6, "-o", out))
+    data = out.read_bytes()
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > height > 100  # 5 columns, 2 rows
-    assert "6 images" in res.stderr
+    assert "6 images" in res.stderr and "why" not in res.stdout
+    res = ok(rdia("inspect", tmp_path / "scores.parquet", "--data",  # the recorded model
+                  image_dir.parent / "train.parquet", "--val", image_dir.parent / "val.parquet"))
+    assert "why" in res.stdout
+
+
+def test_inspect_why_is_phi_split_with_the_scores_operator(demo_dir):
+    """The why `inspect` shows: shares of Φ as the scores computed it, top 3 first."""
+    from rdia_cli.artifacts.scores import read_scores
+    from rdia_cli.data.readers import read_dataset
+    from rdia_cli.influence.explain import phi_by_val_row, settings_from_scores
+    from rdia_cli.models.io import load_model
+
+    sc = read_scores(demo_dir / "scores.parquet")
+    train = read_dataset(str(demo_dir.parents[1] / json.loads(
+        (demo_dir / "run.json").read_text())["train"]))
+    val = read_dataset(str(demo_dir.parents[1] / json.loads(
+        (demo_dir / "run.json").read_text())["val"]))
+    model = load_model(demo_dir / "erm.pt")
+    rows = report.harmful_rows(sc, train, top=3)
+    whys = report.explain_harmful(rows, sc, train, val, model)
+    C = phi_by_val_row(model, train, val, [r.position for r in rows],
+                       **settings_from_scores(model, sc.meta))
+    np.testing.assert_allclose(C.sum(0), [r.phi for r in rows], rtol=1e-6)
+    for b, w in enumerate(whys):
+        assert w.shares == sorted(w.shares, reverse=True) and len(w.positions) == 3
+        np.testing.assert_allclose(w.shares, C[w.positions, b] / C[:, b].sum())
+    res = ok(rdia("inspect", demo_dir / "scores.parquet", "--data",
+                  demo_dir.parent.parent / json.loads((demo_dir / "run.json").read_text())[
+                      "train"], "--top", 3))
+    assert f"val {whys[0].names[0]} {whys[0].shares[0]:.0%}" in res.stdout.replace("\n", " ")
 
 
 def test_inspect_refuses_scores_of_other_data(demo_dir, image_dir):
