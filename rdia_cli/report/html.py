@@ -122,6 +122,7 @@ def render_html(rep: RunReport, *, figures: bool = True) -> str:
     parts += _decision_section(rep, figures)
     parts += _phi_section(rep, figures)
     parts += _sweep_section(rep, figures)
+    parts += _examples_section(rep)
     parts += _matrix_section(rep)
     parts += _noise_section(rep)
     parts += _settings_section(rep)
@@ -142,6 +143,8 @@ def _nav(rep: RunReport) -> list[tuple[str, str]]:
     out.append(("phi", "Φ"))
     if rep.sweep:
         out.append(("sweep", "α sweep"))
+    if rep.examples or rep.examples_note:
+        out.append(("why", "why these rows"))
     return out + [("relabels", "relabels"), ("noise", "label noise"), ("settings", "settings")]
 
 
@@ -289,6 +292,36 @@ def _sweep_section(rep: RunReport, figures: bool) -> list[str]:
         ]
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     out.append(f'<table id="sweep-table">{head}{"".join(rows)}</table></section>')
+    return out
+
+
+def _examples_section(rep: RunReport) -> list[str]:
+    """A few of the most harmful rows explained in plain words (``run.worked_examples``)."""
+    if not rep.examples and not rep.examples_note:
+        return []
+    out = ['<section id="why"><h2>Why these rows</h2>']
+    if not rep.examples:
+        out.append(f'<p class="note">{_e(rep.examples_note)}</p></section>')
+        return out
+    out.append(f'<p class="note">The {len(rep.examples)} training rows with the largest Φ. '
+               "Φ splits exactly over the clean validation rows (for networks up to the "
+               "solver's tolerance); the rows named are the ones whose loss training on this "
+               "row raises most, with their share of Φ.</p><ol>")
+    for ex in rep.examples:
+        why = ex["why"]
+        names = ", ".join(f"{w['row']} (labeled “{w['label']}”)" for w in why)
+        shares = ", ".join(f"{w['share']:.0%}" for w in why)
+        text = (f"The model gives its label “{_e(ex['given'])}” a {ex['p_label']:.1%} chance. "
+                f"Φ = {ex['phi']:.3g} {'&gt;' if ex['phi'] > 0 else '≤'} 0, so the row "
+                f"{'hurts' if ex['phi'] > 0 else 'does not hurt'} the clean set's loss. "
+                f"Relabeling it to “{_e(ex['suggested'])}” (paper Eq. 12's most likely "
+                f"class) should change the mean validation loss by about "
+                f"{ex['delta_val_loss']:+.3g} (−Φ/(N(1 − p)), N = {ex['n_train']:,}). "
+                f"The clean rows {_e(names)} account for {shares} of its Φ.")
+        out.append(f'<li data-row="{_e(ex["row"])}"><b>Row {_e(ex["row"])}</b>: '
+                   f"given “{_e(ex['given'])}” → suggested “{_e(ex['suggested'])}”. "
+                   f"{text}</li>")
+    out.append("</ol></section>")
     return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rdia_cli.artifacts import metadata
-from rdia_cli.errors import InputError, MismatchError
+from rdia_cli.errors import InputError, MismatchError, RdiaError
 from rdia_cli.report.inspect import recorded_cut
 
 RUN_FILES = ("metrics.json", "run.json", "scores.parquet")
@@ -59,6 +59,8 @@ class RunReport:
     cv: list[dict] = field(default_factory=list)  # `auto`'s candidates (run.json), else empty
     verdict: dict | None = None  # `auto`'s verdict (run.json)
     chosen_fraction: float | None = None  # share of training rows the `auto` pick acts on
+    examples: list[dict] = field(default_factory=list)  # "Why these rows" (``worked_examples``)
+    examples_note: str | None = None  # why there are none
 
 
 def _read_json(path: Path) -> dict:
@@ -136,11 +138,13 @@ def _label_indices(values: np.ndarray, classes: list, path: Path) -> np.ndarray:
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 
-def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunReport:
+def collect_run(run_dir: str | Path, *, train: str | Path | None = None,
+                examples: int = 4) -> RunReport:
     """Read the files `rdia run` left in ``run_dir`` into a :class:`RunReport`.
 
-    ``train`` overrides the training data path recorded in run.json (needed only for the
-    label-noise precision/recall, from its ``is_noisy`` column).
+    ``train`` overrides the training data path recorded in run.json (needed for the
+    label-noise precision/recall, from its ``is_noisy`` column, and for the worked examples).
+    ``examples``: how many of the most harmful rows to explain (``worked_examples``; 0: none).
     """
     from rdia_cli.artifacts.scores import read_scores
 
@@ -187,14 +191,69 @@ def collect_run(run_dir: str | Path, *, train: str | Path | None = None) -> RunR
     if not info.get("sweep"):  # e.g. `auto` cross-validates instead: show another's sweep
         sweep_name = next((n for n, d in run["strategies"].items() if d.get("sweep")), strategy)
     sweep_info = run["strategies"][sweep_name]
+    shown, shown_note = worked_examples(run_dir, run, scores, train_path, k=examples)
     return RunReport(
         run_dir=str(run_dir), run=run, metrics=metrics, phi=scores.phi, classes=classes,
         strategy=strategy, alpha=recorded_cut(info), sweep=list(sweep_info.get("sweep") or []),
         matrix=matrix, noise=noise, noise_note=note, noise_meta=noise_meta,
         train_path=None if train_path is None else str(train_path),
         sweep_strategy=sweep_name, sweep_alpha=recorded_cut(sweep_info),
-        **_auto_decision(run),
+        examples=shown, examples_note=shown_note, **_auto_decision(run),
     )
+
+
+def worked_examples(run_dir: Path, run: dict, scores, train_path: Path | None, *, k: int = 4
+                    ) -> tuple[list[dict], str | None]:
+    """The ``k`` rows with the largest Φ, each as a dict: ``row`` (ID or row_id), ``given``
+    and ``suggested`` label (paper Eq. 12's top class), ``p_label`` (the model's probability
+    of the given label), ``phi``, ``delta_val_loss`` (-Φ/(N(1-p)) if relabeled) and ``why``
+    (``[{"row", "label", "share"}]``: the 3 validation rows pushing Φ most). Empty, with a
+    sentence saying why, when the training or validation data or the model cannot be found
+    or read as the run read them."""
+    if k <= 0:
+        return [], None
+    val_path = resolve_recorded(run_dir, run, run.get("val"))
+    model_path = run_dir / "erm.pt"
+    missing = [what for what, p in (("training data", train_path), ("validation data",
+                                                                      val_path),
+                                    ("model erm.pt", model_path if model_path.is_file()
+                                     else None)) if p is None]
+    if missing:
+        return [], (f"the {' and '.join(missing)} of this run were not found, so its rows "
+                    "cannot be explained here (give --train PATH for moved training data).")
+    from rdia_cli.data.readers import read_dataset
+    from rdia_cli.models.io import load_model
+    from rdia_cli.report.inspect import explain_harmful, harmful_rows
+    from rdia_cli.stages import schema_of_model
+
+    try:
+        model = load_model(model_path)
+        schema = schema_of_model(model)
+        train = read_dataset(str(train_path), schema=schema, what="training data")
+        val = read_dataset(str(val_path), schema=schema, what="validation data")
+        if scores.meta.get("train_fingerprint") not in (None, train.fingerprint()):
+            return [], (f"training data `{train_path}` is not the data this run scored, so "
+                        "its rows are not explained (give the run's training data with "
+                        "--train).")
+        rows = harmful_rows(scores, train, top=k)
+        whys = explain_harmful(rows, scores, train, val, model)
+    except RdiaError as e:
+        return [], f"the run's rows could not be explained ({e})"
+    id_name = scores.meta.get("id_column") if scores.ids is not None else None
+    n = int(scores.meta["n_train"])
+    out = []
+    for r, w in zip(rows, whys, strict=True):
+        if w is None:
+            continue
+        out.append({
+            "row": str(scores.ids[r.index]) if id_name else str(r.row_id),
+            "row_id": r.row_id, "given": r.label, "suggested": r.new_label,
+            "p_label": r.p_label, "phi": r.phi, "delta_val_loss": r.delta_relabel,
+            "n_train": n,
+            "why": [{"row": name, "label": val.classes[int(val.y[j])], "share": share}
+                    for j, name, share in zip(w.positions, w.names, w.shares, strict=True)],
+        })
+    return out, None
 
 
 def _auto_decision(run: dict) -> dict:

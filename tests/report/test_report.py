@@ -493,3 +493,33 @@ def test_decision_figure_draws_runs_without_standard_errors():
     png = cv_decision_png(cv, {"cv_loss_erm": 0.5, "cv_loss_chosen": 0.26, "chosen": "x"},
                           chosen_fraction=0.4)
     assert png.startswith(PNG_MAGIC)
+
+
+def test_report_explains_the_most_harmful_rows(demo_dir, demo_html):
+    """"Why these rows": the largest Φ first, with given → suggested, Φ, the predicted change
+    of the validation loss and the clean rows pushing Φ, as `rdia inspect` finds them."""
+    from rdia_cli.artifacts.scores import read_scores
+
+    sc = read_scores(demo_dir / "scores.parquet")
+    rep = report.collect_run(demo_dir)
+    assert rep.examples_note is None and 3 <= len(rep.examples) <= 5
+    order = np.argsort(-sc.phi, kind="stable")[:len(rep.examples)]
+    for ex, i in zip(rep.examples, order, strict=True):
+        assert ex["phi"] == sc.phi[i] and ex["row_id"] == sc.row_id[i]
+        assert ex["delta_val_loss"] == pytest.approx(sc.delta_relabel[i])
+        assert len(ex["why"]) == 3 and ex["why"][0]["share"] >= ex["why"][2]["share"]
+    assert '<section id="why"><h2>Why these rows</h2>' in demo_html
+    first = rep.examples[0]
+    assert f'data-row="{first["row"]}"' in demo_html
+    assert f"{first['why'][0]['share']:.0%}" in demo_html
+
+
+def test_report_without_validation_data_says_why_there_are_no_examples(drop_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(drop_dir, run)
+    (run / "erm.pt").unlink()
+    rep = report.collect_run(run, train=drop_dir.parent / "train.parquet")
+    assert rep.examples == [] and "model erm.pt" in rep.examples_note
+    assert rep.examples_note in report.render_html(rep, figures=False).replace("&#x27;", "'")
