@@ -183,17 +183,7 @@ def find_issues(
     first); ``top`` keeps the first rows after sorting."""
     import pandas as pd
 
-    rules = [n for n, v in (("alpha", alpha), ("phi_threshold", phi_threshold),
-                            ("fraction", fraction)) if v is not None]
-    if len(rules) > 1:
-        raise InputError(f"give one of `alpha`, `phi_threshold` and `fraction`, not "
-                         f"{' and '.join(f'`{r}`' for r in rules)}.")
-    if sort not in SORTS:
-        raise InputError(f"`sort` must be one of {', '.join(SORTS)}, not {sort!r}.")
-    if top is not None and top < 1:
-        raise InputError(f"`top` must be at least 1, not {top}.")
-    if explain < 0:
-        raise InputError(f"`explain` must be 0 or more, not {explain}.")
+    rules = _check_options(alpha, phi_threshold, fraction, sort, top, explain)
     phi = np.asarray(scores.phi, np.float64)
     n = train.n_samples
     if len(phi) != n:
@@ -257,6 +247,42 @@ def find_issues(
         cols["weight"] = np.where(cleaning.keep, float(weight), np.nan)
     table = pd.DataFrame(cols)
 
+    summary = _summary(train, qprobs, q_source, is_issue, suggested, action, why, how,
+                       all_dropped)
+    if sort == "quality":
+        table = table.sort_values("label_quality", kind="stable")
+    elif sort == "phi":
+        table = table.sort_values("phi", ascending=False, kind="stable")
+    if top is not None:
+        table = table.head(top)
+    table = table.reset_index(drop=True)
+    table.attrs["rdia"] = summary
+    return table
+
+
+def _check_options(alpha, phi_threshold, fraction, sort, top, explain) -> list[str]:
+    """``find_issues``' options checked; the rules given (at most one)."""
+    rules = [n for n, v in (("alpha", alpha), ("phi_threshold", phi_threshold),
+                            ("fraction", fraction)) if v is not None]
+    if len(rules) > 1:
+        raise InputError(f"give one of `alpha`, `phi_threshold` and `fraction`, not "
+                         f"{' and '.join(f'`{r}`' for r in rules)}.")
+    if sort not in SORTS:
+        raise InputError(f"`sort` must be one of {', '.join(SORTS)}, not {sort!r}.")
+    if top is not None and top < 1:
+        raise InputError(f"`top` must be at least 1, not {top}.")
+    if explain < 0:
+        raise InputError(f"`explain` must be 0 or more, not {explain}.")
+    return rules
+
+
+def _summary(train: Dataset, qprobs, q_source: str, is_issue, suggested, action, why, how,
+             all_dropped: bool) -> dict[str, Any]:
+    """What ``find_issues`` found, for the summary: counts, (given → suggested) pairs, and
+    the noise rate and transition matrix by confident learning on ``qprobs``."""
+    n = train.n_samples
+    classes = np.asarray(train.classes, dtype=object)
+    rel, drop = action == "relabel", action == "drop"
     joint = confident_joint(train.y, qprobs)
     col_sums = joint.sum(0, keepdims=True)
     transition = joint / np.where(col_sums > 0, col_sums, 1.0)  # P(given = i | true = j)
@@ -264,7 +290,7 @@ def find_issues(
     for g, s, a in zip(train.y[is_issue], suggested[is_issue], action[is_issue], strict=True):
         key = (str(classes[g]), str(classes[s]) if a != "drop" else "(drop)")
         pairs[key] = pairs.get(key, 0) + 1
-    summary = {
+    return {
         "n_rows": n, "n_issues": int(is_issue.sum()), "n_relabel": int(rel.sum()),
         "n_drop": int(drop.sum()), "n_explained": int(sum(1 for w in why if w)),
         "strategy": how,
@@ -281,15 +307,6 @@ def find_issues(
                                f"(Northcutt et al. 2021) on {q_source}; transition[i][j] = "
                                "P(given = class i | true = class j)"),
     }
-    if sort == "quality":
-        table = table.sort_values("label_quality", kind="stable")
-    elif sort == "phi":
-        table = table.sort_values("phi", ascending=False, kind="stable")
-    if top is not None:
-        table = table.head(top)
-    table = table.reset_index(drop=True)
-    table.attrs["rdia"] = summary
-    return table
 
 
 def _values(classes: np.ndarray, idx: np.ndarray):
