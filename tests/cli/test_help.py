@@ -105,3 +105,20 @@ def test_run_in_a_log_announces_each_stage_when_it_starts(tmp_path):
     assert start < end
     assert any(s.startswith("rdia demo: scoring ") and s.endswith("...") for s in lines)
     assert any(s.startswith("rdia demo: evaluating 3 models") for s in lines)
+
+
+@pytest.mark.slow
+def test_demo_writes_into_a_fresh_temporary_folder_and_says_where(tmp_path, monkeypatch):
+    import os
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    import tempfile
+
+    os.makedirs(tmp_path / "tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    err = ok(rdia("demo", "--device", "cpu")).stderr
+    assert not (tmp_path / "rdia-demo").exists() and list(tmp_path.iterdir()) == [tmp_path / "tmp"]
+    made = list((tmp_path / "tmp").glob("rdia-demo-*"))
+    assert len(made) == 1 and (made[0] / "metrics.json").exists()
+    assert re.sub(r"\s+", "", made[0].name) in re.sub(r"\s+", "", err)

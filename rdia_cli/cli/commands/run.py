@@ -117,7 +117,7 @@ def raise_input(message: str) -> None:
 @app.command()
 @handle_errors(json=True)
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's files.", rich_help_panel=OUTPUT_PANEL)] = Path("rdia-demo"),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Folder for the demo's files, named at the end.", show_default="a new temporary folder", rich_help_panel=OUTPUT_PANEL)] = None,
     noise_rate: Annotated[float, typer.Option("--noise-rate", help="Share of training labels corrupted.")] = 0.4,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the baseline strategies.")] = False,
     strategy: Annotated[str, typer.Option("--strategy", help="Main strategy: auto, rdia, drop, uids, optlr or random.")] = "auto",
@@ -132,6 +132,10 @@ def demo(
 
     dev = device_of(device)
     train, val, test = builtin_example(noise_rate=noise_rate, seed=seed)
+    if output is None:  # never into the user's working copy unasked
+        import tempfile
+
+        output = Path(tempfile.mkdtemp(prefix="rdia-demo-"))
     output.mkdir(parents=True, exist_ok=True)
     for name, ds in (("train", train), ("val", val), ("test", test)):
         path = output / f"{name}.parquet"
