@@ -79,8 +79,13 @@ def run_pipeline(
     say: Callable[[str], None] = lambda msg: None,
     stage: Callable[[str], None] = lambda what: None,
     progress: Callable[[float | None, float | None, str], None] | None = None,
+    inputs: dict | None = None,
 ) -> dict:
     """Run train → score → relabel → retrain → evaluate; return the metrics.json payload.
+
+    ``inputs``: where the training and validation data are and how they were read
+    (``artifacts.inputs.record_inputs(train=..., val=...)``), recorded in the scores file and
+    the cleaned files as `rdia score` and `rdia relabel` record them.
 
     What it reports, for a log or a progress bar (it never prints): ``stage(what)`` when a
     stage starts ("training ERM logreg"), ``progress(completed, total, info)`` as the stage
@@ -93,11 +98,12 @@ def run_pipeline(
     (``artifacts.run_folder.PreviousRun``)."""
     settings.check(val)
     created = not outdir.exists()
-    inputs = [d.source for d in (train, val, test)]
-    previous = None if created else PreviousRun(outdir, inputs, RUN_MODELS)
+    sources = [d.source for d in (train, val, test)]
+    previous = None if created else PreviousRun(outdir, sources, RUN_MODELS)
     try:
         payload = _run_pipeline(train, val, test, outdir, settings, device=device, say=say,
-                                stage=stage, progress=progress or (lambda *a: None))
+                                stage=stage, progress=progress or (lambda *a: None),
+                                inputs=inputs or {})
     except BaseException:
         with signals_held():
             if created:
@@ -125,7 +131,8 @@ def _train_progress(progress):
     return report
 
 
-def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, progress) -> dict:
+def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, progress,
+                  inputs) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -139,7 +146,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, pro
 
     t = time.perf_counter()
     stage(f"scoring {train.n_samples:,} rows")
-    result = _score(erm, train, val, outdir, settings, device, progress)
+    result = _score(erm, train, val, outdir, settings, device, progress, inputs)
     timings["score"] = time.perf_counter() - t
     n_pos = int((result.phi > 0).sum())
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
@@ -156,7 +163,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, pro
         if name == "auto":
             stage("auto: choosing the cleaning by cross-validation on the clean set")
             model, info = _clean_auto(train, val, erm, result, outdir, cleaned_path, settings,
-                                      device, progress)
+                                      device, progress, inputs)
             verdict = info["verdict"]
         else:
             stage(f"{name}: relabeling and retraining")
@@ -191,7 +198,7 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, pro
     return payload
 
 
-def _score(erm, train, val, outdir, settings, device, progress):
+def _score(erm, train, val, outdir, settings, device, progress, inputs):
     """Φ of every training row, written to DIR/scores.parquet; the result carries the class
     probabilities."""
     from rdia_cli.artifacts.scores import file_fingerprint, write_scores
@@ -209,7 +216,7 @@ def _score(erm, train, val, outdir, settings, device, progress):
                            model_fingerprint=file_fingerprint(outdir / "erm.pt"),
                            train_fingerprint=train.fingerprint(),
                            val_fingerprint=val.fingerprint(), n_train=train.n_samples,
-                           n_val=val.n_samples, arch=erm.arch), ids=train.ids())
+                           n_val=val.n_samples, arch=erm.arch, **inputs), ids=train.ids())
     return result
 
 
@@ -223,7 +230,8 @@ def _strategies(settings: RunSettings, arch: str) -> list[str]:
     return strategies
 
 
-def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device, progress):
+def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device, progress,
+                inputs):
     """The auto strategy: its model, and what run.json records of it; the cleaned file gets
     the same record `rdia relabel --strategy auto` writes (so `rdia retrain` repeats the
     blend)."""
@@ -242,9 +250,8 @@ def _clean_auto(train, val, erm, result, outdir, cleaned_path, settings, device,
             "l2": model.meta["l2"], "cv": ac.cv, "verdict": ac.verdict}
     rows, clean_info = split_clean_rows(cleaned, include_clean=False, source=train,
                                         clean=val)
-    clean_inputs = record_inputs(clean=(val.source, None))
-    if val.meta.get("read_options"):
-        clean_inputs["clean_read_options"] = val.meta["read_options"]
+    clean_inputs = {key.replace("val_", "clean_", 1): value for key, value in inputs.items()
+                    if key.startswith("val_")} or record_inputs(clean=(val.source, None))
     write_cleaned(rows, cleaned_path, auto_record(
         ac, source_fingerprint=train.fingerprint(), clean=val, clean_info=clean_info,
         clean_inputs=clean_inputs, scores=str(outdir / "scores.parquet")))

@@ -109,6 +109,10 @@ def test_rdia_run_on_the_raw_table(tmp_path):
     assert "columns of" in res.stderr
     cleaned = pd.read_parquet(tmp_path / "run" / "cleaned.parquet")
     assert list(cleaned.columns[:8]) == list(pd.read_csv(FIXTURES / "credit.csv").columns)
+    # the run's scores record where the data are and how they were read, as `rdia score`'s do
+    ok(rdia("relabel", "--scores", tmp_path / "run" / "scores.parquet", "--fraction", "0.1",
+            "-o", tmp_path / "c.csv"))
+    assert pd.read_csv(tmp_path / "c.csv")["customer_id"].iloc[0] == "C00001"
 
 
 def test_a_cleaned_parquet_trains_on_the_users_features_only(staged, tmp_path):

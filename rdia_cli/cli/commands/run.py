@@ -15,7 +15,7 @@ from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import activity, print_metrics, say
 
 
-def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
+def _run_and_print(train, val, test, output: Path, settings, dev, inputs=None) -> dict:
     """Run the pipeline, print its tables, return the --json document."""
     import json
 
@@ -27,7 +27,7 @@ def _run_and_print(train, val, test, output: Path, settings, dev) -> dict:
             say(f"[dim]·[/] {msg}")
 
         payload = run_pipeline(train, val, test, output, settings, device=dev, say=stage_done,
-                               stage=act.begin, progress=act.update)
+                               stage=act.begin, progress=act.update, inputs=inputs)
     print_metrics(payload["models"], title=f"test set: {test.source} ({test.n_samples:,} rows)")
     erm, main = payload["models"][0], payload["models"][1]
     change = main["loss"] - erm["loss"]
@@ -103,9 +103,9 @@ def run(
     schema = Schema.of(tr)
     va = load(val, read.for_input("val"), what="validation data", schema=schema)
     te = load(test, read.for_input("test"), what="test data", schema=schema)
-    va_opts = record_inputs(val=(val, read.for_input("val")))
-    va.meta["read_options"] = va_opts.get("val_read_options")  # for `rdia retrain` of auto's file
-    return _run_and_print(tr, va, te, output, settings, dev)
+    inputs = record_inputs(train=(train, opts),
+                           val=(val, read.for_input("val").inherit(schema.read_options)))
+    return _run_and_print(tr, va, te, output, settings, dev, inputs)
 
 
 def raise_input(message: str) -> None:
