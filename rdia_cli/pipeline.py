@@ -26,6 +26,21 @@ from rdia_cli.models.io import save_model
 BASELINES = ("drop", "uids", "optlr", "random")
 HONEST = ("clean-only", "train+val", "cleanlab")
 RUN_MODELS = ("auto", "rdia", *BASELINES, *HONEST)  # the NAME.pt files besides erm.pt
+RUN_FILES = ("erm.pt", "scores.parquet", "metrics.json", "run.json", "cleaned.parquet",
+             *(f"{m}.pt" for m in RUN_MODELS),
+             *(f"cleaned-{m}.parquet" for m in ("auto", "rdia", *BASELINES)))
+
+
+def check_run_inputs(outdir: Path, inputs) -> None:
+    """Refuse an input that is one of the files a run writes into ``outdir``: the run would
+    replace it (a run's `scores.parquet` given as validation data, its `cleaned.parquet` as
+    training data...)."""
+    written = {(Path(outdir) / name).resolve() for name in RUN_FILES}
+    for path in inputs:
+        if path is not None and str(path) != "-" and Path(path).resolve() in written:
+            raise InputError(f"`{path}` is a file `rdia run` writes into `{outdir}`; the run "
+                             "would replace its own input: copy it elsewhere or give another "
+                             "output folder.")
 
 
 @dataclass(frozen=True)

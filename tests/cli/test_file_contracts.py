@@ -101,3 +101,22 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(cancer, tmp_path
     assert str(e.value).startswith("`strategy` must be one of")
     assert as_flags(str(e.value), relabel).startswith("--strategy must be one of")
     assert as_flags("file `strategy.csv`", relabel) == "file `strategy.csv`"
+
+
+def test_run_refuses_inputs_it_would_replace(tmp_path):
+    """#28's high-severity case: a run's own files given as its inputs are refused before any
+    work, and nothing is changed."""
+    from tests.conftest import noisy_linear, write_svm
+
+    X, y, noisy = noisy_linear(120, 4, seed=3, n_noisy=10)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_svm(tmp_path / "train.svm", X[:80], noisy[:80])
+    write_svm(run / "scores.parquet", X[80:100], y[80:100])  # a LIBSVM file under that name
+    write_svm(tmp_path / "test.svm", X[100:], y[100:])
+    before = (run / "scores.parquet").read_bytes()
+    res = rdia("run", tmp_path / "train.svm", "--val", run / "scores.parquet", "--test",
+               tmp_path / "test.svm", "-o", run, "--format", "libsvm")
+    assert res.exit_code == 2 and "would replace its own input" in res.stderr
+    assert (run / "scores.parquet").read_bytes() == before
+    assert sorted(p.name for p in run.iterdir()) == ["scores.parquet"]

@@ -87,6 +87,9 @@ def run(
     for p in (train, val, test):
         if p.resolve() == output.resolve():
             raise_input(f"-o `{output}` is an input file; give a folder for the outputs.")
+    from rdia_cli.pipeline import check_run_inputs
+
+    check_run_inputs(output, [train, val, test, *read.files])
     a = parse_alpha(alpha) if fraction is None else None
     settings = RunSettings(model_type=model_type, l2=l2, alpha=a, fraction=fraction,
                            strategy=strategy, targets=targets, compare=compare, seed=seed,
