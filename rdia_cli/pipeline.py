@@ -11,14 +11,13 @@ DIR/run.json          settings, α chosen, sweeps, timings
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rdia_cli import stages as api
-from rdia_cli.artifacts.run_folder import PreviousRun, signals_held, write_json
+from rdia_cli.artifacts.run_folder import RunFolder, write_json
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
 from rdia_cli.models.io import save_model
@@ -107,28 +106,19 @@ def run_pipeline(
     goes (Newton step, CG iteration, cross-validation fit; ``total`` None when unknown), and
     ``say(msg)`` when it ends, with its result.
 
-    Settings are checked before any work. A failed or interrupted run (Ctrl-C, SIGTERM) leaves
-    the folder as it was: one this call creates is removed again, and in an existing one the
-    files of an earlier run are moved aside first and put back
-    (``artifacts.run_folder.PreviousRun``)."""
+    Settings are checked before any work. The run is built in a staging folder beside
+    ``outdir`` and swapped in whole at the end, under a lock on the folder
+    (``artifacts.run_folder.RunFolder``): ``outdir`` holds the earlier run or this one, never
+    a mix; files in it that are not a run's (the data, your notes) stay. A failed,
+    interrupted or killed run leaves ``outdir`` as it was; a second run on the same folder
+    while one is going raises ``InputError`` naming the first one's pid."""
     settings.check(val)
-    created = not outdir.exists()
-    sources = [d.source for d in (train, val, test)]
-    previous = None if created else PreviousRun(outdir, sources, RUN_MODELS)
-    try:
+    check_run_inputs(outdir, [d.source for d in (train, val, test)])
+    with RunFolder(outdir, RUN_MODELS) as folder:
         payload = _run_pipeline(train, val, test, outdir, settings, device=device, say=say,
                                 stage=stage, progress=progress or (lambda *a: None),
-                                inputs=inputs or {})
-    except BaseException:
-        with signals_held():
-            if created:
-                shutil.rmtree(outdir, ignore_errors=True)
-            elif previous is not None:
-                previous.restore()
-        raise
-    if previous is not None:
-        with signals_held():
-            previous.discard()
+                                inputs=inputs or {}, build=folder.staging)
+        folder.commit()
     return payload
 
 
@@ -147,21 +137,24 @@ def _train_progress(progress):
 
 
 def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, progress,
-                  inputs) -> dict:
-    outdir.mkdir(parents=True, exist_ok=True)
+                  inputs, build=None) -> dict:
+    """The stages; files are written into ``build`` (``outdir`` when None) and recorded under
+    their names in ``outdir``, where they will be."""
+    build = outdir if build is None else build
+    build.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     stage(f"training ERM {settings.model_type} on {train.n_samples:,} rows")
     erm = api.train_model(train, model_type=settings.model_type, device=device, l2=settings.l2,
                           net_options=settings.net_options, progress=_train_progress(progress))
-    save_model(erm, outdir / "erm.pt")
+    save_model(erm, build / "erm.pt")
     erm.path = str(outdir / "erm.pt")
     timings["train"] = time.perf_counter() - t
     say(f"trained ERM {settings.model_type} in {timings['train']:.2f} s")
 
     t = time.perf_counter()
     stage(f"scoring {train.n_samples:,} rows")
-    result = _score(erm, train, val, outdir, settings, device, progress, inputs)
+    result = _score(erm, train, val, outdir, settings, device, progress, inputs, build)
     timings["score"] = time.perf_counter() - t
     n_pos = int((result.phi > 0).sum())
     say(f"scored {train.n_samples:,} rows in {timings['score']:.2f} s: {n_pos:,} with Φ > 0")
@@ -173,25 +166,27 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, pro
     verdict = None
     for name in _strategies(settings, erm.arch):
         t = time.perf_counter()
-        cleaned_path = outdir / ("cleaned.parquet" if name == settings.strategy
-                                 else f"cleaned-{name}.parquet")
+        cleaned_name = ("cleaned.parquet" if name == settings.strategy
+                        else f"cleaned-{name}.parquet")
+        cleaned_path = outdir / cleaned_name
         if name == "auto":
             stage("auto: choosing the cleaning by cross-validation on the clean set")
-            model, info = _clean_auto(train, val, erm, result, outdir, cleaned_path, settings,
-                                      device, progress, inputs)
+            model, info = _clean_auto(train, val, erm, result, outdir, build / cleaned_name,
+                                      settings, device, progress, inputs)
             verdict = info["verdict"]
         else:
             stage(f"{name}: relabeling and retraining")
-            model, info = _clean_by_rule(train, val, erm, result, outdir, cleaned_path,
+            model, info = _clean_by_rule(train, val, erm, result, outdir, build / cleaned_name,
                                          settings, name, device, progress)
         path = outdir / f"{name}.pt"
-        save_model(model, path)
+        save_model(model, build / path.name)
         timings[f"clean+retrain:{name}"] = time.perf_counter() - t
         details[name] = dict(info, cleaned=str(cleaned_path))
         say(_describe(name, info))
         models.append((name, model, path))
     if settings.compare:
-        models += _honest_baselines(train, val, erm, outdir, settings, device, say, stage)
+        models += _honest_baselines(train, val, erm, outdir, build, settings, device, say,
+                                    stage)
 
     stage(f"evaluating {len(models)} models")
     results = []
@@ -203,8 +198,8 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, pro
     payload = {"data": test.source, "models": results}
     if verdict is not None:
         payload["verdict"] = verdict
-    write_json(outdir / "metrics.json", payload, default=str)
-    write_json(outdir / "run.json", {
+    write_json(build / "metrics.json", payload, default=str)
+    write_json(build / "run.json", {
         "settings": asdict(settings), "train": train.source, "val": val.source,
         "test": test.source, "n_train": train.n_samples, "n_val": val.n_samples,
         "n_test": test.n_samples, "strategies": details, "timings": timings,
@@ -213,9 +208,9 @@ def _run_pipeline(train, val, test, outdir, settings, *, device, say, stage, pro
     return payload
 
 
-def _score(erm, train, val, outdir, settings, device, progress, inputs):
-    """Φ of every training row, written to DIR/scores.parquet; the result carries the class
-    probabilities."""
+def _score(erm, train, val, outdir, settings, device, progress, inputs, build):
+    """Φ of every training row, written to DIR/scores.parquet (into ``build``); the result
+    carries the class probabilities."""
     from rdia_cli.artifacts.scores import file_fingerprint, write_scores
 
     result = api.score_model(
@@ -225,10 +220,10 @@ def _score(erm, train, val, outdir, settings, device, progress, inputs):
                                                       f"{residual:.2e}"))
     result.probs = api.probabilities(erm, train, device=device)
     result.n_val = val.n_samples
-    write_scores(outdir / "scores.parquet", row_id=train.row_id, labels=train.y,
+    write_scores(build / "scores.parquet", row_id=train.row_id, labels=train.y,
                  classes=train.classes, result=result, probs=result.probs,
                  meta=dict(result.info, model=str(outdir / "erm.pt"),
-                           model_fingerprint=file_fingerprint(outdir / "erm.pt"),
+                           model_fingerprint=file_fingerprint(build / "erm.pt"),
                            train_fingerprint=train.fingerprint(),
                            val_fingerprint=val.fingerprint(), n_train=train.n_samples,
                            n_val=val.n_samples, arch=erm.arch, **inputs), ids=train.ids())
@@ -293,7 +288,7 @@ def _clean_by_rule(train, val, erm, result, outdir, cleaned_path, settings, name
     return model, info
 
 
-def _honest_baselines(train, val, erm, outdir, settings, device, say, stage) -> list:
+def _honest_baselines(train, val, erm, outdir, build, settings, device, say, stage) -> list:
     """--compare: the clean set alone, train + clean set, and cleanlab (when installed), for
     model kinds that have them."""
     from rdia_cli.cleaning import baselines
@@ -312,7 +307,7 @@ def _honest_baselines(train, val, erm, outdir, settings, device, say, stage) -> 
         stage(f"baseline {name}")
         model = make()
         path = outdir / f"{name}.pt"
-        save_model(model, path)
+        save_model(model, build / path.name)
         models.append((name, model, path))
     return models
 
