@@ -201,6 +201,7 @@ def check_output(output: str | Path, *inputs: str | Path | None, option: str = "
     if is_stdio(text):
         return
     path = Path(output)
+    _check_name_length(path, option)
     if path.is_dir():
         raise InputError(f"{option} `{text}` is a folder; give a file name (e.g. "
                          f"`{Path(text) / 'out'}`).")
@@ -223,3 +224,47 @@ def check_output(output: str | Path, *inputs: str | Path | None, option: str = "
     if not folder.is_dir():
         raise InputError(f"{option} `{text}`: `{folder}` is not a folder.")
     check_folder_writable(folder, option, text)
+    _check_name(folder, dest.name, option, text)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _name_too_long(name: str, limit: int, option: str):
+    raise InputError(
+        f"{option}: file name `{name[:40]}…` is too long ({len(name.encode())} bytes; "
+        f"an rdia output name may have {limit - 14} here: it writes `.NAME.XXXXXXXX.tmp` "
+        "first); give a shorter name."
+    ) from None
+
+
+def _check_name_length(path: Path, option: str) -> None:
+    """A file name the file system cannot hold (with ``atomic_path``'s 14 more characters)
+    is refused before anything looks at the path (stat fails on it)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    limit = _name_max(parent) if len(str(parent).encode()) < 4096 else 255
+    for part in path.parts[:-1]:
+        if len(part.encode()) > limit:
+            raise InputError(f"{option}: folder name `{part[:40]}…` is too long "
+                             f"({len(part.encode())} bytes; at most {limit}).")
+    if len(path.name.encode()) + 14 > limit:
+        _name_too_long(path.name, limit, option)
+
+
+def _check_name(folder: Path, name: str, option: str, shown: str) -> None:
+    """Create and remove the temporary file ``atomic_path`` will write (its name is ``name``
+    plus 14 characters), so that a name the file system refuses fails before the work."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise InputError(f"{option} `{shown}`: cannot create a file of this name in "
+                             f"`{folder}` ({e.strerror or e}).") from None
+        _name_too_long(name, _name_max(folder), option)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)

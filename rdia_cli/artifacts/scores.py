@@ -155,7 +155,11 @@ def read_scores(path) -> Scores:
         table = pq.read_table(source)
     except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
         raise InputError(f"`{p}` is not a Parquet file ({str(e).splitlines()[0]}).") from None
-    meta = metadata.decode(table.schema.metadata)  # strict: a damaged value raises
+    try:
+        meta = metadata.decode(table.schema.metadata)  # strict: a damaged value raises
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(f"Scores file `{p}` has damaged metadata (`{_bad_key(table)}` is not "
+                         "JSON); make it again with `rdia score`.") from None
     missing = [c for c in COLUMNS if c not in table.column_names]
     if meta.get("kind") != "scores" or missing:
         raise InputError(
@@ -163,7 +167,7 @@ def read_scores(path) -> Scores:
             + (f" (missing columns: {', '.join(missing)})" if missing else "")
             + "; make one with `rdia score`."
         )
-    classes = meta["classes"]
+    classes = _check_table(table, meta, p)
     labels = _label_indices(table.column("label"), classes, p)
     probs_col = table.column("probs").combine_chunks()
     k = len(classes)
@@ -195,6 +199,57 @@ def read_scores(path) -> Scores:
     )
 
 
+def _bad_key(table) -> str:
+    """The first ``rdia.*`` metadata key of ``table`` whose value ``metadata.decode`` refuses."""
+    for k, v in (table.schema.metadata or {}).items():
+        try:
+            metadata.decode({k: v})
+        except ValueError:
+            return k.decode(errors="replace")
+    return "a `rdia.*` value"
+
+
+def _check_table(table, meta: dict, p) -> list:
+    """The metadata's classes (a list of 2 or more distinct values); the columns' types, the
+    width of `probs` (one per class) and at least one row. Returns the classes."""
+    import pyarrow as pa
+
+    def bad(what: str) -> InputError:
+        return InputError(f"Scores file `{p}` is damaged: {what}; make it again with "
+                          "`rdia score`.")
+
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(
+            classes):
+        raise bad("its metadata `rdia.classes` is "
+                  + ("missing" if classes is None else f"{classes!r}")
+                  + ", not a list of 2 or more distinct class values")
+    numeric = lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)  # noqa: E731
+    names = ("row_id", "phi", "phi_paper", "delta_remove", "delta_relabel", "p_label", "loss")
+    for name in names:
+        if name in table.column_names:
+            t = table.schema.field(name).type
+            ok = pa.types.is_integer(t) if name == "row_id" else numeric(t)
+            if not ok:
+                raise bad(f"column `{name}` holds {t}, expected "
+                          + ("integers" if name == "row_id" else "numbers"))
+    t = table.schema.field("probs").type
+    if not (pa.types.is_list(t) or pa.types.is_fixed_size_list(t)
+            or pa.types.is_large_list(t)) or not numeric(t.value_type):
+        raise bad(f"column `probs` holds {t}, expected lists of {len(classes)} probabilities")
+    if table.num_rows == 0:
+        raise bad("it has no rows")
+    import pyarrow.compute as pc
+
+    widths = pc.list_value_length(table.column("probs")).to_numpy(zero_copy_only=False)
+    wrong = np.flatnonzero(widths != len(classes))
+    if wrong.size:
+        r = int(wrong[0])
+        raise bad(f"row {r + 1}'s `probs` has {widths[r]} values but the file has "
+                  f"{len(classes)} classes {classes}")
+    return classes
+
+
 def _label_indices(col, classes: list, path) -> np.ndarray:
     """Class indices of a label column, vectorized (no Python object per row)."""
     import pyarrow as pa
@@ -222,8 +277,16 @@ def check_scores_match(scores: Scores, fingerprint: str, row_id: np.ndarray, sou
             f"scores `{scores.path}` were computed on other training data (fingerprint {want}) "
             f"than `{source}` (fingerprint {fingerprint}); rerun `rdia score` on this file."
         )
-    if len(row_id) != scores.n_samples or not np.array_equal(row_id, scores.row_id):
+    if len(row_id) != scores.n_samples:
         raise MismatchError(
             f"scores `{scores.path}` have {scores.n_samples} rows but `{source}` has "
-            f"{len(row_id)} (or their row_id differ); rerun `rdia score` on this file."
+            f"{len(row_id)}; rerun `rdia score` on this file."
+        )
+    if not np.array_equal(row_id, scores.row_id):
+        r = int(np.flatnonzero(np.asarray(row_id) != scores.row_id)[0])
+        raise MismatchError(
+            f"scores `{scores.path}` and `{source}` both have {len(row_id)} rows but "
+            f"their row_id differ (row {r + 1}: {int(scores.row_id[r])} in the scores, "
+            f"{int(row_id[r])} in the data; reordered or edited?); rerun `rdia score` on "
+            "this file."
         )

@@ -188,6 +188,11 @@ def handle_errors(fn=None, *, json: bool = False):
             _fail(as_flags(str(e), fn), e.exit_code)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size or a machine with more memory.", 1)
+        except BrokenPipeError:
+            # the reader of standard output went away (`rdia ... -o - | head`): stop quietly
+            # as Unix tools do; later writes (at exit too) go to /dev/null
+            _silence_stdout()
+            raise typer.Exit(141) from None
         except KeyboardInterrupt as e:
             terminated = isinstance(e, Terminated)
             err.print(f"{'terminated' if terminated else 'interrupted'}; no output was written.")
@@ -307,6 +312,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         err.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit raises nothing."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests' CliRunner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main() -> None:

@@ -28,6 +28,22 @@ def _read_transition(path: Path):
     return T.tolist()
 
 
+MAX_HIDDEN = 1_000_000  # units in one hidden layer
+
+
+def hidden_sizes(hidden: str) -> list[int]:
+    """--hidden's comma-separated layer sizes, each 1 to ``MAX_HIDDEN``."""
+    try:
+        sizes = [int(h) for h in hidden.split(",") if h.strip()]
+    except ValueError:
+        raise InputError(f"--hidden must be comma-separated integers, not {hidden!r}.") from None
+    bad = [h for h in sizes if not 1 <= h <= MAX_HIDDEN]
+    if bad or not sizes:
+        raise InputError(f"--hidden {hidden!r}: each layer size must be 1 to {MAX_HIDDEN:,}"
+                         + (f", not {bad[0]:,}" if bad else "") + " (e.g. --hidden 256,128).")
+    return sizes
+
+
 def net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed, hidden,
                  rdia_ls, self_teaching, noise_rate, gamma, tk, method=None,
                  rdia_ls_variant="paper", tk_steps=None, transition=None, sigua_ascent=0.01,
@@ -39,10 +55,7 @@ def net_options(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed,
     opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
             "weight_decay": weight_decay, "schedule": schedule, "seed": seed}
     if hidden:
-        try:
-            opts["arch_args"] = {"hidden": [int(h) for h in hidden.split(",") if h.strip()]}
-        except ValueError:
-            raise InputError(f"--hidden must be comma-separated integers, not {hidden!r}.") from None
+        opts["arch_args"] = {"hidden": hidden_sizes(hidden)}
     if rdia_ls and self_teaching:
         raise InputError("--rdia-ls and --self-teaching are alternatives; give one.")
     flag = "rdia-ls" if rdia_ls else "self-teaching" if self_teaching else None

@@ -15,7 +15,8 @@ import typer
 from rdia_cli.cli.core import OUTPUT_PANEL
 
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed (the same seed, the same result).")]
+SEED_MAX = 2**64 - 1  # numpy's and torch's generators take seeds in [0, 2^64)
+Seed = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Random seed (the same seed, the same result).")]
 
 LOGREG_PANEL, NETWORKS_PANEL, NOISY_PANEL = ("Logistic regression", "Networks",
                                              "Noisy-label methods (networks)")

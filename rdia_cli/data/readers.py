@@ -273,7 +273,11 @@ def _finish(src: Source, found: Parsed, opts: ReadOptions, schema: Schema | None
     if target is not None and target.shape[1] != len(classes):
         raise src.error(
             f"has soft targets over {target.shape[1]} classes but {len(classes)} classes "
-            f"{classes} after reading; soft-labelled data cannot be filtered with `classes`."
+            f"{classes} after reading; "
+            + ("soft-labelled data cannot be filtered with `classes`: leave it out."
+               if opts.classes is not None else
+               "its `target` column and its labels (or the model's classes) disagree; "
+               "make the file again with `rdia relabel`.")
         )
     pos = np.arange(n, dtype=np.int64)
     if row_id is None:

@@ -147,6 +147,7 @@ def load_model(path: str | Path) -> ModelFile:
 
     if not isinstance(payload.get("arch"), str) or payload["arch"] not in KINDS:
         raise InputError(f"`{p}` has unknown architecture {payload.get('arch')!r}.")
+    _check_contents(payload, p)
     return ModelFile(
         arch=payload["arch"],
         arch_args=dict(payload["arch_args"]),
@@ -154,3 +155,71 @@ def load_model(path: str | Path) -> ModelFile:
         meta=dict(payload["meta"]),
         path=str(p),
     )
+
+
+def _check_contents(payload: dict, p: Path) -> None:
+    """The entries, the weights' names and shapes, and the metadata agree with each other and
+    with ``arch``; the weights are finite. Anything else is an ``InputError`` naming ``p``."""
+    import torch
+
+    def bad(what: str) -> InputError:
+        return InputError(f"Model file `{p}` is damaged: {what}; make it again with `rdia train`.")
+
+    for key in ("arch_args", "state", "meta"):
+        if not isinstance(payload.get(key), dict):
+            raise bad(f"its `{key}` entry is missing or not a mapping")
+    args, state, meta = payload["arch_args"], payload["state"], payload["meta"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise bad("its `state` holds values that are not tensors")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(
+            classes):
+        raise bad(f"its metadata `classes` is {classes!r}, not a list of 2 or more distinct values")
+    k = args.get("n_classes")
+    if k != len(classes):
+        raise bad(f"its metadata has {len(classes)} classes {classes} but the weights are for "
+                  f"{k!r} classes")
+    n_features = meta.get("n_features")
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise bad(f"its metadata `n_features` is {n_features!r}, not a positive integer")
+    expected = _expected_shapes(payload["arch"], args, n_features, bad)
+    got = {name: tuple(t.shape) for name, t in state.items()}
+    missing = [n for n in expected if n not in got]
+    extra = [n for n in got if n not in expected]
+    if missing or extra:
+        raise bad(", ".join(
+            ([f"missing weights {', '.join(f'`{n}`' for n in missing)}"] if missing else [])
+            + ([f"weights {', '.join(f'`{n}`' for n in extra)}, which a `{payload['arch']}` "
+                "model does not have"] if extra else [])))
+    for name, shape in expected.items():
+        if got[name] != shape:
+            raise bad(f"weight `{name}` has shape {list(got[name])}, expected {list(shape)}")
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise bad(f"weight `{name}` holds NaN or infinite values")
+
+
+def _expected_shapes(arch: str, args: dict, n_features: int, bad) -> dict[str, tuple]:
+    """Name -> shape of the weights a model ``arch`` built from ``args`` has."""
+    k = args["n_classes"]
+    if arch == "logreg":
+        width = 1 if k == 2 else k
+        return {"weight": (n_features, width), "bias": (width,)}
+    import math
+
+    import torch
+
+    from rdia_cli.models.nets.arch import build_net
+
+    shape = args.get("input_shape")
+    if (not isinstance(shape, list | tuple) or not shape
+            or not all(isinstance(s, int) and s > 0 for s in shape)):
+        raise bad(f"its `arch_args` `input_shape` is {shape!r}, not a list of positive sizes")
+    if math.prod(shape) != n_features:
+        raise bad(f"its `input_shape` {list(shape)} does not hold its {n_features} features")
+    try:
+        with torch.device("meta"):
+            net = build_net(arch, args)
+    except (InputError, KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise bad(f"its `arch_args` do not describe a `{arch}` network ({e})") from None
+    return {name: tuple(t.shape) for name, t in net.state_dict().items()}

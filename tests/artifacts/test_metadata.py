@@ -140,5 +140,5 @@ def test_callers_keep_their_strictness(tmp_path):
     scores = tmp_path / "s.parquet"
     _scores_file(scores, {b"rdia.kind": b'"scores"', b"rdia.classes": b"[0, 1]",
                           b"rdia.note": b"not json"})
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(InputError, match="`rdia.note` is not JSON"):  # strict, one clear line
         read_scores(scores)

@@ -10,7 +10,7 @@ import typer
 
 from rdia_cli.cli.checks import check_train_options, device_of
 from rdia_cli.cli.core import app, handle_errors
-from rdia_cli.cli.params import LOGREG_PANEL, NETWORKS_PANEL, Device, ModelOutput
+from rdia_cli.cli.params import LOGREG_PANEL, NETWORKS_PANEL, SEED_MAX, Device, ModelOutput
 from rdia_cli.cli.reading import ReadArgs, load, read_options
 from rdia_cli.cli.render import activity, fmt_value, say, summary_table, warn_not_converged
 
@@ -26,7 +26,7 @@ def retrain(
     val: Annotated[Path | None, typer.Option("--val", help="The clean set to add back to a `relabel --strategy auto` file written without it (its fingerprint is checked).", show_default="the file CLEANED records")] = None,
     from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Start from a fresh model instead of MODEL's weights.")] = False,
     device: Device = "auto",
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed of a network's retraining (logistic regression needs none).", show_default="MODEL's")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=SEED_MAX, help="Random seed of a network's retraining (logistic regression needs none).", show_default="MODEL's")] = None,
     l2: Annotated[float | None, typer.Option("--l2", help="Override λ; on `relabel --strategy auto` output: one fit on all its rows, no blend with the clean set alone.", show_default="MODEL's, or the λ auto chose", rich_help_panel=LOGREG_PANEL)] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override the epochs.", show_default="MODEL's", rich_help_panel=NETWORKS_PANEL)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Override the learning rate.", show_default="MODEL's ÷ 10 when warm-starting", rich_help_panel=NETWORKS_PANEL)] = None,

@@ -474,6 +474,13 @@ def map_classes(
                 wanted.append(f)
         else:
             wanted = list(opts.classes)
+        seen: dict = {}
+        for c, w in zip(opts.classes, wanted, strict=True):
+            if w in seen:
+                raise InputError(f"`classes` names label {seen[w]}"
+                                 + (f" twice (as {c})" if c != seen[w] else " twice")
+                                 + "; give each class once, e.g. `1,7`.")
+            seen[w] = c
         found = _lookup(values, numeric, wanted)
         missing = [c for k, c in enumerate(opts.classes) if k not in set(found.tolist())]
         if missing:

@@ -1,0 +1,178 @@
+"""Every bad file or option exits 2 with one line naming what is wrong (#28): never a traceback,
+never "internal error", no output written, the inputs unchanged.
+
+One row per case: how to make the bad input in the test's folder (from a good model and scores
+file), the command's arguments, the exit code and a fragment of the message."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from rdia_cli.models.io import _deterministic_bytes
+from tests.cli_helpers import ok, rdia
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, cancer_svm):
+    """A folder with train.svm, val.svm, a logistic-regression model m.pt and its scores."""
+    d = tmp_path_factory.mktemp("good")
+    for name in ("train.svm", "val.svm"):
+        shutil.copy(cancer_svm / name, d / name)
+    ok(rdia("train", d / "train.svm", "-o", d / "m.pt", "--device", "cpu", "-q"))
+    ok(rdia("score", d / "train.svm", "--val", d / "val.svm", "--model", d / "m.pt",
+            "-o", d / "s.parquet", "--device", "cpu", "-q"))
+    return d
+
+
+# --- makers: (folder) -> the command's arguments; they write the bad input into the folder -----
+
+def _model(change):
+    def make(d):
+        payload = torch.load(d / "m.pt", weights_only=True)
+        payload = copy.deepcopy(payload)
+        change(payload)
+        if "meta" in payload:
+            (d / "bad.pt").write_bytes(_deterministic_bytes(payload))
+        else:  # _deterministic_bytes needs one
+            torch.save(payload, d / "bad.pt")
+        return ["evaluate", d / "bad.pt", "--data", d / "val.svm", "--device", "cpu"]
+    return make
+
+
+def _scores(change):
+    def make(d):
+        t = pq.read_table(d / "s.parquet")
+        t, md = change(t, dict(t.schema.metadata))
+        pq.write_table(t.replace_schema_metadata(md), d / "bad.parquet")
+        return ["relabel", d / "train.svm", "--scores", d / "bad.parquet", "-o", d / "out.parquet"]
+    return make
+
+
+def _set_meta(key, value):
+    def change(t, md):
+        if value is None:
+            del md[key]
+        else:
+            md[key] = value
+        return t, md
+    return change
+
+
+def _string_phi(t, md):
+    i = t.column_names.index("phi")
+    return t.set_column(i, "phi", pa.array([str(v) for v in t.column("phi").to_pylist()])), md
+
+
+def _setitem(path, value):
+    def change(payload):
+        *head, last = path
+        target = payload
+        for k in head:
+            target = target[k]
+        if value is _DELETE:
+            del target[last]
+        else:
+            target[last] = value
+    return change
+
+
+_DELETE = object()
+
+
+def _nan_weight(payload):
+    payload["state"]["weight"][0, 0] = float("nan")
+
+
+def _long_name(d):
+    return ["relabel", d / "train.svm", "--scores", d / "s.parquet", "-o",
+            d / ("a" * 250 + ".parquet")]
+
+
+def _soft(d):
+    pq.write_table(pa.table({"a": [0.1, 0.2, 0.3], "label": [0, 1, 1],
+                             "target": pa.array([[0.5, 0.3, 0.2]] * 3, pa.list_(pa.float32()))}),
+                   d / "soft.parquet")
+    return ["convert", d / "soft.parquet", "-o", d / "out.parquet"]
+
+
+CASES = [
+    # model files
+    ("model without arch_args", _model(_setitem(["arch_args"], _DELETE)), 2, "`arch_args` entry"),
+    ("model without a weight", _model(_setitem(["state", "bias"], _DELETE)), 2,
+     "missing weights `bias`"),
+    ("model with a changed arch", _model(_setitem(["arch"], "mlp")), 2, "`input_shape`"),
+    ("model with NaN weights", _model(_nan_weight), 2, "NaN or infinite"),
+    ("model whose classes disagree with its weights",
+     _model(_setitem(["meta", "classes"], [-1, 1, 2])), 2, "has 3 classes"),
+    ("model with a weight of the wrong shape",
+     _model(_setitem(["state", "weight"], torch.zeros(5, 1))), 2, "expected [30, 1]"),
+    ("model without meta", _model(_setitem(["meta"], _DELETE)), 2, "`meta` entry"),
+    # scores files
+    ("scores with a string phi", _scores(_string_phi), 2, "column `phi` holds string"),
+    ("scores with probs unlike the classes",
+     _scores(_set_meta(b"rdia.classes", b"[-1, 1, 2]")), 2, "`probs` has 2 values"),
+    ("scores without classes", _scores(_set_meta(b"rdia.classes", None)), 2,
+     "`rdia.classes` is missing"),
+    ("scores with metadata that is not JSON", _scores(_set_meta(b"rdia.classes", b"[-1, 1")), 2,
+     "`rdia.classes` is not JSON"),
+    ("scores with no rows", _scores(lambda t, md: (t.slice(0, 0), md)), 2, "it has no rows"),
+    ("scores with reordered rows",
+     _scores(lambda t, md: (t.take(pa.array(range(len(t) - 1, -1, -1))), md)), 2,
+     "both have 400 rows but their row_id differ"),
+    # data files
+    ("soft targets over other classes, no --classes", _soft, 2,
+     "its `target` column and its labels"),
+    # outputs and options
+    ("--classes 1,1", lambda d: ["convert", d / "train.svm", "-o", d / "out.parquet",
+                                 "--classes", "1,1"], 2, "--classes names label 1 twice"),
+    ("a 250-character output name", _long_name, 2, "is too long"),
+    ("--seed -1", lambda d: ["split", d / "train.svm", "-o", d / "out", "--seed", "-1"], 2,
+     "--seed"),
+    ("--seed 2^64", lambda d: ["split", d / "train.svm", "-o", d / "out", "--seed",
+                               str(2**64)], 2, "--seed"),
+    ("--hidden 0", lambda d: ["train", d / "train.svm", "--model-type", "mlp", "--hidden", "0",
+                              "-o", d / "out.pt"], 2, "each layer size must be 1 to"),
+    ("--hidden 1e11", lambda d: ["train", d / "train.svm", "--model-type", "mlp", "--hidden",
+                                 "100000000000", "-o", d / "out.pt"], 2,
+     "each layer size must be 1 to"),
+]
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("make", "code", "fragment"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(good, tmp_path, make, code, fragment):
+    for p in good.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    args = make(tmp_path)
+    before = _snapshot(tmp_path)
+    res = rdia(*args)
+    assert res.exit_code == code, (res.stdout, res.stderr)
+    text = " ".join((res.stdout + res.stderr).split())  # Typer's boxes wrap lines
+    assert fragment in text, text
+    assert "Traceback" not in text and "internal error" not in text, text
+    assert _snapshot(tmp_path) == before  # nothing written, no input changed
+
+
+def test_a_closed_pipe_ends_quietly(good, tmp_path):
+    """`rdia relabel ... -o - | head -c 10`: exit 141 (SIGPIPE) silently, as Unix tools do."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdia_cli", "relabel", str(good / "train.svm"), "--scores",
+         str(good / "s.parquet"), "-o", "-", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert stderr == ""
