@@ -88,7 +88,14 @@ def read_csv(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
             f"has {row.actual_columns} fields on {at}, but its header has "
             f"{row.expected_columns}; every line needs one value per column."
         )
-    names = [str(c).strip() for c in table.column_names]  # `label, f1, f2` works too
+    try:
+        names = [str(c).strip() for c in table.column_names]  # `label, f1, f2` works too
+    except UnicodeDecodeError as e:
+        shown = bytes(e.object).decode("utf-8", "replace")
+        raise src.error(
+            f"has a header (line 1) that is not UTF-8 text: column name `{shown}` holds byte "
+            f"0x{e.object[e.start]:02x} (saved as cp1252/Latin-1?); save the file as UTF-8."
+        ) from None
     if names != list(table.column_names):
         table = table.rename_columns(names)
     if len(set(names)) != len(names):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -31,7 +32,7 @@ def _parse_idx(data: bytes, name: str) -> np.ndarray:
         raise InputError(f"{name} has a truncated IDX header.")
     dims = struct.unpack(f">{ndim}I", data[4:head])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    count = int(np.prod(dims, dtype=np.int64))
+    count = math.prod(dims)  # Python ints: a forged header cannot overflow to a small count
     if len(data) - head != count * dtype.itemsize:
         raise InputError(
             f"{name} holds {len(data) - head} data bytes, but its header {list(dims)} needs "

@@ -52,6 +52,9 @@ def read_parquet(
     _parquet_sparse_rows); everything else is read as one table. ``rows``: see read_dataset."""
     f = _ParquetInput(src, rows)
     table, names, meta = f.table, f.names, f.meta
+    if len(set(names)) != len(names):
+        dups = sorted({c for c in names if names.count(c) > 1})
+        raise src.error(f"has duplicate column names {dups}; give each column its own name.")
     rdia_file = "format_version" in meta
     label_col = opts.label_column
     if rdia_file and isinstance(meta.get("label_column"), str) and meta["label_column"] in names:
