@@ -129,6 +129,18 @@ def _huge_idx(d):
             d / "out.parquet"]
 
 
+def _image_shape(path):
+    pq.write_table(pa.table({"label": [0, 1], "pixels": pa.array([[0.1, 0.2]] * 2)})
+                   .replace_schema_metadata({b"rdia.image_shape": b"[-1, -2]"}), path)
+
+
+def _n_features(path):
+    pq.write_table(pa.table({"label": [0, 1],
+                             "indices": pa.array([[0], [1]], pa.list_(pa.int32())),
+                             "values": pa.array([[1.0], [2.0]], pa.list_(pa.float32()))})
+                   .replace_schema_metadata({b"rdia.n_features": b'"abc"'}), path)
+
+
 CASES = [
     # model files
     ("model without arch_args", _model(_setitem(["arch_args"], _DELETE)), 2, "`arch_args` entry"),
@@ -158,6 +170,10 @@ CASES = [
      "duplicate column names ['a']"),
     ("CSV with a cp1252 header", _convert("cp.csv", _cp1252_csv), 2,
      "header (line 1) that is not UTF-8"),
+    ("Parquet with negative rdia.image_shape", _convert("img.parquet", _image_shape), 2,
+     "`rdia.image_shape` [-1, -2]; it must be a list of positive integers"),
+    ("Parquet with rdia.n_features \"abc\"", _convert("nf.parquet", _n_features), 2,
+     "`rdia.n_features` 'abc'"),
     ("IDX dimensions that overflow", _huge_idx, 2, "needs 9903520314283042199192993792"),
     ("soft targets over other classes, no --classes", _soft, 2,
      "its `target` column and its labels"),

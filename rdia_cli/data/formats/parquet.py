@@ -4,6 +4,7 @@ and extra columns, and the ``rdia.*`` metadata (:mod:`rdia_cli.artifacts.metadat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -287,8 +288,11 @@ def _parquet_images(src: Source, table: Any, meta: dict, n: int) -> tuple[np.nda
             "has a `pixels` column but no `rdia.image_shape` metadata (e.g. [1, 28, 28]); add "
             "it so the images can be rebuilt."
         )
-    shape = tuple(int(s) for s in shape)
-    size = int(np.prod(shape))
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise src.error(f"has `rdia.image_shape` {shape!r}; it must be a list of positive "
+                        "integers (e.g. [1, 28, 28]).")
+    shape = tuple(shape)
+    size = math.prod(shape)
     offsets, values, nulls = _list_parts(table.column("pixels"))
     lengths = np.diff(offsets)
     bad = np.flatnonzero(lengths != size)
@@ -331,7 +335,10 @@ def _parquet_sparse_rows(
     concatenation copy, no Python object per row."""
     n = stop - start
     stated = opts.n_features if opts.n_features is not None else meta.get("n_features")
-    stated = None if stated is None else int(stated)
+    if stated is not None and (isinstance(stated, bool) or not isinstance(stated, int)
+                               or stated < 1):
+        raise src.error(f"has `rdia.n_features` {stated!r} in its metadata; it must be a "
+                        "positive integer (or give --n-features).")
     schema = pf.metadata.schema
     leaf = next((j for j in range(len(schema)) if schema.column(j).path.split(".")[0]
                  == "indices"), None)
