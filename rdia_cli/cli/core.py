@@ -330,6 +330,10 @@ def main() -> None:
     import warnings
 
     global _python_showwarning
+    if sys.stdout is None:  # started with standard output closed (`rdia evaluate ... >&-`)
+        sys.stderr.write("error: standard output is closed; rdia prints its results there. "
+                         "Redirect it (`> FILE` or `> /dev/null`) instead of closing it.\n")
+        raise SystemExit(2)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _python_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning

@@ -60,6 +60,17 @@ def split_dataset(
 
     rest, test_idx = cut(idx, n_test)
     train_idx, val_idx = cut(rest, n_val)
+    if len(np.unique(ds.y)) > 1 and len(np.unique(ds.y[train_idx])) < 2:
+        import warnings
+
+        from rdia_cli.data.readers import DataWarning
+
+        warnings.warn(
+            f"Splitting {n} rows into val={val} and test={test} leaves {len(train_idx)} "
+            f"training row(s), all of class {ds.classes[int(ds.y[train_idx[0]])]!r}; a model "
+            "needs at least two classes to train: use more rows or smaller fractions.",
+            DataWarning, stacklevel=2,
+        )
     return ds.subset(train_idx), ds.subset(val_idx), ds.subset(test_idx)
 
 

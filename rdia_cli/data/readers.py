@@ -44,6 +44,8 @@ from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.formats.cifar import read_cifar
 from rdia_cli.data.formats.common import (
     FORMATS,
+    MAX_FEATURES,
+    UNDECLARED_WIDTH,
     Parsed,
     ReadOptions,
     Schema,
@@ -258,6 +260,39 @@ def _first_nonfinite(X: Any) -> tuple[int, int] | None:
     return _first_nonfinite_dense(X)
 
 
+def _check_width(src: Source, X: Any, found: Parsed, pos: np.ndarray) -> None:
+    """No features at all, or a sparse width far beyond what the file's values justify (one
+    stray index 100000000 in a 2 KB file made models of 10^8 × K weights): refused before any
+    model is built, unless the width was declared (``n_features``)."""
+    width = int(np.prod(X.shape[1:])) if X.ndim > 1 else 0
+    if width == 0:
+        raise src.error("has no features (only labels); each row needs at least one feature.")
+    if width > MAX_FEATURES:
+        raise src.error(f"is {width:,} features wide; rdia handles at most {MAX_FEATURES:,}.")
+    if not sp.issparse(X) or found.declared_width:
+        return
+    limit = max(UNDECLARED_WIDTH, 100 * X.nnz)
+    if width > limit and X.nnz:
+        k = int(np.argmax(X.indices))
+        row = int(np.searchsorted(X.indptr, k, side="right") - 1)
+        raise src.error(
+            f"has {found.column(int(X.indices[k]))} {found.where(int(pos[row]))}, which makes it "
+            f"{width:,} features wide for {X.nnz:,} stored values (more than {limit:,}); "
+            "check that index, or declare the width with `n_features`."
+        )
+
+
+def _check_weight(src: Source, weight: np.ndarray, where: Callable[[int], str],
+                  pos: np.ndarray) -> None:
+    neg = np.flatnonzero(weight < 0)
+    if neg.size:
+        r = int(neg[0])
+        raise src.error(f"has a negative `weight` {weight[r]:g} {where(int(pos[r]))}; sample "
+                        "weights must be 0 or more.")
+    if weight.size and not (weight > 0).any():
+        raise src.error("has `weight` 0 on every row; at least one row needs a positive weight.")
+
+
 def _finish(src: Source, found: Parsed, opts: ReadOptions, schema: Schema | None) -> Dataset:
     """What every format reader's result goes through: classes (``classes`` filter, the file's
     or the model's class order), dropped rows, finiteness, a stray label's warning, and the
@@ -294,6 +329,9 @@ def _finish(src: Source, found: Parsed, opts: ReadOptions, schema: Schema | None
         table = None if table is None else table.filter(pa.array(mask))
     if X is None:  # a table with text or missing cells: the prep makes X from the kept rows
         X, feature_names, column = _encode_table(src, found, table, pos, meta)
+    _check_width(src, X, found, pos)
+    if weight is not None:
+        _check_weight(src, weight, where, pos)
     bad = _first_nonfinite(X) if found.check_finite else None
     if bad is not None:
         r, c = bad

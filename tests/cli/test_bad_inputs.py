@@ -7,6 +7,7 @@ file), the command's arguments, the exit code and a fragment of the message."""
 from __future__ import annotations
 
 import copy
+import gzip
 import shutil
 import subprocess
 import sys
@@ -141,7 +142,53 @@ def _n_features(path):
                    .replace_schema_metadata({b"rdia.n_features": b'"abc"'}), path)
 
 
+def _text(text, name="bad.svm"):
+    def make(d):
+        (d / name).write_text(text)
+        return ["train", d / name, "-o", d / "out.pt", "--device", "cpu", "-q"]
+    return make
+
+
+def _sparse(indices, typ, meta=None):
+    def write(path):
+        t = pa.table({"label": [0, 1], "indices": pa.array(indices, pa.list_(typ)),
+                      "values": pa.array([[1.0], [2.0]], pa.list_(pa.float32()))})
+        pq.write_table(t.replace_schema_metadata(meta or {}), path)
+    return _convert("sp.parquet", write)
+
+
+def _weights(values):
+    def write(path):
+        pq.write_table(pa.table({"a": [0.1, 0.2, 0.3], "label": [0, 1, 1], "weight": values})
+                       .replace_schema_metadata({b"rdia.format_version": b"1"}), path)
+    return _convert("w.parquet", write)
+
+
 CASES = [
+    # widths and allocations (before any model is built)
+    ("LIBSVM index 10^8 in a tiny file", _text("1 100000000:1\n0 1:1\n"), 2,
+     "100,000,000 features wide for 2 stored values"),
+    ("LIBSVM index 2^31", _text("1 2147483648:1\n0 1:1\n"), 2,
+     "feature index 2147483648 on line 1"),
+    ("sparse Parquet index 10^12", _sparse([[0], [10**12]], pa.int64()), 2,
+     "rdia handles at most 2,147,483,647"),
+    ("rdia.n_features 1e11", _sparse([[0], [1]], pa.int32(), {b"rdia.n_features": b"100000000000"}),
+     2, "integer from 1 to 2,147,483,647"),
+    ("--n-features 1e10", lambda d: ["train", d / "train.svm", "--n-features", "10000000000",
+                                     "-o", d / "out.pt"], 2, "--n-features must be 1 to"),
+    ("a gzip of 4 MB of zeros",
+     _convert("z.svm.gz", lambda p: p.write_bytes(gzip.compress(bytes(4_300_000)))), 2,
+     "holds binary data once decompressed"),
+    # silent misreads
+    ("LIBSVM float index", _text("1 1.5:3\n0 1:1\n"), 2, "integer feature index in `1.5:3`"),
+    ("sparse Parquet float indices", _sparse([[0.5], [1.0]], pa.float64()), 2,
+     "`indices` of type float64"),
+    ("negative weight in rdia's file", _weights([1.0, -2.0, 1.0]), 2, "negative `weight` -2"),
+    ("all-zero weights", _weights([0.0, 0.0, 0.0]), 2, "`weight` 0 on every row"),
+    # degenerate data
+    ("LIBSVM with labels only", _text("1\n0\n"), 2, "has no features"),
+    ("CSV with only a label column", _text("label\n1\n0\n", "lab.csv"), 2, "has no features"),
+
     # model files
     ("model without arch_args", _model(_setitem(["arch_args"], _DELETE)), 2, "`arch_args` entry"),
     ("model without a weight", _model(_setitem(["state", "bias"], _DELETE)), 2,
@@ -224,3 +271,21 @@ def test_a_closed_pipe_ends_quietly(good, tmp_path):
     # 0 where the whole file fitted in the pipe's buffer before the reader went away
     code = proc.wait(timeout=120)
     assert code in (141, 0) and stderr == "", (code, stderr)
+
+
+def test_a_closed_stdout_is_an_error(good, tmp_path):
+    """`rdia evaluate ... >&-` printed its metrics nowhere and exited 0 (#28): exit 2, one line."""
+    cmd = (f"{sys.executable} -m rdia_cli evaluate {good / 'm.pt'} --data {good / 'val.svm'} "
+           "--device cpu >&-")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, cwd=tmp_path, timeout=120)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2 and "standard output is closed" in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_one_class_training_split_warns(tmp_path):
+    """`rdia split` of 3 rows left a one-class training set silently (#28): it warns."""
+    (tmp_path / "three.svm").write_text("1 1:0.5\n0 1:0.1\n1 1:0.7\n")
+    res = rdia("split", tmp_path / "three.svm", "-o", tmp_path / "out")
+    text = " ".join((res.stdout + res.stderr).split())
+    assert res.exit_code == 0 and "a model needs at least two classes" in text, text

@@ -625,3 +625,12 @@ def test_shared_a9a_and_mnist():
     assert mnist.X.shape == (1135 + 1028, 1, 28, 28)
     assert mnist.classes == [1, 7]
     assert np.bincount(mnist.y).tolist() == [1135, 1028]
+
+
+def test_parquet_weight_column_of_a_user_table_is_a_feature(tmp_path):
+    """Only rdia's own files (``rdia.format_version``) and sparse files carry sample weights in
+    `weight`; in a user's table it is a feature, as in CSV (#28)."""
+    path = str(tmp_path / "w.parquet")
+    pq.write_table(pa.table({"a": [0.1, 0.2], "weight": [1.0, -2.0], "label": [0, 1]}), path)
+    ds = read(path)
+    assert ds.weight is None and ds.feature_names == ["a", "weight"]

@@ -31,6 +31,12 @@ FORMATS = ("auto", "libsvm", "csv", "parquet", "idx", "cifar")
 DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
+# The widest feature space rdia reads (int32 sparse indices), and the widest a sparse file may
+# be without declaring it (`n_features`): max(UNDECLARED_WIDTH, 100 x its stored values).
+MAX_FEATURES = 2**31 - 1
+UNDECLARED_WIDTH = 1_000_000
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read one input file.
@@ -72,8 +78,9 @@ class ReadOptions:
             raise InputError(
                 f"Unknown input format `{self.format}`; use one of {', '.join(FORMATS)}."
             )
-        if self.n_features is not None and int(self.n_features) < 1:
-            raise InputError(f"`n_features` must be at least 1, got {self.n_features}.")
+        if self.n_features is not None and not 1 <= int(self.n_features) <= MAX_FEATURES:
+            raise InputError(f"`n_features` must be 1 to {MAX_FEATURES:,}, got "
+                             f"{self.n_features}.")
         if self.classes is not None:
             classes = tuple(str(c).strip() for c in self.classes)
             if not classes or any(c == "" for c in classes):
@@ -333,6 +340,16 @@ def looks_binary(head: bytes) -> bool:
     text = head.decode(errors="replace")
     odd = sum(c == "\ufffd" or (not c.isprintable() and c not in "\t\n\r\f\v") for c in text)
     return odd > 0.1 * max(len(text), 1)
+
+
+def refuse_compressed_binary(src: Source, kind: str) -> None:
+    """A gzip/bz2/xz file whose first decompressed bytes are binary (4 MB of gzipped zeros
+    grew to 6 GB in the text parser before failing) is refused before the rest is read."""
+    if _compression(src.path) is not None and looks_binary(peek(src.path, 4096)):
+        raise src.error(
+            f"holds binary data once decompressed, not {kind} text; pass `format` (`--format`) "
+            "if it is another format."
+        )
 
 
 def base_name(path: str) -> str:

@@ -20,6 +20,7 @@ from rdia_cli.data.formats.common import (
     csv_input,
     open_input,
     peek,
+    refuse_compressed_binary,
     user_table,
 )
 
@@ -52,6 +53,7 @@ def _csv_line_of_text(src: Source, text: str) -> int | None:
 def read_csv(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
     import pyarrow.csv as pacsv
 
+    refuse_compressed_binary(src, "CSV")
     first = peek(src.path, 65536).split(b"\n", 1)[0]
     if base_name(src.path).endswith(".tsv") or (b"\t" in first and b"," not in first):
         delimiter = "\t"

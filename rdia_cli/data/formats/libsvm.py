@@ -24,6 +24,7 @@ from rdia_cli.data.formats.common import (
     numpy_of,
     open_input,
     peek,
+    refuse_compressed_binary,
 )
 
 
@@ -101,6 +102,9 @@ def _libsvm_find_error(src: Source) -> str | None:
                             f"{_shown(tok)}")
                 if idx < 0:
                     return f"has a malformed line {lineno}: negative feature index in {_shown(tok)}"
+                if idx >= 2**31:
+                    return (f"has feature index {idx} on line {lineno}; rdia handles indices "
+                            f"below {2**31:,}")
                 if idx <= prev:
                     return (
                         f"has a malformed line {lineno}: feature indices must be increasing "
@@ -237,6 +241,7 @@ def libsvm_lines_parse(src: Source) -> tuple[sp.csr_matrix, np.ndarray]:
 
 
 def read_libsvm(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed:
+    refuse_compressed_binary(src, "LIBSVM/SVMlight")
     fast = libsvm_fast(src)
     try:
         if fast is not None:

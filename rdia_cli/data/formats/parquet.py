@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from rdia_cli.artifacts import metadata
 from rdia_cli.data.formats.common import (
+    MAX_FEATURES,
     Parsed,
     ReadOptions,
     Schema,
@@ -69,7 +70,8 @@ def read_parquet(
         )
     if table.num_rows == 0:
         raise src.error("has no data rows.")
-    row_id, target, weight, used = _rdia_columns(f, label_col)
+    row_id, target, weight, used = _rdia_columns(
+        f, label_col, rdia_file or "indices" in names or "pixels" in names)
     features = _features(f, opts, schema, label_col, used, rdia_file)
     X, column, feature_names, table_part, sparse_file = features
     extra = {name: _extra_column(table.column(name)) for name in names if name not in used}
@@ -148,9 +150,11 @@ class _ParquetInput:
         return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
-def _rdia_columns(f: _ParquetInput, label_col: str):
+def _rdia_columns(f: _ParquetInput, label_col: str, weights: bool):
     """The columns with a fixed meaning: ``row_id``, soft ``target`` and ``weight`` (each None
-    when absent), and the set of columns used so far."""
+    when absent), and the set of columns used so far. ``weight`` is sample weights only where
+    ``weights``: rdia's own files (``rdia.format_version``) and sparse or image files; in a
+    user's table it is a feature, as in CSV."""
     table, names, src, n = f.table, f.names, f.src, f.table.num_rows
     used = {label_col}
     row_id = None
@@ -175,7 +179,7 @@ def _rdia_columns(f: _ParquetInput, label_col: str):
         _check_target(src, target, f.where)
         used.add("target")
     weight = None
-    if "weight" in names and label_col != "weight":
+    if weights and "weight" in names and label_col != "weight":
         col = table.column("weight")
         if col.null_count:
             r = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
@@ -336,9 +340,9 @@ def _parquet_sparse_rows(
     n = stop - start
     stated = opts.n_features if opts.n_features is not None else meta.get("n_features")
     if stated is not None and (isinstance(stated, bool) or not isinstance(stated, int)
-                               or stated < 1):
-        raise src.error(f"has `rdia.n_features` {stated!r} in its metadata; it must be a "
-                        "positive integer (or give --n-features).")
+                               or not 1 <= stated <= MAX_FEATURES):
+        raise src.error(f"has `rdia.n_features` {stated!r} in its metadata; it must be an "
+                        f"integer from 1 to {MAX_FEATURES:,} (or give --n-features).")
     schema = pf.metadata.schema
     leaf = next((j for j in range(len(schema)) if schema.column(j).path.split(".")[0]
                  == "indices"), None)
@@ -365,6 +369,9 @@ def _parquet_sparse_rows(
                 f"has {int(np.diff(i_off)[r])} indices but {int(np.diff(v_off)[r])} values in "
                 f"row {first + r + 1}; the `indices` and `values` lists must have equal lengths."
             )
+        if idx.dtype.kind not in "iu":
+            raise src.error(f"has `indices` of type {idx.dtype}; feature indices must be "
+                            "integers (a list of int32 or int64).")
         m = int(idx.size)
         if m:
             lo, hi = int(idx.min()), int(idx.max())
