@@ -35,6 +35,22 @@ MODEL_TYPES = tuple(KINDS)  # rdia_cli.models.kinds: one object per model kind
 
 
 # --- train ------------------------------------------------------------------------------------
+# The most float64 weights a model may need for its first layer (P × K), refused before it is
+# allocated: 4 GiB of weights, before the solver's copies of them.
+MAX_MODEL_BYTES = 4 * 2**30
+
+
+def _check_model_size(ds: Dataset) -> None:
+    P, K = int(ds.n_features), max(len(ds.classes), 1)
+    need = 8 * P * K
+    if need > MAX_MODEL_BYTES:
+        raise InputError(
+            f"A model on {P:,} features × {K} classes needs {need / 2**30:,.1f} GiB for its "
+            f"weights alone (rdia allows {MAX_MODEL_BYTES // 2**30} GiB); give a smaller "
+            "`n_features` or reduce the features."
+        )
+
+
 def train_model(
     ds: Dataset,
     *,
@@ -51,6 +67,7 @@ def train_model(
     """A model of kind ``model_type`` (``rdia_cli.models.kinds``) fit to ``ds``: ``l2``,
     ``fit_intercept``, ``tol``, ``max_iter`` for logistic regression, ``net_options`` (the dict
     form of ``rdia_cli.models.nets.training.NetSettings`` and one method) for networks."""
+    _check_model_size(ds)
     return kind_of(model_type).fit(ds, device=device, l2=l2, fit_intercept=fit_intercept,
                                    tol=tol, max_iter=max_iter, net_options=net_options,
                                    init=init, progress=progress)

@@ -179,6 +179,9 @@ CASES = [
     ("a gzip of 4 MB of zeros",
      _convert("z.svm.gz", lambda p: p.write_bytes(gzip.compress(bytes(4_300_000)))), 2,
      "holds binary data once decompressed"),
+    ("--n-features 2e9 (a 30 GiB model)",
+     lambda d: ["train", d / "train.svm", "--n-features", "2000000000", "-o", d / "out.pt",
+                "--device", "cpu"], 2, "for its weights alone"),
     # silent misreads
     ("LIBSVM float index", _text("1 1.5:3\n0 1:1\n"), 2, "integer feature index in `1.5:3`"),
     ("sparse Parquet float indices", _sparse([[0.5], [1.0]], pa.float64()), 2,
