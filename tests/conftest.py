@@ -61,6 +61,17 @@ def write_svm(path, X, y) -> Path:
     return Path(path)
 
 
+def write_splits(d: Path, X, y, noisy, n_train: int, n_val: int) -> Path:
+    """``d/train.svm`` (the first ``n_train`` rows, ``noisy`` labels), ``d/val.svm`` (the next
+    ``n_val``, true labels) and ``d/test.svm`` (the rest, true labels, if any)."""
+    write_svm(d / "train.svm", X[:n_train], noisy[:n_train])
+    end = n_train + n_val
+    write_svm(d / "val.svm", X[n_train:end], y[n_train:end])
+    if end < len(y):
+        write_svm(d / "test.svm", X[end:], y[end:])
+    return d
+
+
 def noisy_linear(n_samples: int, n_features: int, *, seed: int, n_noisy: int = 0,
                  rate: float = 0.3, labels=(0, 1)):
     """``(X, y, noisy)``: standard-normal X, labels from a random linear model plus noise, and

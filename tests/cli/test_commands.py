@@ -12,7 +12,7 @@ import torch
 
 from rdia_cli.cli import app
 from tests.cli_helpers import ok, rdia
-from tests.conftest import noisy_linear, write_svm
+from tests.conftest import noisy_linear, write_splits, write_svm
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,7 @@ def files(tmp_path_factory):
     """Noisy train, clean val and test as LIBSVM files with -1/+1 labels."""
     d = tmp_path_factory.mktemp("cli")
     X, y, noisy = noisy_linear(500, 6, seed=0, n_noisy=300, labels=(-1, 1))
-    write_svm(d / "train.svm", X[:300], noisy[:300])
-    write_svm(d / "val.svm", X[300:400], y[300:400])
-    write_svm(d / "test.svm", X[400:], y[400:])
+    write_splits(d, X, y, noisy, 300, 100)
     return d
 
 

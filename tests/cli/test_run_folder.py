@@ -16,7 +16,7 @@ import pytest
 
 from rdia_cli.errors import RuntimeFailure
 from tests.cli_helpers import ok, rdia
-from tests.conftest import noisy_linear, write_svm
+from tests.conftest import noisy_linear, write_splits
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("runfolder")
     X, y, noisy = noisy_linear(300, 4, seed=0)
     noisy[:40] = 1 - noisy[:40]
-    write_svm(d / "train.svm", X[:200], noisy[:200])
-    write_svm(d / "val.svm", X[200:250], y[200:250])
-    write_svm(d / "test.svm", X[250:], y[250:])
+    write_splits(d, X, y, noisy, 200, 50)
     return d
 
 

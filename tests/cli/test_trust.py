@@ -23,7 +23,7 @@ from rdia_cli.artifacts.atomic import atomic_path, check_output, remove_stale_te
 from rdia_cli.data.readers import DataWarning, ReadOptions, read_dataset
 from rdia_cli.errors import InputError, RuntimeFailure
 from tests.cli_helpers import ok, rdia
-from tests.conftest import noisy_linear, write_svm
+from tests.conftest import noisy_linear, write_splits
 
 
 def refused(result, *words, code=2):
@@ -55,9 +55,7 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("trust")
     X, y, noisy = noisy_linear(300, 4, seed=0)
     noisy[:40] = 1 - noisy[:40]
-    write_svm(d / "train.svm", X[:200], noisy[:200])
-    write_svm(d / "val.svm", X[200:250], y[200:250])
-    write_svm(d / "test.svm", X[250:], y[250:])
+    write_splits(d, X, y, noisy, 200, 50)
     _write_csv(d / "train.csv", X[:200], noisy[:200])
     ok(rdia("train", d / "train.svm", "-o", d / "lr.pt", "--device", "cpu"))
     ok(rdia("train", d / "train.csv", "-o", d / "lr_csv.pt", "--device", "cpu"))

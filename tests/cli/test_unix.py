@@ -10,16 +10,14 @@ import sys
 import pytest
 
 from tests.cli_helpers import ok, rdia
-from tests.conftest import noisy_linear, write_svm
+from tests.conftest import noisy_linear, write_splits
 
 
 @pytest.fixture(scope="module")
 def d(tmp_path_factory):
     d = tmp_path_factory.mktemp("unix")
     X, y, noisy = noisy_linear(240, 5, seed=1, n_noisy=120, labels=(-1, 1))
-    write_svm(d / "train.svm", X[:120], noisy[:120])
-    write_svm(d / "val.svm", X[120:180], y[120:180])
-    write_svm(d / "test.svm", X[180:], y[180:])
+    write_splits(d, X, y, noisy, 120, 60)
     ok(rdia("train", d / "train.svm", "-o", d / "lr.pt", "--device", "cpu"))
     ok(rdia("score", d / "train.svm", "--val", d / "val.svm", "--model", d / "lr.pt",
             "-o", d / "scores.parquet"))
