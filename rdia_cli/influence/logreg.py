@@ -3,6 +3,10 @@
 Φ_i = -∇ℓ_i·s with ∇ℓ_i = x̃_i ⊗ r_i (r_i = (Σt) p_i - t_i), so Φ = -rowsum(R ∘ (X̃ S)): one
 matrix product, never the N×P matrix of per-sample gradients. Sign and scale:
 ``rdia_cli.glossary``.
+
+``device="numpy"`` runs the same code on numpy/scipy without importing torch when the solve is
+direct (Cholesky); where the solver is (or ``auto`` picks) conjugate gradient, it runs in torch
+on the CPU (``rdia_cli.models.logreg.arrays``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from rdia_cli.errors import RuntimeFailure
 from rdia_cli.influence import ScoreResult
 from rdia_cli.linalg import conjugate_gradient
 from rdia_cli.models.io import ModelFile
-from rdia_cli.models.logreg.newton import solve_direct
+from rdia_cli.models.logreg.arrays import NUMPY
 from rdia_cli.models.logreg.problem import LogRegProblem, state_to_theta
 from rdia_cli.models.logreg.solver_choice import choose_influence_solver
 
@@ -57,19 +61,29 @@ def score_logreg(
 
     t0 = time.perf_counter()
     prob = problem_for(model, train, device=device, reduce=reduce, n_total=n_total)
-    with sparse_cpu_threads(prob.design):
-        return _score(prob, model, train, val, solver=solver, damping=damping, tol=tol,
-                      max_iter=max_iter, device=device, on_iter=on_iter, t0=t0)
+    try:
+        with sparse_cpu_threads(prob.design):
+            return _score(prob, model, train, val, solver=solver, damping=damping, tol=tol,
+                          max_iter=max_iter, device=device, on_iter=on_iter, t0=t0)
+    except _NeedsTorch:  # numpy, but conjugate gradient: the whole solve in torch on the CPU
+        from rdia_cli.device import threads_for
+
+        with threads_for(train.n_samples * train.n_features * model.n_classes):
+            return score_logreg(model, train, val, solver=solver, damping=damping, tol=tol,
+                                max_iter=max_iter, device="cpu", on_iter=on_iter)
+
+
+class _NeedsTorch(Exception):
+    """The numpy backend was asked for conjugate gradient (which runs in torch)."""
 
 
 def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, on_iter, t0):
-    import torch
-
+    xp = prob.xp
     theta = state_to_theta(model.state, fit_intercept=prob.fit_intercept, device=prob.design.device)
     Z = prob.logits(theta)
     # mean validation gradient (validation rows are the same on every shard: no reduce)
     vprob = problem_for(model, val, device=device)
-    vprob.w = torch.ones_like(vprob.w)
+    vprob.w = xp.ones(vprob.w.shape[0], dtype=vprob.design.dtype, device=vprob.design.device)
     Zv = vprob.logits(theta)
     val_loss = float(vprob.row_losses(Zv).mean())
     g = vprob._grad_from_residual(vprob.residual(Zv)).reshape(-1)
@@ -78,10 +92,12 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
     # "auto": direct or CG by estimated cost (rdia_cli.models.logreg.solver_choice)
     estimate = choose_influence_solver(prob, Z, solver, damping=damping, tol=tol)
     solver = estimate.choice
+    if solver != "direct" and xp is NUMPY:
+        raise _NeedsTorch
     matvec = prob.hvp_operator(Z, damping=damping)
     preconditioner = None
     if solver == "direct":
-        s = solve_direct(prob.hessian(Z, damping=damping), g)
+        s = xp.solve_spd(prob.hessian(Z, damping=damping), g)
         iterations = 1
     else:
         try:
@@ -96,8 +112,8 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
             raise RuntimeFailure(f"CG failed: {e}; the Hessian is not positive definite, "
                                  "add --damping or use --l2 > 0.") from None
         s, iterations = res.x, res.iterations
-    gnorm = float(torch.linalg.vector_norm(g))
-    residual = float(torch.linalg.vector_norm(matvec(s) - g)) / max(gnorm, 1e-300)
+    gnorm = xp.norm(g)
+    residual = xp.norm(matvec(s) - g) / max(gnorm, 1e-300)
     if not residual <= max(tol, 1e-8) * 100:
         raise RuntimeFailure(
             f"the influence solve did not converge (relative residual {residual:.2e} after "
@@ -111,8 +127,7 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
     R = prob.residual(Z)
     phi = -(R * XS).sum(1)
     P = prob.probs(Z)
-    y = torch.as_tensor(train.y, device=P.device)
-    p_label = P.gather(1, y[:, None])[:, 0]
+    p_label = xp.take_labels(P, train.y)
     loss = prob.row_losses(Z)
     t_score = time.perf_counter()
     info = {
@@ -132,9 +147,9 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
         "score_seconds": t_score - t_solve,
     }
     return ScoreResult(
-        phi=phi.detach().cpu().numpy().astype(np.float64),
-        p_label=p_label.detach().cpu().numpy().astype(np.float64),
-        loss=loss.detach().cpu().numpy().astype(np.float64),
+        phi=np.array(xp.numpy(phi), dtype=np.float64),
+        p_label=np.array(xp.numpy(p_label), dtype=np.float64),
+        loss=np.array(xp.numpy(loss), dtype=np.float64),
         info=info,
-        probs=P.detach().cpu().numpy().astype(np.float64, copy=False),
+        probs=xp.numpy(P),
     )

@@ -2,7 +2,8 @@
 its own defaults, chosen by the kind's class rather than by its name.
 
 * ``LogReg``: the exact solve of ``rdia_cli.influence.logreg`` (``solver`` auto, direct or cg;
-  damping 0, tol 1e-10, at most 1000 iterations).
+  damping 0, tol 1e-10, at most 1000 iterations; ``device="numpy"``: without torch where the
+  solve is direct).
 * ``Net``:    ``rdia_cli.influence.nets`` (``solver`` cg or lissa, Gauss-Newton by default;
   damping 0.01, tol 1e-6, at most 200 iterations, curvature on ``NET_HESSIAN_SAMPLES`` rows).
 """
@@ -43,12 +44,17 @@ def logreg_defaults(damping: float | None, tol: float | None,
 
 def _score_logreg(model, train, val, *, device, solver, damping, tol, max_iter, on_iter,
                   **_net_only) -> ScoreResult:
-    from rdia_cli.device import threads_for
     from rdia_cli.influence.logreg import score_logreg
+    from rdia_cli.models.logreg.arrays import is_numpy
+
+    settings = logreg_defaults(damping, tol, max_iter)
+    if is_numpy(device):  # numpy on the CPU, no torch (unless the solve is CG)
+        return score_logreg(model, train, val, solver=solver, **settings, device=device,
+                            on_iter=on_iter)
+    from rdia_cli.device import threads_for
 
     with threads_for(train.n_samples * train.n_features * model.n_classes):
-        return score_logreg(model, train, val, solver=solver,
-                            **logreg_defaults(damping, tol, max_iter), device=device,
+        return score_logreg(model, train, val, solver=solver, **settings, device=device,
                             on_iter=on_iter)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ VERSION = 1
 class ModelFile:
     arch: str
     arch_args: dict[str, Any]
-    state: dict[str, Any]  # name -> torch.Tensor
+    state: dict[str, Any]  # name -> torch.Tensor (numpy.ndarray: ``load_model(arrays="numpy")``)
     meta: dict[str, Any] = field(default_factory=dict)
     path: str = "<memory>"
 
@@ -45,11 +46,18 @@ def save_model(model: ModelFile, path: str | Path) -> None:
         "version": VERSION,
         "arch": model.arch,
         "arch_args": model.arch_args,
-        "state": {k: v.detach().cpu().contiguous() for k, v in model.state.items()},
+        "state": {k: _tensor(v) for k, v in model.state.items()},
         "meta": model.meta,
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(_deterministic_bytes(payload))
+
+
+def _tensor(v):
+    """A weight as the CPU tensor the file stores (from a tensor or a numpy array)."""
+    import torch
+
+    return torch.as_tensor(v).detach().cpu().contiguous()
 
 
 def _deterministic_bytes(payload: dict) -> bytes:
@@ -111,13 +119,17 @@ def _set_zip_member(data: bytearray, suffix: str, new) -> None:
         central = data.find(b"PK\x01\x02", central + 46 + n_len + e_len + c_len)
 
 
-def load_model(path: str | Path) -> ModelFile:
-    """Read a model file; anything else is an ``InputError`` naming the file."""
+def load_model(path: str | Path, *, arrays: str = "torch") -> ModelFile:
+    """Read a model file; anything else is an ``InputError`` naming the file.
+
+    ``arrays``: the type of the weights in ``state``, ``"torch"`` (tensors) or ``"numpy"``
+    (arrays, read by ``rdia_cli.models.ptfile`` without importing torch; a file that reader
+    does not accept is read by ``torch.load(weights_only=True)`` and converted)."""
     import pickle
     import zipfile
 
-    import torch
-
+    if arrays not in ("torch", "numpy"):
+        raise ValueError(f"`arrays` must be torch or numpy, not {arrays!r}.")
     p = Path(path)
     if not p.exists():
         raise InputError(f"Model file `{p}` does not exist.")
@@ -128,8 +140,17 @@ def load_model(path: str | Path) -> ModelFile:
                 "`rdia train`."
             )
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError) as e:
+        payload = _read_numpy(p) if arrays == "numpy" else None
+        if payload is None:
+            import torch
+
+            payload = torch.load(p, map_location="cpu", weights_only=True)
+            if arrays == "numpy" and isinstance(payload, dict) and isinstance(
+                    payload.get("state"), dict):
+                payload["state"] = {k: v.numpy() if isinstance(v, torch.Tensor) else v
+                                    for k, v in payload["state"].items()}
+    except (pickle.UnpicklingError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError,
+            OSError) as e:
         kind = "a damaged torch file" if isinstance(e, (zipfile.BadZipFile, EOFError)) else (
             "it holds objects other than tensors and plain data"
         )
@@ -157,10 +178,45 @@ def load_model(path: str | Path) -> ModelFile:
     )
 
 
+def _read_numpy(p: Path) -> dict | None:
+    """The payload with numpy weights, read without torch (``ptfile.read_pt``); None where that
+    reader does not accept the file (torch.load then decides). A damaged archive raises as
+    torch.load would."""
+    import zipfile
+
+    from rdia_cli.models.ptfile import read_pt
+
+    try:
+        return read_pt(p)
+    except (zipfile.BadZipFile, EOFError, OSError):
+        raise
+    except Exception:  # noqa: BLE001 - UnsupportedPt or a malformed pickle: torch.load decides
+        return None
+
+
+def _is_array(v) -> bool:
+    """A weight: a torch tensor or a numpy array (without importing torch)."""
+    import numpy as np
+
+    if isinstance(v, np.ndarray):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(v, torch.Tensor)
+
+
+def _all_finite(v) -> bool:
+    import numpy as np
+
+    if isinstance(v, np.ndarray):
+        return not np.issubdtype(v.dtype, np.inexact) or bool(np.isfinite(v).all())
+    import torch
+
+    return not v.is_floating_point() or bool(torch.isfinite(v).all())
+
+
 def _check_contents(payload: dict, p: Path) -> None:
     """The entries, the weights' names and shapes, and the metadata agree with each other and
     with ``arch``; the weights are finite. Anything else is an ``InputError`` naming ``p``."""
-    import torch
 
     def bad(what: str) -> InputError:
         return InputError(f"Model file `{p}` is damaged: {what}; make it again with `rdia train`.")
@@ -169,7 +225,7 @@ def _check_contents(payload: dict, p: Path) -> None:
         if not isinstance(payload.get(key), dict):
             raise bad(f"its `{key}` entry is missing or not a mapping")
     args, state, meta = payload["arch_args"], payload["state"], payload["meta"]
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not all(_is_array(v) for v in state.values()):
         raise bad("its `state` holds values that are not tensors")
     classes = meta.get("classes")
     if not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(
@@ -195,7 +251,7 @@ def _check_contents(payload: dict, p: Path) -> None:
         if got[name] != shape:
             raise bad(f"weight `{name}` has shape {list(got[name])}, expected {list(shape)}")
     for name, t in state.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if not _all_finite(t):
             raise bad(f"weight `{name}` holds NaN or infinite values")
 
 

@@ -15,6 +15,8 @@ Capabilities are attributes, not name tests:
   objective); ``default_strategy`` is the strategy used when none is given.
 * ``shardable``        ``torchrun`` can shard its rows (``rdia_cli.distributed``).
 * ``flat_input``       it reads the rows as an (N, P) matrix (images flattened).
+* ``numpy_cpu``        it predicts and scores on the CPU with numpy/scipy, without importing
+  torch (``device="numpy"``, ``rdia_cli.models.logreg.arrays``).
 
 Influence sits one layer above the models: ``rdia_cli.influence.scoring.influence(model, train,
 val, ...)`` picks each kind's scorer and its defaults.
@@ -47,6 +49,7 @@ class ModelKind(Protocol):
     supports_auto: bool
     shardable: bool
     flat_input: bool
+    numpy_cpu: bool
     default_strategy: str
 
     def fit(self, ds: Dataset, *, device="cpu", l2: float | None = None,
@@ -75,6 +78,7 @@ class _Kind:
     supports_auto: ClassVar[bool]
     shardable: ClassVar[bool]
     flat_input: ClassVar[bool]
+    numpy_cpu: ClassVar[bool]
     default_strategy: ClassVar[str]
 
     def save(self, model: ModelFile, path: str | Path) -> None:
@@ -104,6 +108,7 @@ class LogReg(_Kind):
     supports_auto = True
     shardable = True
     flat_input = True
+    numpy_cpu = True
     default_strategy = "auto"
 
     def fit(self, ds: Dataset, *, device="cpu", l2: float | None = None,
@@ -147,6 +152,7 @@ class Net(_Kind):
     supports_auto = False
     shardable = False
     flat_input = False
+    numpy_cpu = False
     default_strategy = "rdia"
 
     def __init__(self, arch: str):

@@ -25,23 +25,29 @@ def evaluate(
     device: Device = "auto",
     read: ReadArgs = None,
 ) -> dict:
-    """Loss, accuracy and (binary) AUC of each model on --data, side by side."""
+    """Loss, accuracy and (binary) AUC of each model on --data, side by side.
+
+    A logistic regression is evaluated with numpy on the CPU (`--device cpu` or `auto`: one pass
+    over the data never pays a GPU back), without importing torch."""
     from rdia_cli import stages as api
     from rdia_cli.models.io import load_model
+    from rdia_cli.models.kinds import kind_of
+    from rdia_cli.models.logreg.arrays import NUMPY_DEVICE, numpy_device
 
     check_train_options(n_features=read.flags["n_features"])
-    dev = device_of(device)
     opts = read.options
-    loaded = [load_model(p) for p in models]
+    loaded = [load_model(p, arrays="numpy") for p in models]
+    on_numpy = [kind_of(m).numpy_cpu and numpy_device(device) for m in loaded]
+    dev = NUMPY_DEVICE if all(on_numpy) else device_of(device)
     results = []
     cache = {}
-    for path, m in zip(models, loaded, strict=True):
+    for path, m, numpy in zip(models, loaded, on_numpy, strict=True):
         schema = api.schema_of_model(m)
         key = json.dumps(schema.__dict__, default=str, sort_keys=True)
         if key not in cache:
             cache[key] = load(data, opts, what="test data", schema=schema)
         with activity(f"evaluating {path}", phase="evaluate", stage=False):
-            metrics = api.evaluate_model(m, cache[key], device=dev)
+            metrics = api.evaluate_model(m, cache[key], device=NUMPY_DEVICE if numpy else dev)
         results.append({"model": str(path), **metrics})
     print_metrics(results, title=f"rdia evaluate on {data}")
     return {"data": str(data), "models": results}

@@ -37,23 +37,30 @@ def score(
     seed: Seed = 0,
     read: ReadArgs = None,
 ) -> dict:
-    """Influence Φ of every training row on the validation loss (Φ > 0: harmful)."""
+    """Influence Φ of every training row on the validation loss (Φ > 0: harmful).
+
+    A logistic regression is scored with numpy on the CPU, without importing torch, with
+    `--device cpu`, or `auto` on a small problem (N·features·classes ≤ 4 million; a GPU cannot
+    pay back its start-up there), unless the solve is conjugate gradient (then torch, CPU)."""
+    from rdia_cli import distributed
     from rdia_cli import stages as api
     from rdia_cli.artifacts.atomic import check_output
     from rdia_cli.artifacts.scores import file_fingerprint, write_scores
     from rdia_cli.models.io import load_model
+    from rdia_cli.models.kinds import kind_of
+    from rdia_cli.models.logreg.arrays import NUMPY_DEVICE, numpy_device
 
     _check_score_options(damping, tol, max_iter, hessian_samples, top)
     output = default_output(output, data, ".scores.parquet")
     check_output(output, data, val, model, *read.files)
     opts = read.options
-    dev = device_of(device)
-    from rdia_cli import distributed
-
-    shard = distributed.Sharding.from_env(dev)  # under torchrun: this rank's rows only
+    torchrun = distributed.world_from_env()[1] > 1
+    m = load_model(model, arrays="numpy")
+    numpy = kind_of(m).numpy_cpu and not torchrun and numpy_device(device)
+    dev = None if numpy else device_of(device)  # numpy: decided once the rows are counted
+    shard = distributed.Sharding.from_env(dev) if torchrun else None  # this rank's rows only
     if shard is not None:
         dev = shard.device
-    m = load_model(model)
     schema = api.schema_of_model(m)
     opts = opts.inherit(schema.read_options)  # the options train was given, unless given here
     if shard is None:
@@ -63,6 +70,10 @@ def score(
         ds, n_total = distributed.load_shard(data, opts, shard, what="training data",
                                              schema=schema)
     vds = load(val, read.for_input("val"), what="validation data", schema=schema)
+    if dev is None:
+        outputs = 1 if m.n_classes == 2 else m.n_classes
+        work = ds.n_samples * m.n_features * outputs
+        dev = NUMPY_DEVICE if numpy_device(device, work) else device_of(device)
     hashing = _hash_in_background(ds) if shard is None else None  # overlaps the solve
     t0 = time.perf_counter()
     with activity(f"scoring {ds.n_samples:,} rows", phase="score") as act:

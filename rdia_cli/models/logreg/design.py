@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rdia_cli.errors import InputError
+from rdia_cli.models.logreg.arrays import TORCH
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -27,8 +28,11 @@ class Design:
     with the input (one copy of the values, none when they already have that dtype); both
     products run multi-threaded over row blocks (``torch.get_num_threads()``), ``Xᵀ @ G``
     without a transposed copy. On other devices X is a CSR tensor plus its transpose (built
-    once, on the host) so that both products are plain CSR mat-vecs there.
+    once, on the host) so that both products are plain CSR mat-vecs there. (``arrays.NumpyDesign``
+    is the same interface on numpy arrays.)
     """
+
+    xp = TORCH  # the array library's functions (``rdia_cli.models.logreg.arrays``)
 
     def __init__(self, X, *, device, dtype, transpose: bool = True):
         import torch
@@ -233,12 +237,12 @@ def sparse_cpu_threads(design: Design):
     products on torch's thread count (rdia's pool). OpenMP synchronisation costs the O(N)
     vector ops more than it gains (7× slower Hessian-vector products on a loaded 2-core
     machine); elsewhere nothing changes."""
-    import torch
-
     cpu = getattr(design, "_cpu", None)
     if cpu is None:
         yield
         return
+    import torch
+
     n = torch.get_num_threads()
     old = cpu.threads
     cpu.threads = old or n

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from rdia_cli.models.logreg.problem import LogRegProblem
 
 DIRECT_MAX_PARAMS = 2500  # explicit Hessian + Cholesky up to this many parameters
+NOT_POSITIVE_DEFINITE = ("the Hessian is not positive definite (Cholesky failed); "
+                         "use --l2 > 0 or add --damping.")
+
 
 def solve_direct(H, b):
     """Cholesky solve; a clear error when H is not positive definite."""
@@ -26,10 +29,7 @@ def solve_direct(H, b):
 
     L, info = torch.linalg.cholesky_ex(H)
     if int(info) != 0:
-        raise RuntimeFailure(
-            "the Hessian is not positive definite (Cholesky failed); "
-            "use --l2 > 0 or add --damping."
-        )
+        raise RuntimeFailure(NOT_POSITIVE_DEFINITE)
     return torch.cholesky_solve(b.reshape(-1, 1), L).reshape(-1)
 
 

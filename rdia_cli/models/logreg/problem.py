@@ -9,7 +9,9 @@ vectors that do not); the gradient with respect to the logits is then (Σ_k t_k)
 
 Parameters are one matrix Θ of shape (P [+1], C'): the rows of W, then the intercept row when
 ``fit_intercept``; C' = 1 for K = 2, else K. Everything runs in torch (float64 by default) on the
-chosen device; sparse X is a CSR tensor with int32 indices, kept sparse throughout.
+chosen device; sparse X is a CSR tensor with int32 indices, kept sparse throughout. With
+``device="numpy"`` the same code runs on numpy/scipy arrays on the CPU, without torch
+(``rdia_cli.models.logreg.arrays``: ``self.xp`` holds the few functions that differ).
 
 With an intercept, the multinomial objective is flat along "add the same constant to every
 class's intercept". All gradients are orthogonal to that direction, so Newton steps and
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from rdia_cli.models.logreg.arrays import TORCH, NumpyDesign, as_numpy, is_numpy
 from rdia_cli.models.logreg.design import Design, identity, sparse_cpu_threads
 from rdia_cli.models.logreg.preconditioner import BLOCK_COLUMNS, FrequentBlockJacobi
 
@@ -49,22 +52,29 @@ class LogRegProblem:
         cls, X, targets, weight, *, n_classes, l2, fit_intercept=True, device="cpu",
         dtype=None, reduce=None, n_total=None,
     ):
-        import torch
+        if is_numpy(device):
+            design = NumpyDesign(X)
+        else:
+            import torch
 
-        dtype = dtype or torch.float64
-        device = torch.device(device)
-        design = Design(X, device=device, dtype=dtype)
-        T = torch.as_tensor(np.asarray(targets), device=device).to(dtype)
+            design = Design(X, device=torch.device(device), dtype=dtype or torch.float64)
+        xp, device, dtype = design.xp, design.device, design.dtype
+        T = xp.asarray(targets, device=device, dtype=dtype)
         n = T.shape[0]
         w = (
-            torch.ones(n, device=device, dtype=dtype)
+            xp.ones(n, device=device, dtype=dtype)
             if weight is None
-            else torch.as_tensor(np.asarray(weight), device=device).to(dtype)
+            else xp.asarray(weight, device=device, dtype=dtype)
         )
         return cls(
             design, T, w, n_classes, float(l2), bool(fit_intercept),
             int(n_total if n_total is not None else n), reduce or identity,
         )
+
+    @property
+    def xp(self):
+        """The array library's functions (``arrays.TORCH`` or ``arrays.NUMPY``)."""
+        return self.design.xp
 
     # --- parameter layout -------------------------------------------------------------------
     @property
@@ -84,9 +94,7 @@ class LogRegProblem:
         return self.shape[0] * self.shape[1]
 
     def zeros(self):
-        import torch
-
-        return torch.zeros(self.shape, device=self.design.device, dtype=self.design.dtype)
+        return self.xp.zeros(self.shape, device=self.design.device, dtype=self.design.dtype)
 
     def _split(self, theta):
         if self.fit_intercept:
@@ -109,32 +117,29 @@ class LogRegProblem:
 
     def probs(self, Z):
         """(N, K) class probabilities from logits."""
-        import torch
-
+        xp = self.xp
         if self.n_out == 1:
-            p1 = torch.sigmoid(Z[:, 0])
-            return torch.stack([1 - p1, p1], dim=1)
-        return torch.softmax(Z, dim=1)
+            p1 = xp.sigmoid(Z[:, 0])
+            return xp.stack([1 - p1, p1], axis=1)
+        return xp.softmax(Z)
 
     def row_losses(self, Z, T=None):
         """ℓ(t_i, p_i) for every row (numerically stable)."""
-        import torch.nn.functional as F
-
+        xp = self.xp
         T = self.T if T is None else T
         if self.n_out == 1:
             z = Z[:, 0]
-            return T[:, 1] * F.softplus(-z) + T[:, 0] * F.softplus(z)
-        return -(T * F.log_softmax(Z, dim=1)).sum(1)
+            return T[:, 1] * xp.softplus(-z) + T[:, 0] * xp.softplus(z)
+        return -(T * xp.log_softmax(Z)).sum(1)
 
     def residual(self, Z, T=None):
         """∂ℓ_i/∂z_i: (Σt) p - t, shape (N, C')."""
-        import torch
-
+        xp = self.xp
         T = self.T if T is None else T
-        s = T.sum(1, keepdim=True)
+        s = T.sum(axis=1, keepdims=True)
         if self.n_out == 1:
-            return s * torch.sigmoid(Z) - T[:, 1:2]
-        return s * torch.softmax(Z, dim=1) - T
+            return s * xp.sigmoid(Z) - T[:, 1:2]
+        return s * xp.softmax(Z) - T
 
     # --- objective ------------------------------------------------------------------------------
     def _penalty(self, theta):
@@ -160,22 +165,18 @@ class LogRegProblem:
 
     def _grad_from_residual(self, R):
         """(1/N) Σ_i ∇_Θ of the per-row terms whose logit gradients are R (no penalty)."""
-        import torch
-
         parts = [self.design.rmm(R)]
         if self.fit_intercept:
-            parts.append(R.sum(0, keepdim=True))
-        return self.reduce(torch.cat(parts, 0)) / self.n_total
+            parts.append(R.sum(axis=0, keepdims=True))
+        return self.reduce(self.xp.concat(parts, 0)) / self.n_total
 
     def _curvature(self, Z):
         """What the Hessian product needs at logits Z: per-row d (binary) or p (multinomial)."""
-        import torch
-
         s = self.T.sum(1) * self.w
         if self.n_out == 1:
-            p = torch.sigmoid(Z[:, 0])
+            p = self.xp.sigmoid(Z[:, 0])
             return s * p * (1 - p), None
-        return s, torch.softmax(Z, dim=1)
+        return s, self.xp.softmax(Z)
 
     def hvp_operator(self, Z, *, damping: float = 0.0, add_flat: bool = True):
         """Return v ↦ (H + δI [+ uuᵀ]) v on flat vectors, at logits Z."""
@@ -190,7 +191,7 @@ class LogRegProblem:
             if P is None:
                 HU = d[:, None] * U
             else:
-                HU = d[:, None] * (P * U - P * (P * U).sum(1, keepdim=True))
+                HU = d[:, None] * (P * U - P * (P * U).sum(axis=1, keepdims=True))
             out = self._grad_from_residual(HU)
             out[:nf] += self.l2 * V[:nf]
             out = out.reshape(-1)
@@ -204,20 +205,18 @@ class LogRegProblem:
 
     def hessian_diagonal(self, Z, *, damping: float = 0.0):
         """diag(H + δI [+ uuᵀ]) as a flat vector (Jacobi preconditioner)."""
-        import torch
-
         d, P = self._curvature(Z)
         c = d[:, None] if P is None else d[:, None] * P * (1 - P)
         parts = [self.design.col_sq_sums(c)]
         if self.fit_intercept:
-            parts.append(c.sum(0, keepdim=True))
-        D = self.reduce(torch.cat(parts, 0)) / self.n_total
+            parts.append(c.sum(axis=0, keepdims=True))
+        D = self.reduce(self.xp.concat(parts, 0)) / self.n_total
         D[: self.n_features] += self.l2
         D = D.reshape(-1) + damping
         u = self.flat_direction()
         if u is not None:
             D = D + u * u
-        return torch.clamp(D, min=1e-12)
+        return self.xp.clamp_min(D, 1e-12)
 
     def preconditioner(self, Z, *, damping: float = 0.0, block: int | None = None):
         """What CG uses for M ≈ H + δI: the diagonal (Jacobi), or for binary problems on sparse
@@ -231,11 +230,10 @@ class LogRegProblem:
 
     def hessian(self, Z, *, damping: float = 0.0):
         """The explicit (n_params × n_params) matrix H + δI [+ uuᵀ] (small problems only)."""
-        import torch
-
+        xp = self.xp
         d, P = self._curvature(Z)
         A, C = self.n_features + int(self.fit_intercept), self.n_out
-        H = torch.zeros(A, C, A, C, dtype=d.dtype, device=d.device)
+        H = xp.zeros((A, C, A, C), dtype=self.design.dtype, device=self.design.device)
         for c in range(C):
             for e in range(c, C):
                 if P is None:
@@ -248,12 +246,12 @@ class LogRegProblem:
                 if e != c:
                     H[:, e, :, c] = G
         H = H.reshape(A * C, A * C)
-        reg = torch.zeros(A, C, dtype=d.dtype, device=d.device)
+        reg = xp.zeros((A, C), dtype=self.design.dtype, device=self.design.device)
         reg[: self.n_features] = self.l2
-        H += torch.diag(reg.reshape(-1) + damping)
+        H += xp.diag(reg.reshape(-1) + damping)
         u = self.flat_direction()
         if u is not None:
-            H += torch.outer(u, u)
+            H += xp.outer(u, u)
         return H
 
 
@@ -268,35 +266,58 @@ def theta_to_state(theta, *, fit_intercept: bool) -> dict:
 
 
 def state_to_theta(state: dict, *, fit_intercept: bool, device="cpu", dtype=None):
+    """Θ from a model file's state (torch tensors or numpy arrays); ``device="numpy"``: a
+    float64 numpy array."""
+    if is_numpy(device):
+        W = as_numpy(state["weight"])
+        if fit_intercept:
+            return np.concatenate([W, as_numpy(state["bias"])[None, :]], 0)
+        return W.copy()
     import torch
 
     dtype = dtype or torch.float64
-    W = state["weight"].to(device=device, dtype=dtype)
+    W = torch.as_tensor(state["weight"]).to(device=device, dtype=dtype)
     if fit_intercept:
-        return torch.cat([W, state["bias"].to(device=device, dtype=dtype)[None, :]], 0)
+        bias = torch.as_tensor(state["bias"]).to(device=device, dtype=dtype)
+        return torch.cat([W, bias[None, :]], 0)
     return W.clone()
 
 
 def predict_proba(state: dict, X, *, n_classes: int, device="cpu", batch_rows: int = 1 << 20):
-    """(N, K) float64 numpy probabilities of a logistic-regression state on X (dense/CSR)."""
-    import torch
-
-    W = state["weight"].to(device=device, dtype=torch.float64)
-    b = state["bias"].to(device=device, dtype=torch.float64)
+    """(N, K) float64 numpy probabilities of a logistic-regression state on X (dense/CSR);
+    ``device="numpy"``: computed with numpy/scipy, without torch."""
     if not sp.issparse(X):
         X = np.asarray(X)
         if X.ndim > 2:
             X = X.reshape(X.shape[0], -1)
     out = np.empty((X.shape[0], n_classes))
+    if is_numpy(device):
+        from rdia_cli.models.logreg.arrays import NUMPY
+
+        W, b = as_numpy(state["weight"]), as_numpy(state["bias"])
+        for start in range(0, X.shape[0], batch_rows):
+            rows = X[start : start + batch_rows]
+            Z = np.asarray(rows @ W) + b
+            P = _probs(NUMPY, Z, n_classes)
+            out[start : start + len(P)] = P
+        return out
+    import torch
+
+    W = torch.as_tensor(state["weight"]).to(device=device, dtype=torch.float64)
+    b = torch.as_tensor(state["bias"]).to(device=device, dtype=torch.float64)
     for start in range(0, X.shape[0], batch_rows):
         design = Design(X[start : start + batch_rows], device=device, dtype=torch.float64,
                         transpose=False)
         with sparse_cpu_threads(design):
             Z = design.mm(W) + b
-            if n_classes == 2:
-                p1 = torch.sigmoid(Z[:, 0])
-                P = torch.stack([1 - p1, p1], 1)
-            else:
-                P = torch.softmax(Z, 1)
+            P = _probs(TORCH, Z, n_classes)
             out[start : start + len(P)] = P.cpu().numpy()
     return out
+
+
+def _probs(xp, Z, n_classes: int):
+    """Class probabilities from the logits of a state (as ``LogRegProblem.probs``)."""
+    if n_classes == 2:
+        p1 = xp.sigmoid(Z[:, 0])
+        return xp.stack([1 - p1, p1], axis=1)
+    return xp.softmax(Z)

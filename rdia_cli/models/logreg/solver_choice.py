@@ -61,7 +61,8 @@ class SolverEstimate:
 
 
 def _slowdown(problem: LogRegProblem) -> float:
-    return MATVEC_SLOWDOWN.get(problem.design.device.type, MATVEC_SLOWDOWN["cuda"])
+    kind = getattr(problem.design.device, "type", "cpu")  # the numpy backend: "numpy", the CPU
+    return MATVEC_SLOWDOWN.get(kind, MATVEC_SLOWDOWN["cuda"])
 
 
 def _nnz(problem: LogRegProblem) -> float:
@@ -102,20 +103,19 @@ def cg_cost_per_iteration(problem: LogRegProblem) -> float:
 def estimate_cg_iterations(problem: LogRegProblem, Z, *, damping: float = 0.0,
                            tol: float = 1e-10) -> float:
     """k̂ from a few power iterations on the Jacobi-preconditioned Hessian (module docstring)."""
-    import torch
-
+    xp = problem.xp
     reg = problem.l2 + damping
     if reg <= 0:
         return float(problem.n_params)
     diag = problem.hessian_diagonal(Z, damping=damping)
-    root = diag.sqrt()
+    root = xp.sqrt(diag)
     matvec = problem.hvp_operator(Z, damping=damping)
-    v = root / torch.linalg.vector_norm(root)
+    v = root / xp.norm(root)
     lam = 1.0
     for _ in range(POWER_STEPS):
         w = matvec(v / root) / root
         lam = float(w @ v)
-        v = w / torch.linalg.vector_norm(w)
+        v = w / xp.norm(w)
     kappa = max(1.0, lam * float(diag.max()) / reg)
     steps = CG_STEPS_PER_SQRT_KAPPA * math.sqrt(kappa) * math.log(2.0 / tol) / _REF_LOG_TOL
     return float(min(problem.n_params, max(1.0, steps)))
