@@ -5,11 +5,13 @@ of them alike; the median of --runs rounds. Target: evaluate and score ≤ 1.3×
 
     python bench/startup.py [--runs 7] [--out bench/results/startup.md]
     python bench/startup.py --quick      # 2 rounds, into the scratch results folder
-    python bench/startup.py --baseline /tmp/old   # also `rdia evaluate` of another tree
-                                                  # (e.g. `git archive OLD rdia_cli | tar -x`)
+    python bench/startup.py --baseline /tmp/old   # also `rdia evaluate`/`score` of another
+                                                  # tree (`git archive OLD rdia_cli | tar -x`)
 
 Writes a Markdown table with the machine (nproc, CPU model) and its load (uptime) before and
-after.
+after, and a second table of what the parts cost: `python -c "import X"` for the libraries the
+two commands load (each includes Python's own start-up, the `python -c pass` row), timed in the
+same rounds.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def _commands(work: Path, baseline: Path | None) -> dict[str, list[str]]:
         run = f"import sys; sys.path.insert(0, {str(baseline)!r}); import runpy; " \
               "runpy.run_module('rdia_cli', run_name='__main__')"
         old = {f"rdia evaluate (4 rows), tree {baseline}": [
-            py, "-c", run, "evaluate", str(work / "lr.pt"), "--data", data]}
+            py, "-c", run, "evaluate", str(work / "lr.pt"), "--data", data],
+               f"rdia score (4 rows), tree {baseline}": [
+            py, "-c", run, "score", data, "--val", data, "--model", str(work / "lr.pt"), "-o",
+            str(work / "s_old.parquet")]}
     return {
         "python -c 'import torch'": [py, "-c", "import torch"],
         "rdia evaluate (4 rows)": [*rdia, "evaluate", str(work / "lr.pt"), "--data", data],
@@ -49,6 +54,23 @@ def _commands(work: Path, baseline: Path | None) -> dict[str, list[str]]:
         "python -c pass": [py, "-c", "pass"],
         **old,
     }
+
+
+# what the commands load, one `python -c "import ..."` each (cumulative where it says "+")
+PARTS = {
+    "numpy": "import numpy",
+    "scipy.sparse (+ numpy)": "import scipy.sparse",
+    "scipy.sparse + scipy.linalg (score's Cholesky)": "import scipy.sparse, scipy.linalg",
+    "pyarrow + pyarrow.compute + pyarrow.parquet": "import pyarrow, pyarrow.compute, "
+                                                   "pyarrow.parquet",
+    "typer + its pydantic adapters (Typer 0.29 coerces options with pydantic)":
+        "import typer, typer._adapters",
+    "rich.console + rich.table": "import rich.console, rich.table",
+    "rdia_cli.cli (the commands registered, before any runs)": "import rdia_cli.cli",
+    "rdia_cli.cli + stages + data + models (all evaluate imports but the model file's)":
+        "import rdia_cli.cli, rdia_cli.stages, rdia_cli.models.kinds, "
+        "rdia_cli.models.logreg.problem",
+}
 
 
 def _time(cmd: list[str], env: dict) -> float:
@@ -87,6 +109,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 rounds, scratch results folder")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a folder holding another version's rdia_cli, timed beside")
+    ap.add_argument("--no-parts", action="store_true",
+                    help="leave out the table of what each library's import costs")
     args = ap.parse_args()
     if args.quick:
         quick_defaults(ap, args, runs=2)
@@ -99,6 +123,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "rdia_cli", "train", str(work / "tiny.svm"),
                         "-o", str(work / "lr.pt"), "-q"], check=True, env=env, cwd=ROOT)
         commands = _commands(work, args.baseline)
+        if not args.no_parts:
+            commands.update({f"parts: {name}": [sys.executable, "-c", code]
+                             for name, code in PARTS.items()})
         for cmd in commands.values():  # warm the file cache once
             _time(cmd, env)
         load_before = _uptime()
@@ -125,8 +152,18 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for name, t in times.items():
-        lines.append(f"| `{name}` | {medians[name]:.3f} | {min(t):.3f} | {max(t):.3f} | "
-                     f"{medians[name] / torch_s:.2f} |")
+        if not name.startswith("parts: "):
+            lines.append(f"| `{name}` | {medians[name]:.3f} | {min(t):.3f} | {max(t):.3f} | "
+                         f"{medians[name] / torch_s:.2f} |")
+    parts = [name for name in times if name.startswith("parts: ")]
+    if parts:
+        bare = medians["python -c pass"]
+        lines += ["", "What the parts cost, `python -c \"import ...\"` in the same rounds (median; "
+                  "\"added\" is beyond `python -c pass`):", "",
+                  "| import | median (s) | added (s) |", "|---|---:|---:|"]
+        for name in parts:
+            lines.append(f"| {name[len('parts: '):]} | {medians[name]:.3f} | "
+                         f"{medians[name] - bare:.3f} |")
     lines += ["", "Reproduce: `python bench/startup.py --runs 7`.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

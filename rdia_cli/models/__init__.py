@@ -9,5 +9,8 @@ A model file (``.pt``) is a plain dict, loadable with ``torch.load(path, weights
      "meta": {...JSON-able...}}               # classes, n_features, input_shape, l2,
                                               # train_fingerprint, training settings and metrics
 
-Nothing else is ever unpickled from a model file.
+Nothing else is ever unpickled from a model file. ``load_model(path, arrays="numpy")`` reads it
+without torch (``rdia_cli.models.ptfile``: only torch's tensor-rebuild function and storage
+types are allowed, mapped to numpy), as `rdia evaluate` and `rdia score` do for a logistic
+regression on the CPU.
 """

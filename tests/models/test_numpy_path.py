@@ -19,6 +19,7 @@ import torch
 
 from rdia_cli.errors import InputError, RuntimeFailure
 from rdia_cli.models.io import ModelFile, load_model, save_model
+from rdia_cli.models.logreg.arrays import numpy_device
 from rdia_cli.models.ptfile import UnsupportedPt, read_pt
 from rdia_cli.stages import probabilities, score_model, train_model
 from tests.conftest import make_dataset, write_svm
@@ -100,6 +101,12 @@ def test_numpy_backend_says_when_the_hessian_is_not_positive_definite():
     for device in ("cpu", "numpy"):
         with pytest.raises(RuntimeFailure, match="not positive definite"):
             score_model(model, ds2, ds2, device=device, solver="direct")
+
+
+def test_numpy_for_small_work_on_the_cpu_only():
+    assert numpy_device("cpu") and numpy_device("auto") and numpy_device(" Auto", 4_000_000)
+    assert not numpy_device("cpu", 4_000_001) and not numpy_device("auto", 10**8)
+    assert not numpy_device("cuda") and not numpy_device("cuda:0", 10)
 
 
 # --- the model file without torch -------------------------------------------------------------

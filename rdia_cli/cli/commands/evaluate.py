@@ -27,8 +27,9 @@ def evaluate(
 ) -> dict:
     """Loss, accuracy and (binary) AUC of each model on --data, side by side.
 
-    A logistic regression is evaluated with numpy on the CPU (`--device cpu` or `auto`: one pass
-    over the data never pays a GPU back), without importing torch."""
+    A logistic regression is evaluated on the CPU with numpy (`--device cpu` or `auto`; one pass
+    over the data never pays a GPU back): no torch to load, so it starts in a fraction of a
+    second."""
     from rdia_cli import stages as api
     from rdia_cli.models.io import load_model
     from rdia_cli.models.kinds import kind_of

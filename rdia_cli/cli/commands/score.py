@@ -39,9 +39,9 @@ def score(
 ) -> dict:
     """Influence Φ of every training row on the validation loss (Φ > 0: harmful).
 
-    A logistic regression is scored with numpy on the CPU, without importing torch, with
-    `--device cpu`, or `auto` on a small problem (N·features·classes ≤ 4 million; a GPU cannot
-    pay back its start-up there), unless the solve is conjugate gradient (then torch, CPU)."""
+    A small logistic regression (rows × features × classes ≤ 4 million) on the CPU (`--device
+    cpu` or `auto`) is scored with numpy: no torch to load, so it starts in a fraction of a
+    second (a conjugate-gradient solve still runs in torch)."""
     from rdia_cli import distributed
     from rdia_cli import stages as api
     from rdia_cli.artifacts.atomic import check_output

@@ -11,7 +11,8 @@ rounding: tests compare them to 1e-12).
 
 Pseudo-device ``"numpy"``: the logistic-regression code (``predict_proba``, ``problem_for``,
 ``score_logreg``) takes ``device="numpy"`` for "the CPU, with numpy and scipy"; commands choose
-it with :func:`numpy_device` (``--device cpu``, or ``auto`` on small problems).
+it with :func:`numpy_device` (``--device cpu`` or ``auto``, on small problems: on large ones
+start-up does not matter, and torch's CPU kernels are threaded).
 """
 
 from __future__ import annotations
@@ -19,21 +20,20 @@ from __future__ import annotations
 import numpy as np
 
 NUMPY_DEVICE = "numpy"
-# `--device auto` computes with numpy below this many elements of X times outputs (N·P·K'):
-# a GPU cannot pay back its start-up (CUDA context, transfers) on so little work, and the CPU
-# runs it on one thread (``rdia_cli.device.SMALL_WORK``, measured there)
-NUMPY_AUTO_MAX_WORK = 4_000_000
+# Solves with numpy up to this many elements of X times outputs (N·P·K'): there a GPU cannot pay
+# back its start-up (CUDA context, transfers), torch's threads do not help (one thread is
+# faster: ``rdia_cli.device.SMALL_WORK``, measured there), and importing torch is most of the
+# time. Above it, torch as before (a CG solve, which numpy hands to torch, would redo its set-up).
+NUMPY_MAX_WORK = 4_000_000
 
 
 def numpy_device(device: str, n_elements: int | None = None) -> bool:
     """Whether logistic regression with ``--device device`` (a name, not yet resolved) runs on
-    numpy: ``cpu`` always, ``auto`` when the work (``n_elements``, N·P·K'; None: not known,
-    e.g. a pass of predictions, which never pays a GPU back) is at most
-    :data:`NUMPY_AUTO_MAX_WORK`. ``cuda`` never."""
+    numpy: ``cpu`` or ``auto`` when the work (``n_elements``, N·P·K'; None: a pass of
+    predictions, which never pays a GPU or threads back) is at most :data:`NUMPY_MAX_WORK`;
+    ``cuda`` never."""
     name = (device or "auto").strip().lower()
-    if name == "cpu":
-        return True
-    return name == "auto" and (n_elements is None or n_elements <= NUMPY_AUTO_MAX_WORK)
+    return name in ("cpu", "auto") and (n_elements is None or n_elements <= NUMPY_MAX_WORK)
 
 
 def is_numpy(device) -> bool:
