@@ -189,6 +189,16 @@ def check_folder_writable(folder: Path, option: str, shown: str) -> None:
         os.unlink(probe)
 
 
+def check_no_link_loop(path: Path, option: str) -> None:
+    """A path whose symbolic links lead back to themselves (`a -> b -> a`) cannot be written."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(f"{option} `{path}` is a loop of symbolic links; remove the links "
+                             "or give another path.") from None
+
+
 def check_output(output: str | Path, *inputs: str | Path | None, option: str = "-o") -> None:
     """Check an output path before any work is done.
 
@@ -202,6 +212,7 @@ def check_output(output: str | Path, *inputs: str | Path | None, option: str = "
         return
     path = Path(output)
     _check_name_length(path, option)
+    check_no_link_loop(path, option)
     if path.is_dir():
         raise InputError(f"{option} `{text}` is a folder; give a file name (e.g. "
                          f"`{Path(text) / 'out'}`).")

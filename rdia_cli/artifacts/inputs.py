@@ -3,18 +3,54 @@ metadata so that a later stage can read them again (``relabel`` without DATA rea
 data the scores record; ``retrain`` adds back the clean set a cleaned file records).
 
 For each input NAME the record holds ``NAME_path`` (absolute) and ``NAME_read_options`` (the
-reader options as JSON). Standard input is not recorded: it cannot be read twice.
+reader options as JSON). Standard input and pipes are not recorded: they cannot be read twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rdia_cli.errors import InputError
 
 STDIN = "-"  # the path that means standard input (or output) wherever a path is taken
+
+
+def is_stream(path) -> bool:
+    """A path that can be read only once, from the start: a named pipe (`mkfifo`), a process
+    substitution (`<(cat a.svm)`, /dev/fd/N), a character device, a socket. Not `-`."""
+    if path is None or str(path) == STDIN:
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+@contextlib.contextmanager
+def read_once(stream: BinaryIO, empty: Callable[[], Exception], *, prefix: str = ".rdia-pipe."
+              ) -> Iterator[str]:
+    """Copy ``stream`` (standard input, a pipe) into a temporary file named ``prefix``...,
+    removed afterwards, and yield its path: readers seek, detect formats by content and read
+    twice, which a pipe cannot do. Raises ``empty()`` when nothing came."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(stream, f)
+        if os.path.getsize(tmp) == 0:
+            raise empty()
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def absolute(path) -> str | None:
@@ -26,7 +62,7 @@ def record_inputs(**inputs) -> dict[str, Any]:
     reader-options dataclass (its IDX ``labels`` file made absolute) or None."""
     out: dict[str, Any] = {}
     for name, (path, options) in inputs.items():
-        if path is None or str(path) == STDIN:
+        if path is None or str(path) == STDIN or is_stream(path):
             continue
         out[f"{name}_path"] = absolute(path)
         if options is None:

@@ -19,7 +19,7 @@ import numpy as np
 from rdia_cli import glossary
 from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.atomic import atomic_path
-from rdia_cli.artifacts.inputs import STDIN
+from rdia_cli.artifacts.inputs import STDIN, is_stream
 from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.glossary import relabel_effect
 
@@ -147,6 +147,12 @@ def read_scores(path) -> Scores:
         if source.size() == 0:
             raise InputError("no scores on standard input (it is empty); pipe `rdia score` "
                              "into this command or give --scores FILE.")
+    elif is_stream(path):  # a pipe (`<(cat s.parquet)`): the same, once
+        p = Path(path)
+        with open(p, "rb") as f:
+            source = pa.BufferReader(f.read())
+        if source.size() == 0:
+            raise InputError(f"Scores file `{p}` is empty: nothing was written into the pipe.")
     else:
         p = source = Path(path)
         if not p.exists():

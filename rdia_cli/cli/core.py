@@ -133,16 +133,28 @@ _INPUTS = {"data": "Data", "train": "Training data", "val": "Validation data",
 def check_inputs(kwargs: dict) -> list[Path]:
     """Every input file a command was given (by its parameter name, ``_INPUTS``) exists, the
     first missing one in the command's order is the error; returns them. Standard input (`-`)
-    and options not given are skipped."""
-    given = []
+    and options not given are skipped; standard input given for two inputs is an error (it
+    can be read once)."""
+    given, stdin = [], []
     for name, value in kwargs.items():  # in the command's order of parameters
         noun = _INPUTS.get(name)
         for p in (value if isinstance(value, list) else [value]) if noun else []:
-            if not isinstance(p, Path) or str(p) == "-":
+            if not isinstance(p, Path):
+                continue
+            if str(p) == "-":
+                stdin.append(name)
                 continue
             if not p.exists():
+                if p.is_symlink():
+                    raise InputError(f"{noun} `{p}` is a symbolic link to nothing (its target "
+                                     "is missing, or links lead back to it); check the path.")
                 raise InputError(f"{noun} `{p}` does not exist; check the path.")
             given.append(p)
+    if len(stdin) > 1:
+        a, b = stdin[0], stdin[1]
+        both = f"`{a}` is `-` twice" if a == b else f"`{a}` and `{b}` are both `-`"
+        raise InputError(f"{both}: standard input can be read only once; give files for all "
+                         "but one of them.")
     return given
 
 
@@ -185,7 +197,7 @@ def handle_errors(fn=None, *, json: bool = False):
         except RdiaError as e:
             if os.environ.get("RDIA_DEBUG"):
                 raise
-            _fail(as_flags(str(e), fn), e.exit_code)
+            _fail(as_flags(e, fn), e.exit_code)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size or a machine with more memory.", 1)
         except BrokenPipeError:
@@ -278,9 +290,10 @@ def _plain(v):
     return str(v)
 
 
-def as_flags(message: str, command) -> str:
+def as_flags(message: str | RdiaError, command) -> str:
     """The library names its parameters in backticks (`alpha`); on the command line they are
-    ``command``'s flags (--alpha). Other backticked words are left as they are."""
+    ``command``'s flags (--alpha). Other backticked words are left as they are. An error's
+    advice (``RdiaError.fixes``) is kept only for the flags ``command`` has."""
     import re
 
     flags = {}
@@ -290,6 +303,10 @@ def as_flags(message: str, command) -> str:
             decls = [d.split("/")[0] for d in names if isinstance(d, str) and d.startswith("--")]
             if decls:
                 flags[name] = max(decls, key=len)
+            elif isinstance(info, typer.models.ArgumentInfo):
+                flags[name] = name.upper()  # as --help names it (DATA)
+    if isinstance(message, RdiaError):
+        message = message.advice_for(flags)
     return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 

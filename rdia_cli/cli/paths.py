@@ -35,10 +35,11 @@ def shown_path(path) -> str:
 
 def check_output_folder(output: Path, option: str = "-o") -> None:
     """An output *folder* (split, run): not empty, not a file, its parent writable."""
-    from rdia_cli.artifacts.atomic import check_folder_writable
+    from rdia_cli.artifacts.atomic import check_folder_writable, check_no_link_loop
 
     if str(output).strip() in ("", STDIN):
         raise InputError(f"{option} must name a folder, not {str(output)!r}.")
+    check_no_link_loop(output, option)
     if output.exists() and not output.is_dir():
         raise InputError(f"{option} `{output}` is a file; give a folder for the outputs.")
     probe = output if output.is_dir() else next(

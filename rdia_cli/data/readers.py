@@ -27,18 +27,15 @@ The formats live in :mod:`rdia_cli.data.formats` (one module each, plus what the
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from rdia_cli.artifacts.inputs import STDIN
+from rdia_cli.artifacts.inputs import STDIN, is_stream, read_once
 from rdia_cli.artifacts.metadata import META_PREFIX
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.formats.cifar import read_cifar
@@ -91,7 +88,8 @@ def read_dataset(
     rows: tuple[int, int] | None = None,
     _shown: str | None = None,
 ) -> Dataset:
-    """Read ``path`` into a Dataset (``-``: standard input, named `<stdin>` in messages).
+    """Read ``path`` into a Dataset (``-``: standard input, named `<stdin>` in messages; it and
+    a pipe, `<(cat a.svm)` or a FIFO, are read once into a temporary file).
 
     ``schema`` (the model's, for validation/test data) fixes the class order and the feature
     space: narrower sparse data is padded, dense and sparse are converted into each other, a
@@ -105,10 +103,18 @@ def read_dataset(
     still those of the whole file. Other formats are read whole, then cut.
     """
     path = str(path)
-    if path == STDIN:
-        with _spooled_stdin(Source(STDIN, what, shown=STDIN_NAME)) as tmp:
+    if path == STDIN or is_stream(path):  # read once, into a temporary file
+        stdin = path == STDIN
+        shown = STDIN_NAME if stdin else path
+        src = Source(path, what, shown=shown)
+        with contextlib.ExitStack() as stack:
+            stream = sys.stdin.buffer if stdin else stack.enter_context(open(path, "rb"))
+            tmp = stack.enter_context(read_once(stream, lambda: src.error(
+                "is empty (0 bytes); pipe a data file into `-`." if stdin else
+                "is empty: nothing was written into the pipe."),
+                prefix=".rdia-stdin." if stdin else ".rdia-pipe."))
             return read_dataset(tmp, options, schema=schema, what=what, rows=rows,
-                                _shown=STDIN_NAME)
+                                _shown=shown)
     src = Source(path, what, shown=_shown)
     src.check_file()
     if schema is not None:
@@ -175,22 +181,6 @@ def read_table(
 # --------------------------------------------------------------------------------------------
 
 STDIN_NAME = "<stdin>"
-
-
-@contextlib.contextmanager
-def _spooled_stdin(src: Source) -> Iterator[str]:
-    """Copy standard input into a temporary file (removed afterwards) and yield its path: the
-    readers need to seek, and detect the format by content."""
-    fd, tmp = tempfile.mkstemp(prefix=".rdia-stdin.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            shutil.copyfileobj(sys.stdin.buffer, f)
-        if os.path.getsize(tmp) == 0:
-            raise src.error("is empty (0 bytes); pipe a data file into `-`.")
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------------------------

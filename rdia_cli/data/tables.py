@@ -211,6 +211,11 @@ def _numbers(col: Any, c: str, name: str, where: Where) -> tuple[np.ndarray, np.
         r = int(np.flatnonzero(bad)[0])
         raise _err(name, f"has a non-finite value (NaN or infinity) {where(r)}, column `{c}`; "
                    "remove it, or leave the cell empty to have it imputed.")
+    from rdia_cli.data.formats.common import beyond_float32, first_beyond_float32
+
+    r = first_beyond_float32(x)
+    if r is not None:
+        raise _err(name, beyond_float32(f"{x[r]:g}", where(r), f"column `{c}`"))
     return x, missing
 
 

@@ -109,15 +109,19 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
                 tol=tol, max_iter=max_iter, on_iter=on_iter,
             )
         except ArithmeticError as e:
-            raise RuntimeFailure(f"CG failed: {e}; the Hessian is not positive definite, "
-                                 "add --damping or use --l2 > 0.") from None
+            from rdia_cli.models.logreg.newton import INFLUENCE_FIXES
+
+            raise RuntimeFailure(f"CG failed: {e}; the Hessian is not positive definite",
+                                 fixes=INFLUENCE_FIXES) from None
         s, iterations = res.x, res.iterations
     gnorm = xp.norm(g)
     residual = xp.norm(matvec(s) - g) / max(gnorm, 1e-300)
     if not residual <= max(tol, 1e-8) * 100:
         raise RuntimeFailure(
             f"the influence solve did not converge (relative residual {residual:.2e} after "
-            f"{iterations} iterations); raise --max-iter or --tol, or add --damping."
+            f"{iterations} iterations)",
+            fixes=[("max_iter", "raise `max_iter`"), ("tol", "raise `tol`"),
+                   ("damping", "add `damping`")],
         )
     t_solve = time.perf_counter()
 

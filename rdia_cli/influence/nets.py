@@ -266,6 +266,11 @@ class NetProblem:
 
 
 # --- solvers --------------------------------------------------------------------------------
+# What to change when a solve fails (``RdiaError.fixes``: the command line keeps the advice of
+# the flags the command has)
+SOLVE_FIXES = (("hessian", "use `hessian` ggn"), ("damping", "raise `damping`"))
+
+
 def cg(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, tol: float = 1e-6,
        max_iter: int = 200, what: str = "exact",
        progress: Callable | None = None) -> SolveResult:
@@ -286,13 +291,12 @@ def cg(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, tol: 
     except CGBreakdown as e:
         if e.kind == "curvature":
             msg = (f"Conjugate gradient met non-positive curvature (pᵀAp = {e.value:.3g}) on the "
-                   f"`{what}` Hessian at iteration {e.iteration}: the damped Hessian is not "
-                   "positive definite; use `--hessian ggn` or a larger `--damping`.")
+                   f"{what} Hessian at iteration {e.iteration}: the damped Hessian is not "
+                   "positive definite")
         else:
-            msg = (f"Conjugate gradient diverged on the `{what}` Hessian (relative residual "
-                   f"{e.value:.3g} at iteration {e.iteration}); use `--hessian ggn` or a larger "
-                   "`--damping`.")
-        raise RuntimeFailure(msg) from None
+            msg = (f"Conjugate gradient diverged on the {what} Hessian (relative residual "
+                   f"{e.value:.3g} at iteration {e.iteration})")
+        raise RuntimeFailure(msg, fixes=SOLVE_FIXES) from None
 
 
 def power_max_eig(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, *, dtype, device,
@@ -336,8 +340,8 @@ def lissa(matvec: Callable[..., torch.Tensor], b: torch.Tensor, *, scale: float,
             progress(it, max_iter, {"stage": "solve", "residual": rel})
         if not math.isfinite(rel) or rel > 1e6:
             raise RuntimeFailure(
-                f"LiSSA diverged on the `{what}` Hessian (relative residual {rel:.3g} at "
-                f"iteration {it}); use `--hessian ggn`, a larger `--damping` or `--solver cg`."
+                f"LiSSA diverged on the {what} Hessian (relative residual {rel:.3g} at "
+                f"iteration {it})", fixes=[*SOLVE_FIXES, ("solver", "use `solver` cg")],
             )
         if rel <= tol:
             return SolveResult(h / scale, it, rel, True)

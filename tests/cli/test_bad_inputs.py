@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from rdia_cli.models.io import _deterministic_bytes
-from tests.cli_helpers import ok, rdia
+from tests.cli_helpers import ok, rdia, shell
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,33 @@ def _sparse(indices, typ, meta=None):
     return _convert("sp.parquet", write)
 
 
+def _latin1_csv(column):
+    def write(path):
+        rows = ["a,b,label", "0.1,x,0", "0.2,y,1", "0.3,z,1"]
+        rows[2] = rows[2].replace("y" if column == "b" else "1", "thé")
+        path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    return _convert("lat.csv", write)
+
+
+def _loop(d):
+    (d / "loop1").symlink_to("loop2")
+    (d / "loop2").symlink_to("loop1")
+
+
+def _input_loop(d):
+    _loop(d)
+    return ["train", d / "loop1", "-o", d / "out.pt"]
+
+
+def _output_loop(d):
+    _loop(d)
+    return ["convert", d / "train.svm", "-o", d / "loop1"]
+
+
+def _parquet(table, name="t.parquet"):
+    return _convert(name, lambda path: pq.write_table(table, path))
+
+
 def _weights(values):
     def write(path):
         pq.write_table(pa.table({"a": [0.1, 0.2, 0.3], "label": [0, 1, 1], "weight": values})
@@ -188,6 +215,40 @@ CASES = [
      "`indices` of type float64"),
     ("negative weight in rdia's file", _weights([1.0, -2.0, 1.0]), 2, "negative `weight` -2"),
     ("all-zero weights", _weights([0.0, 0.0, 0.0]), 2, "`weight` 0 on every row"),
+    # values beyond float32 (they were "NaN or infinity", with numpy's overflow warning)
+    ("LIBSVM value 1e39", _text("1 1:0.5\n1 1:1e39\n0 1:0.1\n"), 2,
+     "has the value 1e39 on line 2, feature index 1, beyond the float32 range (±3.4e38)"),
+    ("CSV value -1e39", _text("a,b,label\n0.1,0.2,0\n0.3,-1e39,1\n", "big.csv"), 2,
+     "has the value -1e+39 on line 3, column `b`, beyond the float32 range"),
+    ("CSV value 1e39 in a column with missing cells",
+     _text("a,b,label\n0.1,,0\n0.3,1e39,1\n0.2,0.5,0\n", "big.csv"), 2,
+     "has the value 1e+39 on line 3, column `b`, beyond the float32 range"),
+    ("Parquet value 1e39", _parquet(pa.table({"a": [0.1, 1e39], "label": [0, 1]})), 2,
+     "has the value 1e+39 in row 2, column `a`, beyond the float32 range"),
+    ("sparse Parquet value 1e40",
+     _parquet(pa.table({"label": [0, 1], "indices": pa.array([[0], [3]], pa.list_(pa.int32())),
+                        "values": pa.array([[1.0], [1e40]], pa.list_(pa.float64()))})), 2,
+     "has the value 1e+40 in row 2, feature index 3, beyond the float32 range"),
+    # CSV lines: a quoted value may span lines; text that is not UTF-8
+    ("CSV row after a quoted newline",
+     _text('note,a,label\n"two\nlines",0.1,0\n"x",0.2,1\n"y",abc,1\n', "q.csv"), 2,
+     "non-numeric value `abc` in column `a` on line 5"),
+    ("CSV short row with quoted newlines",
+     _text('note,a,label\n"two\nlines",0.1,0\n\n"x",0.2,1\n"y\nz",0.3\n', "q.csv"), 2,
+     "has 2 fields on line 6, but its header has 3"),
+    ("CSV label in Latin-1", _latin1_csv("label"), 2,
+     "is not UTF-8 text on line 3: column `label` holds"),
+    ("CSV text feature in Latin-1", _latin1_csv("b"), 2,
+     "is not UTF-8 text on line 3: column `b` holds `th"),
+    # standard input, links
+    ("standard input for DATA and --val",
+     lambda d: ["train", "-", "--val", "-", "-o", d / "out.pt"], 2,
+     "DATA and --val are both `-`: standard input can be read only once"),
+    ("standard input for DATA and (by default) --scores",
+     lambda d: ["relabel", "-", "--alpha", "0.1", "-o", d / "out.parquet"], 2,
+     "DATA is `-`, and so is --scores when not given"),
+    ("an input that is a loop of links", _input_loop, 2, "is a symbolic link to nothing"),
+    ("an output that is a loop of links", _output_loop, 2, "is a loop of symbolic links"),
     # degenerate data
     ("LIBSVM with labels only", _text("1\n0\n"), 2, "has no features"),
     ("CSV with only a label column", _text("label\n1\n0\n", "lab.csv"), 2, "has no features"),
@@ -259,6 +320,7 @@ def test_bad_input_is_one_clear_line(good, tmp_path, make, code, fragment):
     text = " ".join((res.stdout + res.stderr).split())  # Typer's boxes wrap lines
     assert fragment in text, text
     assert "Traceback" not in text and "internal error" not in text, text
+    assert "RuntimeWarning" not in text, text
     assert _snapshot(tmp_path) == before  # nothing written, no input changed
 
 
@@ -301,3 +363,101 @@ def test_a_one_class_training_split_warns(tmp_path):
     assert any(issubclass(w.category, DataWarning)
                and "a model needs at least two classes" in str(w.message) for w in seen)
     assert rdia("split", tmp_path / "three.svm", "-o", tmp_path / "out").exit_code == 0
+
+
+def test_float32_overflow_is_one_line_without_numpy_warning(tmp_path):
+    """1e39 in a feature was "NaN or infinity" after numpy's `RuntimeWarning: overflow
+    encountered in cast` with a source path (#28): one line, the file, line and column."""
+    (tmp_path / "big.csv").write_text("a,b,label\n0.1,0.2,0\n0.3,1e39,1\n")
+    (tmp_path / "big.svm").write_text("1 1:0.5\n0 2:1e39\n")
+    for name, where in (("big.csv", "on line 3, column `b`"),
+                        ("big.svm", "on line 2, feature index 2")):
+        res = shell(f"rdia train {name} -o out.pt --device cpu", tmp_path)
+        err = res.stderr.decode()
+        assert res.returncode == 2 and err.count("\n") == 1, err
+        assert where in err and "beyond the float32 range (±3.4e38)" in err, err
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_pipe_is_read_once(good, tmp_path):
+    """A process substitution `<(cat val.svm)` or a named pipe was "empty (0 bytes)" (#28):
+    it is read, once, as standard input is."""
+    cmd = (f"rdia evaluate {good / 'm.pt'} --data <(cat {good / 'val.svm'}) --device cpu && "
+           f"rdia score <(cat {good / 'train.svm'}) --val <(gzip -c {good / 'val.svm'}) "
+           f"--model {good / 'm.pt'} -o s.parquet --device cpu -q && "
+           f"rdia relabel {good / 'train.svm'} --scores <(cat s.parquet) --alpha 0.002 "
+           "-o r.parquet -q")
+    exe = f"{sys.executable} -m rdia_cli"
+    res = subprocess.run(["bash", "-c", cmd.replace("rdia ", exe + " ")], cwd=tmp_path,
+                         capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()
+    assert "accuracy" in res.stdout.decode() and (tmp_path / "r.parquet").exists()
+    direct = ok(rdia("evaluate", good / "m.pt", "--data", good / "val.svm", "--device", "cpu"))
+    assert direct.stdout.splitlines()[-2].split("│")[2:] == \
+        res.stdout.decode().splitlines()[-2].split("│")[2:]  # the same n, loss, accuracy
+    meta = pq.read_schema(tmp_path / "s.parquet").metadata
+    assert b"/dev/fd/" not in b"".join(meta.values())  # a pipe is not recorded as an input
+
+    import os
+    import threading
+
+    fifo = tmp_path / "val.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes((good / "val.svm").read_bytes()))
+    writer.start()
+    res = ok(rdia("evaluate", good / "m.pt", "--data", fifo, "--device", "cpu"))
+    writer.join(timeout=60)
+    assert "accuracy" in res.stdout
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b""))
+    writer.start()
+    res = rdia("evaluate", good / "m.pt", "--data", fifo, "--device", "cpu")
+    writer.join(timeout=60)
+    assert res.exit_code == 2 and "nothing was written into the pipe" in res.stderr
+
+
+def test_decimal_columns_are_numbers(tmp_path):
+    """A Parquet decimal128 feature column was "non-numeric `0.7083`" against a model trained
+    on floats (#28): decimals are read as float64, as the training path already did."""
+    import decimal
+
+    a = [0.7083, 0.1, 0.35, 0.9, 0.2, 0.65]
+    labels = [1, 0, 0, 1, 0, 1]
+    pq.write_table(pa.table({"a": a, "label": labels}), tmp_path / "f.parquet")
+    dec = pa.array([decimal.Decimal(str(v)) for v in a], pa.decimal128(10, 4))
+    pq.write_table(pa.table({"a": dec, "label": labels}), tmp_path / "d.parquet")
+    ok(rdia("train", tmp_path / "f.parquet", "-o", tmp_path / "m.pt", "--device", "cpu", "-q"))
+    floats, decimals = (ok(rdia("evaluate", tmp_path / "m.pt", "--data", tmp_path / name,
+                                "--device", "cpu")).stdout.splitlines()[-2].split("│")[2:]
+                        for name in ("f.parquet", "d.parquet"))
+    assert floats == decimals
+
+
+def test_advice_names_only_flags_of_the_command(tmp_path):
+    """`rdia train` suggested `--damping`, a flag of `score` (#28): the advice of an error
+    (``RdiaError.fixes``) keeps the flags the command that was run has."""
+    from rdia_cli.cli.commands.retrain import retrain
+    from rdia_cli.cli.commands.score import score
+    from rdia_cli.cli.commands.train import train
+    from rdia_cli.cli.core import as_flags
+    from rdia_cli.errors import RuntimeFailure
+    from rdia_cli.influence.nets import SOLVE_FIXES
+
+    e = RuntimeFailure("the solve diverged", fixes=[*SOLVE_FIXES, ("solver", "use `solver` cg")])
+    assert str(e) == ("the solve diverged; use `hessian` ggn or raise `damping` or use "
+                      "`solver` cg.")  # the library names parameters
+    assert as_flags(e, score) == ("the solve diverged; use --hessian ggn or raise --damping or "
+                                  "use --solver cg.")
+    assert as_flags(e, train) == "the solve diverged"
+    assert as_flags(RuntimeFailure("x", fixes=SOLVE_FIXES, otherwise="y"), train) == "x; y."
+    fit = RuntimeFailure("did not converge", fixes=[("max_iter", "raise `max_iter`"),
+                                                    ("l2", "raise `l2`")])
+    assert as_flags(fit, train) == "did not converge; raise --max-iter or raise --l2."
+    assert as_flags(fit, retrain) == "did not converge; raise --l2."  # retrain has no --max-iter
+
+    (tmp_path / "col.svm").write_text("0 1:1 2:1\n1 1:2 2:2\n0 1:-1 2:-1\n1 1:3 2:3\n")
+    res = rdia("train", tmp_path / "col.svm", "--l2", "0", "-o", tmp_path / "m.pt",
+               "--device", "cpu")  # collinear features, no λ: Cholesky fails in training
+    assert res.exit_code == 1 and "not positive definite" in res.stderr, res.stderr
+    assert "use --l2 > 0" in res.stderr and "damping" not in res.stderr, res.stderr

@@ -47,11 +47,14 @@ def _relabel_choice(alpha, phi_threshold, fraction, strategy):
     return a, phi_threshold, fraction, strategy
 
 
-def _scores_source(scores: Path | None) -> Path:
+def _scores_source(scores: Path | None, data: Path | None = None) -> Path:
     import sys
 
     if scores is not None:
         return scores
+    if str(data) == "-":
+        raise InputError("DATA is `-`, and so is --scores when not given: standard input can "
+                         "be read only once; give --scores FILE or a DATA file.")
     if sys.stdin is None or sys.stdin.isatty():
         raise InputError("give --scores FILE, or pipe `rdia score` into this command "
                          "(`rdia score DATA --val VAL --model MODEL | rdia relabel ...`).")
@@ -92,7 +95,7 @@ def relabel(
     a, phi_threshold, fraction, strategy = _relabel_choice(alpha, phi_threshold, fraction,
                                                            strategy)
     dev = device_of(device)
-    source = _scores_source(scores)
+    source = _scores_source(scores, data)
     check_output(output, data, source, val, model, *read.files)
     output_format(str(output))
     sc = read_scores(source)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rdia_cli.artifacts.arrow import arrow_of, numpy_of  # noqa: F401 - the readers' too
+from rdia_cli.artifacts.inputs import is_stream
 from rdia_cli.artifacts.metadata import jsonable
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.errors import InputError
@@ -35,6 +36,30 @@ DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 # be without declaring it (`n_features`): max(UNDECLARED_WIDTH, 100 x its stored values).
 MAX_FEATURES = 2**31 - 1
 UNDECLARED_WIDTH = 1_000_000
+
+# Features are stored as float32: a finite value from this on (float32's largest, 3.4028235e38,
+# plus half its last step) rounds to infinity.
+FLOAT32_OVERFLOW = 2.0**128 * (1 - 2.0**-25)
+
+
+def first_beyond_float32(values: np.ndarray) -> int | None:
+    """Position of the first finite value too large for float32 (casting it would give ±inf and
+    numpy's overflow warning), or None."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
+        return None  # float32 and narrower, and integers (int64 stays below 9.3e18), all fit
+    big = np.abs(values) >= FLOAT32_OVERFLOW  # ±inf too: a value the file wrote so
+    if not big.any():
+        return None
+    big &= np.isfinite(values)
+    return int(np.flatnonzero(big)[0]) if big.any() else None
+
+
+def beyond_float32(value: Any, at: str, column: str) -> str:
+    """The end of the message for a value :func:`first_beyond_float32` found: "has the value
+    1e+39 on line 2, column `b`, beyond ..." (``at``: "on line 2", ``column``: "column `b`")."""
+    return (f"has the value {value} {at}, {column}, beyond the float32 range (±3.4e38) rdia "
+            "stores features in; rescale that feature (e.g. other units) or drop it.")
 
 
 @dataclass(frozen=True)
@@ -284,7 +309,7 @@ class Source:
             raise InputError(f"{name} does not exist; check the path.")
         if p.is_dir():
             raise InputError(f"{name} is a folder, not a file; give the path of a data file.")
-        if p.stat().st_size == 0:
+        if p.stat().st_size == 0 and not is_stream(p):  # a pipe's size is 0 until read
             raise InputError(f"{name} is empty (0 bytes).")
 
 
@@ -315,6 +340,12 @@ def open_input(path: str) -> BinaryIO:
 def read_all(src: Source, path: str | None = None, name: str | None = None) -> bytes:
     path = path or src.path
     try:
+        if is_stream(path):  # a pipe (an IDX label file `<(zcat ...)`) is read once
+            with open(path, "rb") as f:
+                raw = f.read()
+            unpack = {b"\x1f\x8b": gzip.decompress, b"BZ": bz2.decompress,
+                      b"\xfd7": lzma.decompress}.get(raw[:2])
+            return unpack(raw) if unpack else raw
         with open_input(path) as f:
             return f.read()
     except DECOMPRESS_ERRORS as e:
@@ -559,6 +590,9 @@ def dense_from_columns(
         if pa.types.is_dictionary(typ):
             col = pc.cast(col, typ.value_type)
             typ = col.type
+        if pa.types.is_decimal(typ):  # decimal128/256 are numbers: read them as float64
+            col = pc.cast(col, pa.float64())
+            typ = col.type
         if pa.types.is_string(typ) or pa.types.is_large_string(typ):
             try:
                 col = pc.cast(col, pa.float64())
@@ -590,7 +624,11 @@ def dense_from_columns(
                 f"has a missing value in column `{name}` {where(r)} (empty, NA or NaN); remove "
                 "or impute it."
             )
-        X[:, j] = col.to_numpy()
+        values = col.to_numpy()
+        r = first_beyond_float32(values)
+        if r is not None:
+            raise src.error(beyond_float32(f"{values[r]:g}", where(r), f"column `{name}`"))
+        X[:, j] = values
     return X
 
 

@@ -4,6 +4,7 @@ messages that name the bad line. scikit-learn is not imported (it costs seconds 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -13,13 +14,16 @@ import scipy.sparse as sp
 
 from rdia_cli.data.formats.common import (
     DECOMPRESS_ERRORS,
+    FLOAT32_OVERFLOW,
     Parsed,
     ReadOptions,
     Schema,
     Source,
     arrow_of,
+    beyond_float32,
     csv_input,
     encode_labels,
+    first_beyond_float32,
     looks_binary,
     numpy_of,
     open_input,
@@ -60,7 +64,8 @@ def _shown(token: bytes, limit: int = 40) -> str:
 
 
 def _libsvm_find_error(src: Source) -> str | None:
-    """Scan the file in Python (error path only) for the first line the parser rejects."""
+    """Scan the file in Python (error path only) for the first line the parser rejects: what
+    follows the file's name in the message (a malformed line's ends with the format's hint)."""
     try:
         for lineno, parts in _libsvm_lines(src):
             label, feats = parts[0], parts[1:]
@@ -69,7 +74,7 @@ def _libsvm_find_error(src: Source) -> str | None:
             except ValueError:
                 return (
                     f"has a malformed line {lineno}: expected a numeric label first, got "
-                    f"{_shown(label)}"
+                    f"{_shown(label)}{_HINT}"
                 )
             if feats and feats[0].startswith(b"qid:"):
                 try:
@@ -77,7 +82,7 @@ def _libsvm_find_error(src: Source) -> str | None:
                 except ValueError:
                     return (
                         f"has a malformed line {lineno}: expected `qid:<integer>`, got "
-                        f"{_shown(feats[0])}"
+                        f"{_shown(feats[0])}{_HINT}"
                     )
                 feats = feats[1:]
             prev = -1
@@ -86,34 +91,46 @@ def _libsvm_find_error(src: Source) -> str | None:
                 if not colon:
                     return (
                         f"has a malformed line {lineno}: expected `index:value` pairs after "
-                        f"the label, got {_shown(tok)}"
+                        f"the label, got {_shown(tok)}{_HINT}"
                     )
                 try:
                     idx = int(idx_s)
                 except ValueError:
                     return (
                         f"has a malformed line {lineno}: expected an integer feature index in "
-                        f"{_shown(tok)}"
+                        f"{_shown(tok)}{_HINT}"
                     )
                 try:
-                    float(val_s)
+                    value = float(val_s)
                 except ValueError:
                     return (f"has a malformed line {lineno}: expected a numeric value in "
-                            f"{_shown(tok)}")
+                            f"{_shown(tok)}{_HINT}")
                 if idx < 0:
-                    return f"has a malformed line {lineno}: negative feature index in {_shown(tok)}"
+                    return (f"has a malformed line {lineno}: negative feature index in "
+                            f"{_shown(tok)}{_HINT}")
                 if idx >= 2**31:
                     return (f"has feature index {idx} on line {lineno}; rdia handles indices "
-                            f"below {2**31:,}")
+                            f"below {2**31:,}{_HINT}")
                 if idx <= prev:
                     return (
                         f"has a malformed line {lineno}: feature indices must be increasing "
-                        f"and unique, got {idx} after {prev}"
+                        f"and unique, got {idx} after {prev}{_HINT}"
                     )
+                if _beyond_float32(value):
+                    return beyond_float32(val_s.decode(), f"on line {lineno}",
+                                          f"feature index {idx}")
                 prev = idx
     except DECOMPRESS_ERRORS as e:
-        return f"could not be decompressed ({e}); the file is truncated or corrupt"
+        return f"could not be decompressed ({e}); the file is truncated or corrupt."
     return None
+
+
+_HINT = "; LIBSVM lines look like `<label> <index>:<value> ...`."
+
+
+def _beyond_float32(value: float) -> bool:
+    """A finite value that float32, rdia's feature type, cannot hold (it would become ±inf)."""
+    return abs(value) >= FLOAT32_OVERFLOW and math.isfinite(value)
 
 
 class _NotSimple(Exception):
@@ -165,8 +182,10 @@ def libsvm_fast(src: Source) -> tuple[sp.csr_matrix, np.ndarray] | None:
                     raise _NotSimple
                 kvf = kv.values
                 idx = pc.cast(kvf.take(arrow_of(np.arange(0, len(kvf), 2))), pa.int64())
-                val = pc.cast(kvf.take(arrow_of(np.arange(1, len(kvf), 2))), pa.float32())
+                val = pc.cast(kvf.take(arrow_of(np.arange(1, len(kvf), 2))), pa.float64())
                 idx, val = numpy_of(idx), numpy_of(val)
+                if first_beyond_float32(val) is not None:  # the line parser names it
+                    raise _NotSimple
                 k = count - 1
                 if idx.size:
                     if idx.min() < 0:
@@ -230,8 +249,11 @@ def libsvm_lines_parse(src: Source) -> tuple[sp.csr_matrix, np.ndarray]:
             if idx <= prev:
                 raise ValueError("Feature indices in SVMlight/LibSVM data file should be sorted "
                                  "and unique.")
+            value = float(val_s)
+            if _beyond_float32(value):
+                raise ValueError(f"{val_s!r} is beyond float32")
             indices.append(idx)
-            values.append(float(val_s))
+            values.append(value)
             prev = idx
         indptr.append(len(indices))
     width = max(indices) + 1 if indices else 0
@@ -261,7 +283,7 @@ def read_libsvm(src: Source, opts: ReadOptions, schema: Schema | None) -> Parsed
         found = _libsvm_find_error(src)
         if found is None:
             raise src.error(f"is not a valid LIBSVM/SVMlight file: {e}.") from None
-        raise src.error(f"{found}; LIBSVM lines look like `<label> <index>:<value> ...`.") from None
+        raise src.error(found) from None
     n = X.shape[0]
     if n == 0:
         raise src.error("has no data rows (only blank or comment lines).")

@@ -21,8 +21,10 @@ from rdia_cli.data.formats.common import (
     ReadOptions,
     Schema,
     Source,
+    beyond_float32,
     dense_from_columns,
     encode_labels,
+    first_beyond_float32,
     map_classes,
     named_column,
     user_table,
@@ -306,10 +308,15 @@ def _parquet_images(src: Source, table: Any, meta: dict, n: int) -> tuple[np.nda
             f"has {int(lengths[r])} pixels in row {r + 1}, but `rdia.image_shape` {list(shape)} "
             f"needs {size}."
         )
-    X = np.array(values, dtype=np.float32).reshape((n, *shape))
 
     def column(j: int) -> str:
         return f"pixel {tuple(int(i) for i in np.unravel_index(j, shape))}"
+
+    k = first_beyond_float32(values)
+    if k is not None:
+        raise src.error(beyond_float32(f"{values[k]:g}", f"in row {k // size + 1}",
+                                       column(k % size)))
+    X = np.array(values, dtype=np.float32).reshape((n, *shape))
 
     return X, column
 
@@ -389,6 +396,11 @@ def _parquet_sparse_rows(
             top = max(top, hi)
             if hi >= 2**31 - 1 and indices.dtype != np.int64:
                 indices = indices.astype(np.int64)
+        k = first_beyond_float32(val)
+        if k is not None:
+            r = int(np.searchsorted(v_off, k, side="right") - 1)
+            raise src.error(beyond_float32(f"{val[k]:g}", f"in row {first + r + 1}",
+                                           f"feature index {int(idx[k])}"))
         if at_nz + m > indices.size:  # metadata missing or short: grow
             size = max(2 * indices.size, at_nz + m)
             indices = np.concatenate([indices[:at_nz], np.empty(size - at_nz, indices.dtype)])

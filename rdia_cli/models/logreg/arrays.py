@@ -129,12 +129,12 @@ class NumpyOps:
         from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
         from rdia_cli.errors import RuntimeFailure
-        from rdia_cli.models.logreg.newton import NOT_POSITIVE_DEFINITE
+        from rdia_cli.models.logreg.newton import INFLUENCE_FIXES, NOT_POSITIVE_DEFINITE
 
         try:
             factor = cho_factor(H, lower=True, check_finite=False)
         except LinAlgError:
-            raise RuntimeFailure(NOT_POSITIVE_DEFINITE) from None
+            raise RuntimeFailure(NOT_POSITIVE_DEFINITE, fixes=INFLUENCE_FIXES) from None
         return cho_solve(factor, b.reshape(-1, 1), check_finite=False).reshape(-1)
 
 

@@ -19,17 +19,20 @@ if TYPE_CHECKING:
     from rdia_cli.models.logreg.problem import LogRegProblem
 
 DIRECT_MAX_PARAMS = 2500  # explicit Hessian + Cholesky up to this many parameters
-NOT_POSITIVE_DEFINITE = ("the Hessian is not positive definite (Cholesky failed); "
-                         "use --l2 > 0 or add --damping.")
+NOT_POSITIVE_DEFINITE = "the Hessian is not positive definite (Cholesky failed)"
+# What to change then (``RdiaError.fixes``: the command line keeps the flags the command has):
+# in an influence solve (score, run), and in training (train, retrain, run)
+INFLUENCE_FIXES = (("damping", "add `damping`"), ("l2", "train with `l2` > 0"))
+TRAINING_FIXES = (("l2", "use `l2` > 0"),)
 
 
-def solve_direct(H, b):
+def solve_direct(H, b, *, fixes=INFLUENCE_FIXES):
     """Cholesky solve; a clear error when H is not positive definite."""
     import torch
 
     L, info = torch.linalg.cholesky_ex(H)
     if int(info) != 0:
-        raise RuntimeFailure(NOT_POSITIVE_DEFINITE)
+        raise RuntimeFailure(NOT_POSITIVE_DEFINITE, fixes=fixes)
     return torch.cholesky_solve(b.reshape(-1, 1), L).reshape(-1)
 
 
@@ -96,7 +99,7 @@ def _fit(problem, *, theta0, tol, max_iter, solver, progress) -> FitResult:
     while gnorm > tol * g0norm and it < max_iter:
         g = G.reshape(-1)
         if solver == "direct":
-            step = -solve_direct(problem.hessian(Z), g)
+            step = -solve_direct(problem.hessian(Z), g, fixes=TRAINING_FIXES)
         else:
             rel = gnorm / g0norm
             # inexact Newton (forcing √rel), but no tighter than this step needs to reach tol:

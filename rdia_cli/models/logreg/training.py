@@ -58,7 +58,8 @@ def train_logreg(
     if not result.converged and result.rel_grad_norm > max(tol * 1e3, 1e-5):
         raise RuntimeFailure(
             f"training did not converge: relative gradient norm {result.rel_grad_norm:.2e} after "
-            f"{result.iterations} Newton steps (tol {tol:g}); raise --max-iter or --l2."
+            f"{result.iterations} Newton steps (tol {tol:g})",
+            fixes=[("max_iter", "raise `max_iter`"), ("l2", "raise `l2`")],
         )
     meta = schema_meta(ds)
     meta.update(
