@@ -53,7 +53,8 @@ def load(path: Path) -> dict:
                                              z["test_y"]).mean())}
 
 
-def _tuned(run: dict, i: int, policy: AutoPolicy, union: bool = True) -> int:
+def _tuned(run: dict, i: int, policy: AutoPolicy, union: bool = True,
+           veto: bool = True) -> int:
     """``reg_line_search`` on the measured candidates (a step never measured ends it). Without
     a sign of noise, train + clean set's λ comes from the CV over all its rows where the dump
     holds it (``union``), and may go down from 1/rows (``policy.reg_down_se``)."""
@@ -66,7 +67,8 @@ def _tuned(run: dict, i: int, policy: AutoPolicy, union: bool = True) -> int:
         missing = np.full(len(next(iter(losses.values()))), np.inf)
         with np.errstate(invalid="ignore"):
             cfg = ac.reg_line_search(lambda c: losses.get(c.reg, missing), cfg, policy,
-                                     down=True)
+                                     down=True, clean_rows=(slice(-len(run["val_y"]), None)
+                                                            if veto else None))
         return at.get(cfg, i)
     missing = np.full(row_loss.shape[1], np.inf)
     with np.errstate(invalid="ignore"):  # inf − inf in a missing step's SE
@@ -74,29 +76,36 @@ def _tuned(run: dict, i: int, policy: AutoPolicy, union: bool = True) -> int:
     return at[cfg]
 
 
-def parts(run: dict, policy: AutoPolicy = DEFAULT_POLICY, union: bool = True) -> tuple[int, int]:
-    """(training-based pick, clean set alone), each at its λ, as the library chooses them."""
+def parts(run: dict, policy: AutoPolicy = DEFAULT_POLICY, union: bool = True,
+          veto: bool = True) -> tuple[int, int]:
+    """(training-based pick, clean set alone), each at its λ, as the library chooses them
+    (``veto=False``: a step up of λ over all rows without the clean rows' veto, before #30)."""
     configs, row_loss = run["configs"], run["row_loss"]
     based = [i for i, c in enumerate(configs) if c.reg == 1 and c.weight > 0]
     pick = based[policy.choose([configs[i] for i in based], row_loss[based], policy)]
     alone = next(i for i, c in enumerate(configs) if c.reg == 1 and c.weight == 0)
-    return _tuned(run, pick, policy, union), _tuned(run, alone, policy, union)
+    return _tuned(run, pick, policy, union, veto), _tuned(run, alone, policy, union, veto)
 
 
 def blended(run: dict, policy: AutoPolicy = DEFAULT_POLICY, always: bool = False,
-            keep_erm: bool = False, union: bool = True) -> float:
+            keep_erm: bool = False, union: bool = True, lowest_share: bool = False,
+            veto: bool = True) -> float:
     """Test loss of the library's rule (``final_share``) under ``policy``, or a variant of it:
     ``always``: the blend grid without a sign of noise too; ``keep_erm``: without a sign of
     noise, ERM unless the choice beats it by ``policy.guard_se`` standard errors (measured, not
-    adopted); ``union=False``: λ of train + clean set on the clean rows' CV alone."""
-    pick, alone = parts(run, policy, union)
+    adopted); ``union=False``: λ of train + clean set on the clean rows' CV alone;
+    ``lowest_share``: with noise, the blend share of lowest CV loss (the rule before #30)."""
+    pick, alone = parts(run, policy, union, veto)
     quiet = abs(run["noise_z"]) < policy.noise_z
     probs, y, shift = run["row_probs"], run["val_y"], run["shift"][alone]
     if quiet and not always:
         share = ac.final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
                                noisy=False, policy=policy)
-    else:
+    elif lowest_share:  # before #30: the share with the lowest CV loss
         share = ac.blend_share(probs[pick], probs[alone], y, shift, policy.blend_shares)
+    else:
+        share = ac.final_share(probs[pick], probs[alone], y, shift, run["row_loss"][pick],
+                               noisy=True, policy=policy)
     chosen = run["row_loss"][alone if share == 1.0 else pick]
     if keep_erm and quiet and not ac.beats(chosen, run["erm_val"], policy.guard_se):
         return run["erm_test"]
@@ -132,6 +141,13 @@ RULES = {
     "shares 0, ½, 1": lambda run: blended(run, variant(blend_shares=(0.0, 0.5, 1.0))),
     "blend without noise": lambda run: blended(run, always=True),
     "guard 1 SE": lambda run: blended(run, variant(guard_se=1.0)),
+    "share of lowest CV (before #30)": lambda run: blended(run, lowest_share=True),
+    "no λ veto (before #30)": lambda run: blended(run, veto=False),
+    "policy before #30": lambda run: blended(
+        run, variant(guard_se=2.0, choose=ac.guarded_choice), lowest_share=True, veto=False),
+    "share within 0.5 SE": lambda run: blended(run, variant(blend_se=0.5)),
+    "share within 0 SE": lambda run: blended(run, variant(blend_se=0.0)),
+    "share within 2 SE": lambda run: blended(run, variant(blend_se=2.0)),
     "no λ search": lambda run: blended(run, variant(reg_max_steps=0)),
 }
 

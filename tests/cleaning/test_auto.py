@@ -15,6 +15,7 @@ from rdia_cli.cleaning.auto import (
     Config,
     Verdict,
     auto_clean,
+    beats,
     blend_cv,
     blend_models,
     blend_probs,
@@ -23,12 +24,15 @@ from rdia_cli.cleaning.auto import (
     candidates,
     final_share,
     guarded_choice,
+    honest_share,
     noise_evidence,
     out_of_fold_scores,
+    parsimonious_choice,
     reg_line_search,
     verdict_lines,
 )
 from rdia_cli.cleaning.auto.cv import _clean_only_at_full_size
+from rdia_cli.cleaning.auto.rules import clean_only_share
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
 from rdia_cli.metrics import row_losses
@@ -76,12 +80,38 @@ def test_guard_keeps_default_unless_clearly_better():
     rng = np.random.default_rng(0)
     base = rng.uniform(0.1, 0.5, 200)
     wobble = np.where(np.arange(200) % 2 == 0, 0.05, -0.05)  # mean 0, SE 0.0035
-    assert guarded_choice(configs, np.vstack([base, base - 0.001 + wobble]), DEFAULT_POLICY) == 0
-    assert guarded_choice(configs, np.vstack([base, base - 0.05]), DEFAULT_POLICY) == 1
-    # a gain of 1.5 standard errors is what the best of many noisy candidates shows by chance
-    se = 0.05 / np.sqrt(200)
-    assert guarded_choice(configs, np.vstack([base, base - 1.5 * se + wobble]), DEFAULT_POLICY) == 0
-    assert guarded_choice(configs, np.vstack([base, base - 2.5 * se + wobble]), DEFAULT_POLICY) == 1
+    two = replace(DEFAULT_POLICY, guard_se=2.0)  # the guard before #30
+    for choose in (guarded_choice, parsimonious_choice):
+        assert choose(configs, np.vstack([base, base - 0.001 + wobble]), two) == 0
+        assert choose(configs, np.vstack([base, base - 0.05]), two) == 1
+        se = 0.05 / np.sqrt(200)
+        assert choose(configs, np.vstack([base, base - 1.5 * se + wobble]), two) == 0
+        assert choose(configs, np.vstack([base, base - 2.5 * se + wobble]), two) == 1
+        # the default guard is one standard error (#30: a clear CV winner was refused at two)
+        assert choose(configs, np.vstack([base, base - 0.5 * se + wobble]), DEFAULT_POLICY) == 0
+        assert choose(configs, np.vstack([base, base - 1.5 * se + wobble]), DEFAULT_POLICY) == 1
+
+
+def test_near_tied_cleanings_go_to_the_one_that_cleans_least():
+    # three cleanings within a fraction of a standard error (the #30 case: CV losses within
+    # 0.0003, test losses 0.285 / 0.228 / 0.188): the smallest fraction, not the lowest mean
+    configs = [Config("drop", 0.0, 1.0), Config("drop", 0.4, 1.0, "phi"),
+               Config("drop", 0.2, 1.0, "oof"), Config("drop", 0.3, 1.0, "clean"),
+               Config("hard", 0.05, 1.0, "oof")]
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.6, 300)
+    wobble = np.where(np.arange(300) % 2 == 0, 0.05, -0.05)  # SE of a paired difference 0.0029
+    se = 0.05 / np.sqrt(300)
+    rows = np.vstack([base, base - 0.05 - 0.0003, base - 0.05 + wobble, base - 0.05 - wobble,
+                      base - 0.05 + 3 * se + wobble])  # the 5% one: 3 SE behind, not tied
+    assert guarded_choice(configs, rows, DEFAULT_POLICY) == 1  # the lowest mean
+    assert parsimonious_choice(configs, rows, DEFAULT_POLICY) == 2  # 20%: fewest rows, tied
+    assert DEFAULT_POLICY.choose is parsimonious_choice
+    # no tie (tie_se 0): the lowest mean, as before
+    assert parsimonious_choice(configs, rows, replace(DEFAULT_POLICY, tie_se=0.0)) == 1
+    # the tie-break still has to pass the guard against train + clean set
+    flat = np.vstack([base, base - 0.1 * se, base + wobble, base - wobble, base + 5 * se])
+    assert parsimonious_choice(configs, flat, DEFAULT_POLICY) == 0
 
 
 @pytest.mark.slow  # 3-4 s on a busy machine
@@ -141,14 +171,46 @@ def test_without_noise_the_clean_set_alone_needs_the_evidence_a_cleaning_needs()
     pick_loss = row_losses(pick, y)
     assert row_losses(close, y).mean() < pick_loss.mean()
     assert final_share(pick, close, y, np.zeros(200), pick_loss, noisy=False) == 0.0
-    # … but with label noise seen, the CV minimizer over the blends, as blend_share says
+    # … but with label noise seen, the CV minimizer over the blends below the whole model
+    # (which needs a margin: honest_share), as blend_share says
+    below = tuple(s for s in DEFAULT_POLICY.blend_shares if s < 1)
     assert final_share(pick, close, y, np.zeros(200), pick_loss, noisy=True) == blend_share(
-        pick, close, y)
+        pick, close, y, grid=below)
     # clearly better: all of it, noise or not
     far = probs(np.clip(pick[np.arange(200), y] + 0.03, None, 0.99))
     assert final_share(pick, far, y, np.zeros(200), pick_loss, noisy=False) == 1.0
     # the learning-curve shift counts in the comparison
     assert final_share(pick, close, y, np.full(200, 0.5), pick_loss, noisy=False) == 1.0
+
+
+def test_a_small_clean_set_takes_the_whole_model_only_by_a_margin():
+    # 30 clean rows; the clean set alone (corrected to the whole clean set) has the lowest CV
+    # loss of every share, but within a standard error of the training-based pick: before #30
+    # it took the whole model; now it needs guard_se standard errors over the pick
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 30)
+
+    def probs(p_label):
+        out = np.empty((30, 2))
+        out[np.arange(30), y] = p_label
+        out[np.arange(30), 1 - y] = 1 - p_label
+        return out
+
+    pick = probs(rng.uniform(0.4, 0.7, 30))
+    alone = probs(np.clip(pick[np.arange(30), y] + rng.normal(0.0, 0.1, 30), 0.05, 0.99))
+    shift = np.full(30, 0.02)  # the learning-curve correction: what tips it
+    pick_loss = row_losses(pick, y)
+    alone_loss = blend_cv(pick, alone, y, 1.0, shift)
+    assert alone_loss.mean() < pick_loss.mean()
+    assert not beats(alone_loss, pick_loss, DEFAULT_POLICY.guard_se)  # no margin
+    assert blend_share(pick, alone, y, shift) == 1.0  # the lowest CV loss: the rule before #30
+    share, held = clean_only_share(pick, alone, y, shift, pick_loss, noisy=True)
+    assert share == honest_share(pick, alone, y, shift) < 1.0 and held
+    # a clean set alone far ahead of the pick still takes the whole model
+    sure = probs(np.full(30, 0.99))
+    assert honest_share(pick, sure, y, np.zeros(30)) == 1.0
+    # blend_se > 0 (the one-standard-error rule): the smallest share near the lowest
+    assert honest_share(pick, alone, y, shift, replace(DEFAULT_POLICY, blend_se=3.0)) < share
 
 
 def test_clean_only_is_extrapolated_to_the_whole_clean_set(cancer):
@@ -365,6 +427,27 @@ def test_lambda_line_search_steps_up_only_on_clear_gains():
     assert reg_line_search(cv, start).reg == 4.0 ** 6
 
 
+def test_lambda_steps_up_over_all_rows_only_where_the_clean_rows_agree():
+    # #30: without a sign of noise λ is cross-validated over every row; noisy rows the test
+    # missed favour a flatter model (λ went up ×16–256 there): a step up must not raise the
+    # clean rows' loss. 300 rows, the last 40 clean.
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.2, 0.6, 300)
+    clean = slice(-40, None)
+
+    def cv(cfg):  # every step up gains 0.02 on the first 260 rows and costs 0.01 on the clean
+        out = base - 0.02 * np.log(cfg.reg) / np.log(4)
+        out[clean] = base[clean] + 0.01 * np.log(cfg.reg) / np.log(4)
+        return out
+
+    start = Config("drop", 0.0, 1.0)
+    assert reg_line_search(cv, start, down=True).reg == 4.0 ** 6  # all rows: up to the cap
+    assert reg_line_search(cv, start, down=True, clean_rows=clean).reg == 1.0
+    # where the clean rows gain too, the step is taken
+    assert reg_line_search(lambda c: base - 0.02 * np.log(c.reg), start, down=True,
+                           clean_rows=clean).reg == 4.0 ** 6
+
+
 def test_lambda_line_search_steps_down_only_when_asked_and_up_gains_nothing():
     rng = np.random.default_rng(0)
     base = rng.uniform(0.2, 0.6, 300)
@@ -458,6 +541,14 @@ def test_the_verdict_holds_what_was_chosen_as_fields(noisy_cancer):
     assert result.verdict == v.record() and list(result.verdict) == list(v.record())
     assert json.dumps(result.verdict) == json.dumps(v.record())
     assert "kind" not in json.loads(json.dumps(result.verdict))
+    # which rule decided each part (#30), kept in the files and said in the verdict lines
+    assert v.decided_by[0].startswith("noise test: ") and "fired" in v.decided_by[0]
+    assert any(d.startswith("pick: ") for d in v.decided_by)
+    assert any(d.startswith(f"share: {share:.0%}") for d in v.decided_by)
+    assert result.verdict["decided_by"] == list(v.decided_by)
+    assert list(result.verdict)[-3:] == ["decided_by", "policy", "policy_digest"]
+    said = [line for line in verdict_lines(result.verdict) if line.startswith("decided by: ")]
+    assert said == ["decided by: " + "; ".join(v.decided_by) + "."]
 
 
 def test_verdict_lines_render_the_fields_not_the_label(noisy_cancer):

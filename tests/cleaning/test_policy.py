@@ -14,7 +14,7 @@ from rdia_cli.cleaning.auto import (
     Config,
     auto_clean,
     candidates,
-    guarded_choice,
+    parsimonious_choice,
 )
 from rdia_cli.data.protocol import inject_noise
 from rdia_cli.errors import InputError
@@ -25,7 +25,8 @@ from rdia_cli.models.logreg.training import train_logreg
     ("fractions", ()), ("fractions", (0.1, 1.5)), ("weights", (-1.0,)), ("actions", ("soft",)),
     ("rankers", ("gradient",)), ("blend_shares", (0.5, 0.0)), ("folds", 1), ("folds", 2.5),
     ("oof_folds", True), ("union_folds", 0), ("noise_z", 0.0), ("noise_z_low", float("nan")),
-    ("noise_p_labels", 1.0), ("guard_se", -1.0), ("clean_only_se", -0.1), ("reg_step", 1.0),
+    ("noise_p_labels", 1.0), ("noise_p_pairs", 0.0), ("guard_se", -1.0), ("tie_se", -0.5),
+    ("blend_se", float("nan")), ("clean_only_se", -0.1), ("reg_step", 1.0),
     ("reg_max_steps", -1), ("reg_se", -1.0), ("reg_down_se", -2.0), ("race_first_folds", 0.0),
     ("race_keep", 1.5), ("race_keep_min", 0), ("cv_tol", 0.0), ("fit_tol", -1e-8),
     ("max_iter", 0), ("clean_model_tol", float("inf")), ("curve_share", 1.0),
@@ -41,7 +42,7 @@ def test_the_policy_is_frozen_and_holds_the_default_grid():
     with pytest.raises(FrozenInstanceError):
         DEFAULT_POLICY.guard_se = 1.0
     assert DEFAULT_POLICY == AutoPolicy()
-    assert DEFAULT_POLICY.choose is guarded_choice
+    assert DEFAULT_POLICY.choose is parsimonious_choice
     assert len(candidates()) == 1 + 1 + 8 * 2 * 3  # clean alone, train + clean, the cleanings
     assert candidates(replace(DEFAULT_POLICY, fractions=(0.1,), rankers=("oof",))) == [
         Config("drop", 0.0, 0.0), Config("drop", 0.0, 1.0), Config("drop", 0.1, 1.0, "oof"),
@@ -53,10 +54,10 @@ def test_the_policy_is_frozen_and_holds_the_default_grid():
 
 def test_json_round_trip_names_the_choice_rule():
     data = DEFAULT_POLICY.to_json()
-    assert data["choose"] == "guarded_choice"
+    assert data["choose"] == "parsimonious_choice"
     assert set(data) == {f.name for f in fields(AutoPolicy)}
     assert AutoPolicy.from_json(json.loads(json.dumps(data))) == DEFAULT_POLICY
-    other = replace(DEFAULT_POLICY, guard_se=1.0, reg_down_se=None,
+    other = replace(DEFAULT_POLICY, guard_se=2.0, reg_down_se=None,
                     choose=CHOICE_RULES["lowest_mean"], blend_shares=(0.0, 0.5, 1.0))
     assert AutoPolicy.from_json(json.loads(json.dumps(other.to_json()))) == other
     assert AutoPolicy.from_json({"noise_z": 2.0}).noise_z == 2.0  # the rest: defaults
@@ -71,7 +72,7 @@ def test_digest_is_stable_and_follows_every_field():
     again = AutoPolicy.from_json(DEFAULT_POLICY.to_json())
     assert digest == AutoPolicy().digest() == again.digest()
     assert len(digest) == 12 and int(digest, 16) >= 0
-    assert digest == "fc10ab334a1e"  # a change of the default policy changes this
+    assert digest == "5cf543868cd6"  # a change of the default policy changes this
     changed = {replace(DEFAULT_POLICY, guard_se=2.5).digest(),
                replace(DEFAULT_POLICY, fractions=(0.1, 0.2)).digest(),
                replace(DEFAULT_POLICY, choose=CHOICE_RULES["lowest_mean"]).digest(),

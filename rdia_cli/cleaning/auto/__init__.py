@@ -8,7 +8,13 @@ with "clean set alone"), ``rules`` (the decision rules), ``cv`` (the K-fold mach
 ``verdict`` (what was chosen and why), ``clean`` (``auto_clean``)."""
 
 from rdia_cli.cleaning.auto.blend import blend_cv, blend_models, blend_probs, blend_share
-from rdia_cli.cleaning.auto.choice import CHOICE_RULES, beats, guarded_choice, lowest_mean
+from rdia_cli.cleaning.auto.choice import (
+    CHOICE_RULES,
+    beats,
+    guarded_choice,
+    lowest_mean,
+    parsimonious_choice,
+)
 from rdia_cli.cleaning.auto.clean import AutoCleanResult, auto_clean, check_auto
 from rdia_cli.cleaning.auto.config import (
     CLEAN_ONLY,
@@ -26,6 +32,7 @@ from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
 from rdia_cli.cleaning.auto.rules import (
     candidates,
     final_share,
+    honest_share,
     noise_evidence,
     noise_tests_fired,
     reg_line_search,
@@ -49,6 +56,7 @@ __all__ = [
     "UNION_FOLDS", "AutoCleanResult", "AutoPolicy", "Config", "Verdict", "VerdictRecord",
     "auto_clean", "beats", "blend_cv", "blend_models", "blend_probs", "blend_share",
     "build_training_set", "candidates", "check_auto", "clean_model_scores", "final_share",
-    "guarded_choice", "lowest_mean", "noise_evidence", "noise_tests_fired",
-    "out_of_fold_probabilities", "out_of_fold_scores", "reg_line_search", "verdict_lines",
+    "guarded_choice", "honest_share", "lowest_mean", "noise_evidence", "noise_tests_fired",
+    "out_of_fold_probabilities", "out_of_fold_scores", "parsimonious_choice", "reg_line_search",
+    "verdict_lines",
 ]

@@ -58,6 +58,7 @@ from rdia_cli.cleaning.auto.rules import (
     anchors_only,
     candidates,
     clean_only_share,
+    decisions,
     finalists,
     noise_evidence,
     tune_lambda,
@@ -162,6 +163,8 @@ def auto_clean(
     oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val,
                                              policy=policy)
     noise = noise_evidence(train.y, oof[1], val.y, val_fold_probs, policy)
+    if noise.get("pair") is not None:  # [labelled k, looks like j] as the user's class values
+        noise["pair_classes"] = [str(train.classes[i]) for i in noise["pair"]]
     noisy = noise["noisy"]
     if not noisy:  # no sign of label noise: nothing to clean, only the anchors
         configs = anchors_only(configs)
@@ -207,7 +210,10 @@ def auto_clean(
         # the rows whose CV chose the final model's λ
         lambda_rows=(train.n_samples + val.n_samples) if union.scored and share == 0.0
         else val.n_samples,
-        noise=noise, l2=model.meta["l2"], policy=policy)
+        noise=noise, l2=model.meta["l2"], policy=policy,
+        decided_by=tuple(decisions(configs, row_loss, finished, pick, share, held_back,
+                                   noise=noise, lambda_over_all=bool(union.scored),
+                                   policy=policy)))
     all_folds = cv.all_folds()
     return AutoCleanResult(
         config, cleaned, model, table, VerdictRecord(verdict), clean_only_share=share,

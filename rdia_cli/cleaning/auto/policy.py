@@ -2,7 +2,7 @@
 validated value saved with the output (the verdict's ``policy`` and ``policy_digest``).
 
 ``DEFAULT_POLICY`` is what ``auto_clean`` uses unless given another; a variant is
-``dataclasses.replace(DEFAULT_POLICY, guard_se=1.0)``. The final pick among the training-based
+``dataclasses.replace(DEFAULT_POLICY, guard_se=2.0)``. The final pick among the training-based
 candidates is the callable ``choose`` (see ``choice``); the JSON keeps its name from
 ``CHOICE_RULES``, so only a registered rule survives ``from_json``. Where each number acts:
 
@@ -11,9 +11,12 @@ candidates is the callable ``choose`` (see ``choice``); the JSON keeps its name 
 * folds: ``folds``-fold CV over the clean set, at least ``small_clean_folds`` when it has fewer
   than ``small_clean_rows`` rows; ``oof_folds`` for the out-of-fold ranking and the noise test;
   ``union_folds`` for λ of "train + clean set" over all rows when no noise is seen;
-* noise test (``rules.noise_evidence``): ``noise_z``, ``noise_z_low``, ``noise_p_labels``;
-* the pick: ``choose`` with ``guard_se``; the clean set alone without a sign of noise only on
-  ``clean_only_se``; with noise, the blend share from ``blend_shares`` with the lowest CV loss;
+* noise test (``rules.noise_evidence``): ``noise_z``, ``noise_z_low``, ``noise_p_labels``,
+  ``noise_p_pairs``;
+* the pick: ``choose`` with ``guard_se`` and ``tie_se``; the clean set alone without a sign
+  of noise only on ``clean_only_se``; with noise, the blend share from ``blend_shares``: the
+  smallest within ``blend_se`` standard errors of the lowest CV loss, all of the model only
+  by ``guard_se``;
 * λ line search: ×``reg_step`` up to ``reg_max_steps`` times, each step on ``reg_se`` standard
   errors; down over all rows on ``reg_down_se`` (None: never down);
 * race: every candidate runs on the first ``race_first_folds`` of the folds, then the best
@@ -32,7 +35,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rdia_cli.cleaning.auto.choice import CHOICE_RULES, ChoiceRule, guarded_choice
+from rdia_cli.cleaning.auto.choice import CHOICE_RULES, ChoiceRule, parsimonious_choice
 from rdia_cli.errors import InputError
 
 ACTIONS = ("drop", "hard")
@@ -59,10 +62,14 @@ class AutoPolicy:
     noise_z: float = 1.645  # training rows fit worse by this many standard errors (one-sided 5%)
     noise_z_low: float = 3.0  # … or better by this many (clean rows fit worse: mostly flipped)
     noise_p_labels: float = 0.01  # class proportions of train vs clean labels, chi-square p
+    noise_p_pairs: float = 0.01  # one label looking like another class, Bonferroni-adjusted p
     # the pick
-    guard_se: float = 2.0  # standard errors by which a cleaning must beat "train + clean set"
+    guard_se: float = 1.0  # standard errors by which a cleaning must beat "train + clean set"
+    #                        (and the clean set alone every blend, to take the whole model)
+    tie_se: float = 0.5  # cleanings this close to the lowest CV loss are tied (``choose``)
+    blend_se: float = 0.0  # the blend's share: the smallest within this many SE of the lowest
     clean_only_se: float = 2.0  # … and the clean set alone the pick, without a sign of noise
-    choose: ChoiceRule = guarded_choice
+    choose: ChoiceRule = parsimonious_choice
     # λ line search
     reg_step: float = 4.0
     reg_max_steps: int = 6
@@ -183,8 +190,11 @@ _RULES: dict[str, tuple[Any, str]] = {
     "noise_z": (lambda v: _pos(v), "a number > 0"),
     "noise_z_low": (lambda v: _pos(v), "a number > 0"),
     "noise_p_labels": (lambda v: _num(v) and 0 < v < 1, "a p-value in (0, 1)"),
+    "noise_p_pairs": (lambda v: _num(v) and 0 < v < 1, "a p-value in (0, 1)"),
     "guard_se": (lambda v: _num(v) and v >= 0, "a number ≥ 0"),
+    "tie_se": (lambda v: _num(v) and v >= 0, "a number ≥ 0"),
     "clean_only_se": (lambda v: _num(v) and v >= 0, "a number ≥ 0"),
+    "blend_se": (lambda v: _num(v) and v >= 0, "a number ≥ 0"),
     "reg_step": (lambda v: _num(v) and v > 1, "a factor > 1"),
     "reg_max_steps": (lambda v: _int(v) and v >= 0, "an integer ≥ 0"),
     "reg_se": (lambda v: _num(v) and v >= 0, "a number ≥ 0"),

@@ -43,7 +43,7 @@ def noise_evidence(train_y: np.ndarray, oof_probs: np.ndarray, val_y: np.ndarray
                    policy: AutoPolicy = DEFAULT_POLICY) -> dict[str, Any]:
     """Do the training labels disagree with the data more (or less) than the clean labels do?
 
-    Two tests; the labels count as noisy (``noisy``) when either fires (``fired`` names which):
+    Three tests; the labels count as noisy (``noisy``) when any fires (``fired`` names which):
 
     * the **loss test**. Every training row is scored by a model that did not see it
       (out-of-fold), and so is every clean row, by the same models (its loss averaged over them).
@@ -59,12 +59,23 @@ def noise_evidence(train_y: np.ndarray, oof_probs: np.ndarray, val_y: np.ndarray
       ``policy.noise_p_labels``). A one-directional flip moves the proportions even where the
       loss test cannot see it (the flipped rows' high loss and the clean rows' higher loss under
       the shifted models cancel). It also fires on a shift of class proportions without label
-      noise; auto's cross-validation still decides whether any cleaning pays."""
+      noise; auto's cross-validation still decides whether any cleaning pays;
+    * the **pair test**: for every ordered pair of classes (label k, class j ≠ k), the mean
+      probability of j given to the training rows labelled k (out-of-fold) against the clean
+      rows labelled k (same models), in standard errors pooled over both groups, one-sided (the
+      training rows higher: some of them are j's labelled k). The smallest p-value times the
+      number of pairs tested (Bonferroni; ``pairs_p``) must fall below
+      ``policy.noise_p_pairs``; ``pair`` names the two classes. A flip between one pair of
+      classes (a few percent of all labels) moves neither the class proportions much nor the
+      pooled loss, and is what this test sees. Probabilities, not losses: they are bounded, and
+      their mean over the fold models is unbiased for one model's (the log of a mean is not)."""
     t = row_losses(oof_probs, train_y)
     v = np.mean([row_losses(p, val_y) for p in val_fold_probs], axis=0)
     labels_p = _label_shift_p(train_y, val_y, oof_probs.shape[1])
+    val_probs = np.mean(val_fold_probs, axis=0)
+    pairs_p, pair = _pair_flip_p(train_y, oof_probs, val_y, val_probs)
     out: dict[str, Any] = {"train_loss": math.nan, "val_loss": math.nan, "z": 0.0,
-                           "labels_p": labels_p}
+                           "labels_p": labels_p, "pairs_p": pairs_p, "pair": pair}
     if len(t) >= 2 and len(v) >= 2:
         sd = float(np.concatenate([t, v]).std(ddof=1))
         diff = float(t.mean() - v.mean())
@@ -78,7 +89,8 @@ def noise_evidence(train_y: np.ndarray, oof_probs: np.ndarray, val_y: np.ndarray
 
 def noise_tests_fired(noise: dict[str, Any], policy: AutoPolicy = DEFAULT_POLICY) -> list[str]:
     """Which of ``noise_evidence``'s tests fire: "loss" (training rows fit worse), "loss-low"
-    (clean rows fit far worse), "labels" (class proportions differ)."""
+    (clean rows fit far worse), "labels" (class proportions differ), "pairs" (the training rows
+    of one label look like another class more than the clean rows of that label do)."""
     z = float(noise.get("z", 0.0))
     fired = []
     if z >= policy.noise_z:
@@ -88,7 +100,39 @@ def noise_tests_fired(noise: dict[str, Any], policy: AutoPolicy = DEFAULT_POLICY
     p = noise.get("labels_p")
     if p is not None and not math.isnan(p) and p < policy.noise_p_labels:
         fired.append("labels")
+    p = noise.get("pairs_p")  # absent from noise records made before the pair test
+    if p is not None and not math.isnan(p) and p < policy.noise_p_pairs:
+        fired.append("pairs")
     return fired
+
+
+def _pair_flip_p(train_y: np.ndarray, train_probs: np.ndarray, val_y: np.ndarray,
+                 val_probs: np.ndarray) -> tuple[float, list[int] | None]:
+    """The pair test of ``noise_evidence``: its Bonferroni-adjusted p-value and the class
+    indices [labelled k, looks like j] of the label that gave it and the class its training
+    rows lean to most (NaN, None: nothing to test; a label is tested where both groups hold at
+    least two rows of it)."""
+    from statistics import NormalDist
+
+    best_p, best_pair, tested = math.nan, None, 0
+    for k in range(train_probs.shape[1]):
+        t_rows, v_rows = train_y == k, val_y == k
+        n_t, n_v = int(t_rows.sum()), int(v_rows.sum())
+        if n_t < 2 or n_v < 2:
+            continue
+        tested += 1
+        t, v = 1.0 - train_probs[t_rows, k], 1.0 - val_probs[v_rows, k]
+        se = float(np.concatenate([t, v]).std(ddof=1)) * math.sqrt(1 / n_t + 1 / n_v)
+        if se <= 0:
+            continue
+        p = 1.0 - NormalDist().cdf(float(t.mean() - v.mean()) / se)
+        if math.isnan(best_p) or p < best_p:
+            lean = train_probs[t_rows].mean(0) - val_probs[v_rows].mean(0)
+            lean[k] = -np.inf
+            best_p, best_pair = p, [k, int(np.argmax(lean))]
+    if tested == 0 or best_pair is None:
+        return math.nan, None
+    return min(1.0, best_p * tested), best_pair
 
 
 def _label_shift_p(train_y: np.ndarray, val_y: np.ndarray, n_classes: int) -> float:
@@ -117,12 +161,16 @@ def finalists(configs: list[Config], row_loss: np.ndarray, finished: np.ndarray,
 
 
 def reg_line_search(cv: Callable[[Config], np.ndarray], cfg: Config,
-                    policy: AutoPolicy = DEFAULT_POLICY, *, down: bool = False) -> Config:
+                    policy: AutoPolicy = DEFAULT_POLICY, *, down: bool = False,
+                    clean_rows: slice | None = None) -> Config:
     """λ for ``cfg``: up from ``cfg.reg`` in steps of ×``policy.reg_step`` while each step
     lowers the cross-validated loss (``cv(config)``: per row) by more than ``policy.reg_se``
     standard errors of the paired per-row difference; with ``down`` (and ``policy.reg_down_se``
     set), when not even the first step up does, down in steps of ÷``reg_step`` while each gains
     more than ``reg_down_se`` standard errors. At most ``policy.reg_max_steps`` steps either way.
+    With ``clean_rows`` (the rows of ``cv``'s losses whose labels are known clean), a step up
+    must also not raise their mean loss: noisy labels the noise test missed favour a flatter
+    model (measured: λ ×16–256 on such rows, worse than 1/rows on the test data).
 
     ``tune_lambda`` searches upwards only on the clean rows' CV: less regularization than
     1/rows looked better on small clean folds and was far worse on test. Only "train + clean
@@ -133,6 +181,9 @@ def reg_line_search(cv: Callable[[Config], np.ndarray], cfg: Config,
         for _ in range(policy.reg_max_steps):
             nxt = replace(cur, reg=cur.reg * factor)
             if not beats(cv(nxt), cv(cur), z):
+                break
+            if factor > 1 and clean_rows is not None and (
+                    cv(nxt)[clean_rows].mean() > cv(cur)[clean_rows].mean()):
                 break
             cur = nxt
         return cur
@@ -148,10 +199,14 @@ def tune_lambda(cv: Callable[[Config], np.ndarray], union_cv: Callable[[Config],
                 policy: AutoPolicy = DEFAULT_POLICY) -> tuple[Config | None, Config | None]:
     """λ of the two finalists by ``reg_line_search`` on the clean rows' CV (``cv``), upwards;
     for an uncleaned pick without a sign of noise on the CV over all rows (``union_cv``), down
-    too."""
+    too, and up only where the clean rows among them agree."""
     uncleaned = pick is not None and pick.weight > 0 and pick.fraction == 0
     over_all = uncleaned and not noisy  # every row is a clean row: λ may go down too
-    pick = (reg_line_search(union_cv if over_all else cv, pick, policy, down=over_all)
+    # …as far as the noise test can tell: a step up must not raise the clean rows' loss (they
+    # come last among the rows of ``union_cv``)
+    n_clean = len(cv(pick)) if over_all else 0
+    pick = (reg_line_search(union_cv if over_all else cv, pick, policy, down=over_all,
+                            clean_rows=slice(-n_clean, None) if over_all else None)
             if pick is not None else None)
     alone = reg_line_search(cv, alone, policy) if alone is not None else None
     return pick, alone
@@ -160,24 +215,90 @@ def tune_lambda(cv: Callable[[Config], np.ndarray], union_cv: Callable[[Config],
 def final_share(pick: np.ndarray, alone: np.ndarray, y: np.ndarray, alone_shift: np.ndarray,
                 pick_loss: np.ndarray, *, noisy: bool,
                 policy: AutoPolicy = DEFAULT_POLICY) -> float:
-    """The share of "clean set alone" in the final model. With label noise seen, the share of
-    ``policy.blend_shares`` whose CV loss is lowest (``blend_share``). Without a sign of noise,
-    all or nothing: the clean set alone (every training row dropped, the most a cleaning can
-    do) only when it beats the pick by ``policy.clean_only_se`` standard errors; on the mean
-    alone it was taken in noise-free runs where it lost test loss."""
+    """The share of "clean set alone" in the final model. With label noise seen,
+    ``honest_share``: the share of ``policy.blend_shares`` of lowest CV loss, and all of the
+    model only by ``policy.guard_se`` standard errors over the pick.
+    Without a sign of noise, all or nothing: the clean set alone (every training row dropped,
+    the most a cleaning can do) only when it beats the pick by ``policy.clean_only_se`` standard
+    errors; on the mean alone it was taken in noise-free runs where it lost test loss."""
     if noisy:
-        return blend_share(pick, alone, y, alone_shift, policy.blend_shares)
+        return honest_share(pick, alone, y, alone_shift, policy)
     alone_loss = blend_cv(pick, alone, y, 1.0, alone_shift)
     return 1.0 if beats(alone_loss, pick_loss, policy.clean_only_se) else 0.0
+
+
+def honest_share(pick: np.ndarray, alone: np.ndarray, y: np.ndarray,
+                 alone_shift: np.ndarray | None,
+                 policy: AutoPolicy = DEFAULT_POLICY) -> float:
+    """The share of "clean set alone" in a blend with the training-based pick, by the CV
+    losses of every share in ``policy.blend_shares`` (``blend_cv``), with the clean set's
+    size in mind: the whole model (share 1) only when the clean set alone beats the pick by
+    ``policy.guard_se`` standard errors (paired, per clean row), the margin a cleaning needs
+    against train + clean set; else the best share below 1. Of the shares left, the smallest
+    within ``policy.blend_se`` standard errors of the lowest loss (the one-standard-error rule,
+    toward the model the training rows support; 0: the lowest). The clean set alone is fitted
+    on few rows, and its CV loss is corrected to the whole clean set by an extrapolation
+    (``cv._clean_only_at_full_size``): on a 150-row clean set that correction alone made it
+    take the whole model, 25% worse on test than the best cleaning."""
+    shares = sorted(policy.blend_shares)
+    loss = {s: blend_cv(pick, alone, y, s, alone_shift) for s in shares}
+    if 1.0 in loss and shares[0] < 1.0 and not beats(loss[1.0], loss[shares[0]],
+                                                       policy.guard_se):
+        shares = shares[:-1]
+    best = min(shares, key=lambda s: (float(loss[s].mean()), s))
+    return float(next(s for s in shares if s == best
+                      or not beats(loss[best], loss[s], policy.blend_se)))
 
 
 def clean_only_share(pick: np.ndarray, alone: np.ndarray, y: np.ndarray, alone_shift: np.ndarray,
                      pick_loss: np.ndarray, *, noisy: bool,
                      policy: AutoPolicy = DEFAULT_POLICY) -> tuple[float, bool]:
     """``final_share`` (out-of-fold probabilities ``pick`` and ``alone`` of the clean rows
-    ``y``), and whether, without a sign of noise, it held back a clean set alone whose mean CV
-    loss is lower than the pick's."""
+    ``y``), and whether it held back a clean set alone whose mean CV loss was the lowest: without
+    a sign of noise against the pick, with noise against every blend (the margin rule)."""
     share = final_share(pick, alone, y, alone_shift, pick_loss, noisy=noisy, policy=policy)
-    held_back = not noisy and share == 0.0 and blend_share(
-        pick, alone, y, alone_shift, (0.0, 1.0)) == 1.0
+    if noisy:
+        held_back = share < 1.0 and blend_share(pick, alone, y, alone_shift,
+                                                policy.blend_shares) == 1.0
+    else:
+        held_back = share == 0.0 and blend_share(pick, alone, y, alone_shift, (0.0, 1.0)) == 1.0
     return share, held_back
+
+
+def decisions(configs: list[Config], row_loss: np.ndarray, finished: np.ndarray,
+              pick: Config | None, share: float, held_back: bool, *, noise: dict[str, Any],
+              lambda_over_all: bool, policy: AutoPolicy = DEFAULT_POLICY) -> list[str]:
+    """Which rule decided each part of auto's choice, in words, for the verdict: the noise
+    test, the pick among the training-based candidates (``row_loss`` from the race), its λ and
+    the share of the clean set alone."""
+    fired = noise.get("fired") or []
+    out = [f"noise test: {', '.join(fired)} fired" if fired else
+           "noise test: silent, so only train + clean set and the clean set alone ran"]
+    losses = np.where(np.isnan(row_loss), np.inf, row_loss).mean(1)
+    cleaning = [i for i, c in enumerate(configs) if finished[i] and c.weight > 0 and c.fraction]
+    if pick is not None and fired and cleaning:
+        best = configs[min(cleaning, key=lambda i: losses[i])]
+        if pick.fraction == 0:
+            out.append(f"pick: the guard — no cleaning beat train + clean set by "
+                       f"{policy.guard_se:g} standard errors")
+        elif (pick.action, pick.fraction, pick.weight, pick.ranker) != (
+                best.action, best.fraction, best.weight, best.ranker):
+            out.append(f"pick: a near-tie — within {policy.tie_se:g} standard errors of the "
+                       f"lowest CV loss ({best.label}), the one that cleans the fewest rows, "
+                       f"{policy.guard_se:g} standard errors below train + clean set")
+        else:
+            out.append(f"pick: the lowest CV loss, {policy.guard_se:g} standard errors below "
+                       "train + clean set")
+    if pick is not None and pick.reg != 1:
+        out.append(f"λ: × {pick.reg:g} by cross-validation over "
+                   + ("every training and clean row (a step up only where the clean rows agree)"
+                      if lambda_over_all else "the clean rows"))
+    if held_back:
+        margin = policy.guard_se if fired else policy.clean_only_se
+        out.append(f"share: the clean set alone had the lowest CV loss, not by {margin:g} "
+                   f"standard errors; held to {share:.0%}")
+    elif 0 < share < 1:
+        out.append(f"share: {share:.0%} of the clean set alone, the blend of lowest CV loss")
+    elif share == 1:
+        out.append("share: the clean set alone, by the margin it needs")
+    return out

@@ -31,6 +31,7 @@ class Verdict:
     lambda_rows: int  # the rows whose CV chose λ: the clean rows, or every row (no noise seen)
     noise: dict[str, Any]  # noise_evidence's result
     l2: float  # λ of the final model
+    decided_by: tuple[str, ...] = ()  # which rule decided each part, in words (``decisions``)
     policy: AutoPolicy = DEFAULT_POLICY  # the thresholds and grid that chose it
 
     @property
@@ -56,6 +57,7 @@ class Verdict:
         field but ``kind`` and ``reg``, in field order, the policy as its JSON followed by
         ``policy_digest``."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_KEPT}
+        out["decided_by"] = list(self.decided_by)  # in its place: before the policy
         out["policy"] = self.policy.to_json()
         out["policy_digest"] = self.policy.digest()
         return out
@@ -98,6 +100,8 @@ def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
     ]
     if v.noise:
         lines.append(_noise_line(v))
+    if v.decided_by:
+        lines.append("decided by: " + "; ".join(v.decided_by) + ".")
     if v.small_clean_set:
         lines.append(f"warning: the clean set has {v.n_clean} rows; with fewer than "
                      f"{v.policy.small_clean_warning} "
@@ -115,6 +119,11 @@ def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
         lines.append("the noisy training rows do not help: the clean set alone looks best (its "
                      "CV loss beat the model trained on them and every blend of the two tried). "
                      "Consider labeling more clean data instead of cleaning these rows.")
+    elif v.clean_only_held_back and v.noisy:
+        lines.append("the clean set alone had the lowest CV loss, but by less than "
+                     f"{v.policy.guard_se:g} standard errors over the best blend: with "
+                     f"{v.n_clean} clean rows its estimate is too uncertain to give it the "
+                     "whole model.")
     elif v.clean_only_held_back:
         lines.append("the clean set alone had a lower CV loss, but by less than "
                      f"{v.policy.clean_only_se:g} "
@@ -149,6 +158,10 @@ def _noise_line(v: Verdict) -> str:
     props = ("" if labels_p is None or math.isnan(labels_p) else
              f"; class proportions of the training and clean labels: chi-square p = "
              f"{labels_p:.2g}, noise needs p < {policy.noise_p_labels:g}")
+    pairs_p = noise.get("pairs_p")
+    if pairs_p is not None and not math.isnan(pairs_p):
+        props += (f"; the training rows of any one label against the clean rows of it: "
+                  f"p = {pairs_p:.2g} (Bonferroni), noise needs p < {policy.noise_p_pairs:g}")
     z = noise["z"]
     if not fired:
         lam = (f"; λ was chosen by {policy.union_folds}-fold cross-validation over all "
@@ -166,4 +179,9 @@ def _noise_line(v: Verdict) -> str:
         why.append(f"the class proportions of the training labels differ from the clean "
                    f"labels' (chi-square p = {labels_p:.2g}; a one-directional flip, or "
                    "a shift of the classes' shares)")
+    if "pairs" in fired:
+        k, j = noise.get("pair_classes") or noise.get("pair") or ("?", "?")
+        why.append(f"the training rows labelled {k} look like class {j} more than the clean "
+                   f"rows labelled {k} do (p = {pairs_p:.2g} after Bonferroni over the labels; "
+                   f"a flip from {j} to {k})")
     return "the training labels look noisy: " + "; ".join(why) + "."
