@@ -95,10 +95,24 @@ def pool_and_test(full, test_file, seed: int, max_rows: int):
     return cap(pool, max_rows, seed), cap(test, max_rows, seed)
 
 
+def clock() -> tuple[float, float]:
+    """(wall, process CPU) seconds now."""
+    return time.perf_counter(), time.process_time()
+
+
 def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu",
-         methods=METHODS, candidates: Path | None = None, kind: str = "symmetric") -> dict:
+         methods=METHODS, candidates: Path | None = None, kind: str = "symmetric",
+         noise: dict | None = None) -> dict:
     """One run: ``clean`` is the clean set's share of the pool (or, when ≥ 1, its rows);
-    ``kind`` the noise kind of ``inject_noise`` (bench/noise_types.py)."""
+    ``kind`` the noise kind of ``inject_noise`` (bench/noise_types.py), ``noise`` its other
+    arguments (e.g. ``from_class`` / ``to_class`` of kind ``class``).
+
+    Per method: test ``loss`` and ``accuracy``, wall ``seconds`` and process ``cpu`` seconds
+    (``time.process_time``: every thread of this process, robust to other jobs on the machine)
+    of its own work, the final evaluation on the test data included; the ERM fit every method
+    starts from is counted under ``erm`` only; drop and rdia share one Φ (and the ERM
+    probabilities), whose cost each of them records apart as ``shared_seconds`` /
+    ``shared_cpu``. ``_``: sizes, the share of training labels the noise changed, totals."""
     from rdia_cli import stages as api
     from rdia_cli.cleaning import baselines
     from rdia_cli.cleaning.auto import auto_clean
@@ -106,56 +120,64 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
 
     share = clean if clean < 1 else clean / pool.n_samples
     train, val, _ = split_dataset(pool, val=share, test=0.0, seed=seed)
-    train = inject_noise(train, rate=tau, seed=seed, kind=kind) if tau > 0 else train
+    train = (inject_noise(train, rate=tau, seed=seed, kind=kind, **(noise or {})) if tau > 0
+             else train)
     out: dict[str, dict] = {}
-    t0 = time.perf_counter()
+    t0 = clock()
 
     def record(name, model, t):
         m = api.evaluate_model(model, test, device=device)
         out[name] = {"loss": m["loss"], "accuracy": m["accuracy"],
-                     "seconds": time.perf_counter() - t}
+                     "seconds": time.perf_counter() - t[0], "cpu": time.process_time() - t[1]}
 
-    t = time.perf_counter()
+    t = clock()
     erm = api.train_model(train, device=device)  # every method needs it (θ̂ for Φ)
     if "erm" in methods:
         record("erm", erm, t)
     if "clean-only" in methods:
-        t = time.perf_counter()
+        t = clock()
         record("clean-only", baselines.clean_only(val, erm, device=device), t)
     if "train+val" in methods:
-        t = time.perf_counter()
+        t = clock()
         record("train+val", baselines.train_plus_val(train, val, erm, device=device), t)
     if "drop" in methods or "rdia" in methods:
+        t = clock()
         res = api.score_model(erm, train, val, device=device)
         probs = api.probabilities(erm, train, device=device)
+        phi = clock()
+        phi = {"shared_seconds": phi[0] - t[0], "shared_cpu": phi[1] - t[1]}
     for strategy in ("drop", "rdia"):
         if strategy not in methods:
             continue
-        t = time.perf_counter()
+        t = clock()
         o = api.auto_alpha(train, res, erm, val, probs=probs, strategy=strategy, device=device)
         record(strategy, api.retrain_model(o.dataset, erm, device=device), t)
         out[strategy]["selected"] = int(o.cleaning.n_relabeled + o.cleaning.n_removed)
+        out[strategy].update(phi)
     if "cleanlab" in methods:
-        t = time.perf_counter()
+        t = clock()
         model, issues = baselines.cleanlab_drop(train, erm, seed=seed, device=device)
         record("cleanlab", model, t)
         out["cleanlab"]["selected"] = int(issues.sum())
     if "auto" in methods:
-        t = time.perf_counter()
+        t = clock()
         ac = auto_clean(train, val, erm, seed=seed, device=device)
         record("auto", ac.model, t)
+        noise_test = ac.verdict.get("noise") or {}
         out["auto"]["chosen"] = ac.verdict["chosen"]
-        out["auto"]["noise_z"] = ac.verdict["noise"]["z"]
-        out["auto"]["noise_fired"] = ac.verdict["noise"].get("fired")
-        out["auto"]["noise_labels_p"] = ac.verdict["noise"].get("labels_p")
-        out["auto"]["cv"] = {k: ac.verdict[k] for k in ("cv_loss_chosen", "cv_loss_clean_only",
-                                                        "cv_loss_train_plus_val")}
+        out["auto"]["noise_z"] = noise_test.get("z")
+        out["auto"]["noise_fired"] = noise_test.get("fired")
+        out["auto"]["noise_labels_p"] = noise_test.get("labels_p")
+        out["auto"]["cv"] = {k: ac.verdict.get(k) for k in (
+            "cv_loss_chosen", "cv_loss_clean_only", "cv_loss_train_plus_val")}
         out["auto"]["revision"] = AUTO_REVISION
         if candidates is not None:
             save_candidates(candidates, ac, test, device, erm=erm, val=val)
+    noisy = train.extra.get("is_noisy")
     out["_"] = {"n_train": train.n_samples, "n_val": val.n_samples, "n_test": test.n_samples,
-                "seconds": time.perf_counter() - t0, "load": list(os.getloadavg()),
-                "device": device}
+                "seconds": time.perf_counter() - t0[0], "cpu": time.process_time() - t0[1],
+                "noisy_share": 0.0 if noisy is None else float(np.mean(noisy)),
+                "load": list(os.getloadavg()), "device": device}
     return out
 
 
@@ -282,6 +304,12 @@ def summarize(results: list[dict]) -> str:
             f"cells. In the {current} noisy cells at revision {AUTO_REVISION} alone it is "
             f"lowest in {won} ({won / max(current, 1):.0%}).",
             ""]
+    ratios = [r["methods"]["auto"]["cpu"] / r["methods"]["cleanlab"]["cpu"] for r in results
+              if "cpu" in r["methods"]["auto"] and r["methods"].get("cleanlab", {}).get("cpu")]
+    if ratios:  # runs from before the `cpu` key have none
+        head += [f"Process CPU of auto / cleanlab, median over the {len(ratios)} runs that "
+                 f"recorded it: {np.median(ratios):.2f}× ({min(ratios):.1f}–{max(ratios):.1f}).",
+                 ""]
     head += [
         f"**τ = 0: auto is worse than ERM in {len(worse)} of {len(never_worse)} cells.** auto "
         "minus ERM (≤ 0: not worse): "
