@@ -35,6 +35,19 @@ def is_stream(path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
+_PIPES: dict[str, bytes] = {}
+
+
+def pipe_bytes(path) -> bytes:
+    """The bytes of a pipe (:func:`is_stream`), read the first time it is asked for and kept
+    for this process: a model file given as `<(cat m.pt)` is loaded, then fingerprinted."""
+    key = str(path)
+    if key not in _PIPES:
+        with open(path, "rb") as f:
+            _PIPES[key] = f.read()
+    return _PIPES[key]
+
+
 @contextlib.contextmanager
 def read_once(stream: BinaryIO, empty: Callable[[], Exception], *, prefix: str = ".rdia-pipe."
               ) -> Iterator[str]:

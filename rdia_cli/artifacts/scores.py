@@ -19,7 +19,7 @@ import numpy as np
 from rdia_cli import glossary
 from rdia_cli.artifacts import metadata
 from rdia_cli.artifacts.atomic import atomic_path
-from rdia_cli.artifacts.inputs import STDIN, is_stream
+from rdia_cli.artifacts.inputs import STDIN, is_stream, pipe_bytes
 from rdia_cli.errors import InputError, MismatchError
 from rdia_cli.glossary import relabel_effect
 
@@ -33,8 +33,11 @@ def paper_factor(meta: dict) -> float:
 
 
 def file_fingerprint(path: str | Path) -> str:
-    """16 hex chars of blake2b over the file's bytes (for model files)."""
+    """16 hex chars of blake2b over the file's bytes (for model files; a pipe's as read)."""
     h = hashlib.blake2b(digest_size=8)
+    if is_stream(path):
+        h.update(pipe_bytes(path))
+        return h.hexdigest()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

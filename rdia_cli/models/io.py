@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rdia_cli.artifacts.atomic import atomic_path, without_timings
+from rdia_cli.artifacts.inputs import is_stream, pipe_bytes
 from rdia_cli.errors import InputError
 
 FORMAT = "rdia-model"
@@ -133,18 +135,25 @@ def load_model(path: str | Path, *, arrays: str = "torch") -> ModelFile:
     p = Path(path)
     if not p.exists():
         raise InputError(f"Model file `{p}` does not exist.")
-    with open(p, "rb") as f:
+    source = p
+    if is_stream(p):  # a pipe (`<(cat m.pt)`) can be read once: into memory
+        import io
+
+        source = io.BytesIO(pipe_bytes(p))
+    with open(p, "rb") if source is p else contextlib.nullcontext(source) as f:
         if f.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
             raise InputError(
                 f"`{p}` is not an rdia model file (not a torch file); give a file written by "
                 "`rdia train`."
             )
     try:
-        payload = _read_numpy(p) if arrays == "numpy" else None
+        payload = _read_numpy(source) if arrays == "numpy" else None
         if payload is None:
             import torch
 
-            payload = torch.load(p, map_location="cpu", weights_only=True)
+            if source is not p:
+                source.seek(0)  # after the magic bytes, or what ptfile read
+            payload = torch.load(source, map_location="cpu", weights_only=True)
             if arrays == "numpy" and isinstance(payload, dict) and isinstance(
                     payload.get("state"), dict):
                 payload["state"] = {k: v.numpy() if isinstance(v, torch.Tensor) else v
@@ -178,7 +187,7 @@ def load_model(path: str | Path, *, arrays: str = "torch") -> ModelFile:
     )
 
 
-def _read_numpy(p: Path) -> dict | None:
+def _read_numpy(p) -> dict | None:
     """The payload with numpy weights, read without torch (``ptfile.read_pt``); None where that
     reader does not accept the file (torch.load then decides). A damaged archive raises as
     torch.load would."""
