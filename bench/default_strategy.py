@@ -168,6 +168,7 @@ def cell(pool, test, *, clean: float, tau: float, seed: int, device: str = "cpu"
         out["auto"]["noise_z"] = noise_test.get("z")
         out["auto"]["noise_fired"] = noise_test.get("fired")
         out["auto"]["noise_labels_p"] = noise_test.get("labels_p")
+        out["auto"]["decided_by"] = ac.verdict.get("decided_by")  # the rule that decided
         out["auto"]["cv"] = {k: ac.verdict.get(k) for k in (
             "cv_loss_chosen", "cv_loss_clean_only", "cv_loss_train_plus_val")}
         out["auto"]["revision"] = AUTO_REVISION

@@ -233,7 +233,9 @@ def _choices(runs: list[dict]) -> str:
     from collections import Counter
 
     (top, k), = Counter(r["methods"]["auto"].get("chosen", "?") for r in runs).most_common(1)
-    return f"{top} ({k} of {len(runs)})"
+    rules = Counter("; ".join(r["methods"]["auto"].get("decided_by") or []) for r in runs)
+    (rule, j), = rules.most_common(1)
+    return f"{top} ({k} of {len(runs)})" + (f", decided by: {rule} ({j})" if rule else "")
 
 
 def _cell_tables(cells, stats, kinds) -> list[str]:
