@@ -66,6 +66,8 @@ PARTS = {
     "typer + its pydantic adapters (Typer 0.29 coerces options with pydantic)":
         "import typer, typer._adapters",
     "rich.console + rich.table": "import rich.console, rich.table",
+    "all of the above together (no rdia)": "import scipy.sparse, scipy.linalg, pyarrow, "
+        "pyarrow.compute, pyarrow.parquet, typer, typer._adapters, rich.console, rich.table",
     "rdia_cli.cli (the commands registered, before any runs)": "import rdia_cli.cli",
     "rdia_cli.cli + stages + data + models (all evaluate imports but the model file's)":
         "import rdia_cli.cli, rdia_cli.stages, rdia_cli.models.kinds, "
