@@ -22,6 +22,7 @@ Why: ``import torch`` costs about a second on a small CPU, more than everything 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -64,7 +65,9 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward
     if len(size) != len(stride) or offset < 0 or any(s < 0 for s in size) or any(
             s < 0 for s in stride):
         raise UnsupportedPt("a tensor with a malformed size or stride")
-    n = int(np.prod(size, dtype=np.int64)) if size else 1
+    n = math.prod(size)  # Python integers: no overflow
+    if n > storage.size:  # a broadcast view (stride 0): never written by rdia, not copied here
+        raise UnsupportedPt("a tensor with more elements than its storage")
     if n > 0:
         last = offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True))
         if last >= storage.size:

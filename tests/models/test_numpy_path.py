@@ -180,6 +180,9 @@ def test_read_pt_refuses_views_outside_their_storage(tmp_path):
     _rewrite(tmp_path / "m.pt", far, stride_9)
     with pytest.raises(UnsupportedPt, match="past the end"):
         read_pt(far)
+    torch.save({"w": torch.zeros(1, dtype=torch.float64).expand(10**6)}, tmp_path / "wide.pt")
+    with pytest.raises(UnsupportedPt, match="more elements than its storage"):
+        read_pt(tmp_path / "wide.pt")  # a broadcast view is left to torch.load, not copied
 
 
 def test_load_model_numpy_and_torch_agree_on_bad_files(tmp_path):
