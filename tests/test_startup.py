@@ -147,8 +147,8 @@ def test_auc_matches_sklearn():
 
 @pytest.mark.slow
 def test_evaluate_and_score_import_neither_sklearn_nor_pandas(tmp_path):
-    """A tiny logistic regression evaluated and scored: torch, but no scikit-learn, pandas or
-    scipy.stats (bench/startup.py times it against `python -c "import torch"`)."""
+    """A tiny logistic regression evaluated and scored: no torch (numpy on the CPU), scikit-learn,
+    pandas or scipy.stats (bench/startup.py times it against `python -c "import torch"`)."""
     data = tmp_path / "tiny.svm"
     data.write_text("+1 1:0.5 3:1\n-1 2:1.5 4:0.25\n+1 1:1 4:-1\n-1 3:0.5\n")
     subprocess.run([sys.executable, "-m", "rdia_cli", "train", str(data), "-o",
@@ -156,7 +156,7 @@ def test_evaluate_and_score_import_neither_sklearn_nor_pandas(tmp_path):
     for args in (["evaluate", tmp_path / "lr.pt", "--data", data],
                  ["score", data, "--val", data, "--model", tmp_path / "lr.pt", "-o",
                   tmp_path / "s.parquet"]):
-        code = _TEMPLATE.replace("HEAVY", repr(("sklearn", "pandas", "scipy.stats")))
+        code = _TEMPLATE.replace("HEAVY", repr(("torch", "sklearn", "pandas", "scipy.stats")))
         res = subprocess.run([sys.executable, "-c", code, json.dumps([str(a) for a in args])],
                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
         got = json.loads(res.stderr.strip().splitlines()[-1])
