@@ -149,7 +149,7 @@ def _cell_stats(runs: list[dict]) -> dict:
 
 
 def _pct(k: int, n: int) -> str:
-    return f"{k} / {n} ({k / n:.0%})" if n else "–"
+    return f"{k} / {n} ({k / n:.1%})" if n else "–"
 
 
 def _median(xs: list[float]) -> str:
@@ -194,7 +194,7 @@ def summarize(results: list[dict]) -> str:
     done = [
         "",
         f"Issue #30's \"Done when\" on these {n} cells: auto within 2% of the best in ≥ 90% of "
-        f"cells — {within} / {n} ({within / max(n, 1):.0%}), {ok(within >= SHARE_WITHIN * n)}; "
+        f"cells — {within} / {n} ({within / max(n, 1):.1%}), {ok(within >= SHARE_WITHIN * n)}; "
         f"never worse than ERM by more than {ERM_SLACK} — {len(worse)} cells, {ok(not worse)}; "
         f"CPU ≤ {CPU_RATIO:g}× {base}'s (median over runs) — "
         + (f"{np.median(ratios):.2f}×, {ok(np.median(ratios) <= CPU_RATIO)}." if ratios

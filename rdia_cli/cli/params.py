@@ -14,7 +14,7 @@ import typer
 
 from rdia_cli.cli.core import OUTPUT_PANEL
 
-Device = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
+Device = Annotated[str, typer.Option("--device", help="auto (CUDA if available; a logistic regression is evaluated, and a small one scored, on the CPU), cpu, cuda or cuda:N.")]
 SEED_MAX = 2**64 - 1  # numpy's and torch's generators take seeds in [0, 2^64)
 Seed = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Random seed (the same seed, the same result).")]
 
