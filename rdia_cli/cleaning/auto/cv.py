@@ -218,6 +218,7 @@ class CleanSetCV:
         self.parts = [(val.subset(np.setdiff1d(np.arange(val.n_samples), rows)), val.subset(rows))
                       for rows in fold_rows]
         self.warm: list[dict[tuple, ModelFile]] = [{} for _ in fold_rows]
+        self.last: dict[Config, ModelFile] = {}  # each candidate's latest fit, on any fold
         self.fold_rankings: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
         self.probs: dict[Config, np.ndarray] = {}
         self.shifts: dict[Config, np.ndarray] = {}  # "clean set alone": its learning-curve shift
@@ -253,10 +254,15 @@ class CleanSetCV:
             self.fold_rankings[k, cfg.ranker] = self.rankings.against(cfg.ranker, v_in)
         score, p = self.fold_rankings[k, cfg.ranker]
         ds = build_training_set(self.train, score, p, v_in, cfg)
-        # warm start from the neighbouring fraction (or λ) of the same family
+        # warm start: "train + clean set" from its fit on the fold before (the training sets
+        # differ by two folds' clean rows: measured 28% less CPU where only the anchors run),
+        # a cleaning from the neighbouring fraction (or λ) of its family in this fold (from the
+        # fold before it was slower)
         warm, family = self.warm[k], (cfg.weight, cfg.ranker, cfg.action)
-        model = self.fit(ds, init=warm.get(family, warm.get((cfg.weight,))),
-                         tol=self.policy.cv_tol, reg=cfg.reg)
+        init = (self.last.get(cfg) if cfg.fraction == 0 else None) or warm.get(
+            family, warm.get((cfg.weight,)))
+        model = self.fit(ds, init=init, tol=self.policy.cv_tol, reg=cfg.reg)
+        self.last[cfg] = model
         warm[family] = model
         warm.setdefault((cfg.weight,), model)
         return row_losses(self._keep_probs(cfg, k, probabilities(model, v_out, device=device)),
