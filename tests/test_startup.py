@@ -4,34 +4,18 @@ the metrics do not import scikit-learn."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-HEAVY = ("torch", "sklearn", "scipy", "pandas")
+from tests.cli_helpers import probe
 
-# run the CLI in this interpreter, then list the heavy packages it imported
-_TEMPLATE = """
-import json, runpy, sys
-sys.argv = ["rdia", *json.loads(sys.argv[1])]
-code = 0
-try:
-    runpy.run_module("rdia_cli", run_name="__main__")
-except SystemExit as e:
-    code = e.code if isinstance(e.code, int) else 1
-heavy = sorted(m for m in HEAVY if m in sys.modules)
-print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-"""
-_PROBE = _TEMPLATE.replace("HEAVY", repr(HEAVY))
+HEAVY = ("torch", "sklearn", "scipy", "pandas")
 
 
 def _probe(args, cwd):
-    res = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([str(a) for a in args])],
-                         capture_output=True, text=True, cwd=cwd, timeout=60)
-    *said, last = res.stderr.strip().splitlines()
-    return json.loads(last), res.stdout, "\n".join(said)
+    return probe(args, cwd, HEAVY, timeout=60)
 
 
 @pytest.mark.parametrize("args", [
@@ -41,7 +25,7 @@ def _probe(args, cwd):
 ])
 def test_help_imports_nothing_heavy(tmp_path, args):
     got, stdout, _ = _probe(args, tmp_path)
-    assert got == {"code": 0, "heavy": []}
+    assert got == {"code": 0, "imported": []}
     assert "Usage" in stdout
 
 
@@ -50,7 +34,7 @@ def test_version_imports_nothing_heavy(tmp_path, flag):
     from rdia_cli import __version__
 
     got, stdout, _ = _probe([flag], tmp_path)
-    assert got == {"code": 0, "heavy": []}
+    assert got == {"code": 0, "imported": []}
     assert stdout.strip() == f"rdia {__version__}"
 
 
@@ -69,7 +53,7 @@ def test_version_imports_nothing_heavy(tmp_path, flag):
 ])
 def test_a_missing_input_is_one_line_before_any_heavy_import(tmp_path, args, fragment):
     got, stdout, said = _probe(args, tmp_path)
-    assert got == {"code": 2, "heavy": []}
+    assert got == {"code": 2, "imported": []}
     assert said.count("\n") == 0 and fragment in said and "does not exist" in said
     assert stdout == ""
 
@@ -81,7 +65,7 @@ def test_a_missing_input_is_one_line_before_any_heavy_import(tmp_path, args, fra
 def test_usage_errors_import_nothing_heavy(tmp_path, args):
     (tmp_path / "x.svm").write_text("1 1:1\n")
     got, _, _ = _probe(args, tmp_path)
-    assert got == {"code": 2, "heavy": []}
+    assert got == {"code": 2, "imported": []}
 
 
 def test_reading_libsvm_and_the_metrics_do_not_import_sklearn(tmp_path):
@@ -156,8 +140,5 @@ def test_evaluate_and_score_import_neither_sklearn_nor_pandas(tmp_path):
     for args in (["evaluate", tmp_path / "lr.pt", "--data", data],
                  ["score", data, "--val", data, "--model", tmp_path / "lr.pt", "-o",
                   tmp_path / "s.parquet"]):
-        code = _TEMPLATE.replace("HEAVY", repr(("torch", "sklearn", "pandas", "scipy.stats")))
-        res = subprocess.run([sys.executable, "-c", code, json.dumps([str(a) for a in args])],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
-        got = json.loads(res.stderr.strip().splitlines()[-1])
-        assert got == {"code": 0, "heavy": []}, (args, res.stderr[-2000:])
+        got, _, said = probe(args, tmp_path, ("torch", "sklearn", "pandas", "scipy.stats"))
+        assert got == {"code": 0, "imported": []}, (args, said[-2000:])

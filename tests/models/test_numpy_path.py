@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -22,6 +20,7 @@ from rdia_cli.models.io import ModelFile, load_model, save_model
 from rdia_cli.models.logreg.arrays import numpy_device
 from rdia_cli.models.ptfile import UnsupportedPt, read_pt
 from rdia_cli.stages import probabilities, score_model, train_model
+from tests.cli_helpers import probe
 from tests.conftest import make_dataset, write_svm
 
 RTOL = 1e-12
@@ -202,23 +201,9 @@ def test_load_model_numpy_and_torch_agree_on_bad_files(tmp_path):
 
 
 # --- the commands ---------------------------------------------------------------------------
-_PROBE = """
-import json, runpy, sys
-sys.argv = ["rdia", *json.loads(sys.argv[1])]
-code = 0
-try:
-    runpy.run_module("rdia_cli", run_name="__main__")
-except SystemExit as e:
-    code = e.code if isinstance(e.code, int) else 1
-print(json.dumps({"code": code, "torch": "torch" in sys.modules}), file=sys.stderr)
-"""
-
-
 def _run(args, cwd):
-    res = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([str(a) for a in args])],
-                         capture_output=True, text=True, cwd=cwd, timeout=120)
-    *said, last = res.stderr.strip().splitlines()
-    return json.loads(last), res.stdout, "\n".join(said)
+    got, out, said = probe(args, cwd, ("torch",))
+    return {"code": got["code"], "torch": "torch" in got["imported"]}, out, said
 
 
 def test_evaluate_and_score_of_a_logistic_regression_do_not_import_torch(tmp_path):
