@@ -333,7 +333,6 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     assert (part == 1).sum() == 100  # the validation rows are training data too
     res = ok(rdia("retrain", tmp_path / "auto.parquet", "--model", d / "lr.pt",
                   "-o", tmp_path / "auto.pt"))
-    assert "of a fit on the clean rows alone" in res.stderr
     # by default the clean rows are left out of the file; retrain adds them back from the
     # recorded clean set and fits the very same model
     ok(rdia("relabel", d / "train.svm", "--scores", d / "scores.parquet", "--strategy",
@@ -355,11 +354,43 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
     assert chosen["l2"] >= 1.0 / len(part)
     retrained = load_model(tmp_path / "auto.pt")
     assert retrained.meta["l2"] == chosen["l2"]
-    # … and the blend with the clean set alone: both parts refitted, averaged by the same share
-    from rdia_cli.data import ReadOptions, read_dataset
+    # the scores record the training data, the clean set and the model: nothing else needed
+    ok(rdia("relabel", "--scores", d / "scores.parquet", "--strategy", "auto",
+            "-o", tmp_path / "x.parquet"))
+    assert pq.read_table(tmp_path / "x.parquet").equals(only)
+
+
+@pytest.mark.slow  # auto's cross-validation through the CLI, 3-5 s
+def test_retraining_an_auto_blend_refits_both_parts(cancer, tmp_path):
+    """auto's blend with the clean set alone (breast-cancer, 40% of the labels flipped: a blend
+    is chosen): `retrain` refits both parts and averages them by the same share."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from rdia_cli.data import ReadOptions, inject_noise, read_dataset
     from rdia_cli.models.common import predict_proba
+    from rdia_cli.models.io import load_model
     from rdia_cli.models.logreg.training import train_logreg
 
+    train, val, _ = cancer
+    noisy = inject_noise(train, rate=0.4, seed=0)
+    write_svm(tmp_path / "train.svm", noisy.X, np.where(noisy.y == 1, 1, -1))
+    write_svm(tmp_path / "val.svm", val.X, np.where(val.y == 1, 1, -1))
+    ok(rdia("train", tmp_path / "train.svm", "-o", tmp_path / "lr.pt", "-q"))
+    ok(rdia("score", tmp_path / "train.svm", "--val", tmp_path / "val.svm", "--model",
+            tmp_path / "lr.pt", "-o", tmp_path / "scores.parquet", "-q"))
+    ok(rdia("relabel", tmp_path / "train.svm", "--scores", tmp_path / "scores.parquet",
+            "--strategy", "auto", "--val",
+            tmp_path / "val.svm", "--model", tmp_path / "lr.pt", "--include-clean",
+            "-o", tmp_path / "auto.parquet"))
+    res = ok(rdia("retrain", tmp_path / "auto.parquet", "--model", tmp_path / "lr.pt",
+                  "-o", tmp_path / "auto.pt"))
+    assert "of a fit on the clean rows alone" in res.stderr
+    t = pq.read_table(tmp_path / "auto.parquet")
+    part = t.column("part").to_numpy()
+    chosen = json.loads(t.schema.metadata[b"rdia.relabel"])
+    retrained = load_model(tmp_path / "auto.pt")
     blend = chosen["blend"]
     assert 0 < blend["clean_only_share"] < 1
     assert retrained.meta["blend"]["share"] == blend["clean_only_share"]
@@ -371,10 +402,6 @@ def test_relabel_strategy_auto_then_retrain(pipeline, tmp_path):
         predict_proba(alone, rows.X))
     want = np.exp(want) / np.exp(want).sum(1, keepdims=True)
     np.testing.assert_allclose(predict_proba(retrained, rows.X), want, atol=1e-5)
-    # the scores record the training data, the clean set and the model: nothing else needed
-    ok(rdia("relabel", "--scores", d / "scores.parquet", "--strategy", "auto",
-            "-o", tmp_path / "x.parquet"))
-    assert pq.read_table(tmp_path / "x.parquet").equals(only)
 
 
 def _write_idx(folder, name, n, seed, size=16):
