@@ -265,6 +265,11 @@ def clean_only_share(pick: np.ndarray, alone: np.ndarray, y: np.ndarray, alone_s
     return share, held_back
 
 
+def standard_errors(n: float) -> str:
+    """``n`` standard error(s), in words."""
+    return f"{n:g} standard error" + ("" if n == 1 else "s")
+
+
 def decisions(configs: list[Config], row_loss: np.ndarray, finished: np.ndarray,
               pick: Config | None, share: float, held_back: bool, *, noise: dict[str, Any],
               lambda_over_all: bool, policy: AutoPolicy = DEFAULT_POLICY) -> list[str]:
@@ -280,14 +285,14 @@ def decisions(configs: list[Config], row_loss: np.ndarray, finished: np.ndarray,
         best = configs[min(cleaning, key=lambda i: losses[i])]
         if pick.fraction == 0:
             out.append(f"pick: the guard — no cleaning beat train + clean set by "
-                       f"{policy.guard_se:g} standard errors")
+                       f"{standard_errors(policy.guard_se)}")
         elif (pick.action, pick.fraction, pick.weight, pick.ranker) != (
                 best.action, best.fraction, best.weight, best.ranker):
-            out.append(f"pick: a near-tie — within {policy.tie_se:g} standard errors of the "
+            out.append(f"pick: a near-tie — within {standard_errors(policy.tie_se)} of the "
                        f"lowest CV loss ({best.label}), the one that cleans the fewest rows, "
-                       f"{policy.guard_se:g} standard errors below train + clean set")
+                       f"{standard_errors(policy.guard_se)} below train + clean set")
         else:
-            out.append(f"pick: the lowest CV loss, {policy.guard_se:g} standard errors below "
+            out.append(f"pick: the lowest CV loss, {standard_errors(policy.guard_se)} below "
                        "train + clean set")
     if pick is not None and pick.reg != 1:
         out.append(f"λ: × {pick.reg:g} by cross-validation over "
@@ -295,8 +300,8 @@ def decisions(configs: list[Config], row_loss: np.ndarray, finished: np.ndarray,
                       if lambda_over_all else "the clean rows"))
     if held_back:
         margin = policy.guard_se if fired else policy.clean_only_se
-        out.append(f"share: the clean set alone had the lowest CV loss, not by {margin:g} "
-                   f"standard errors; held to {share:.0%}")
+        out.append("share: the clean set alone had the lowest CV loss, not by "
+                   f"{standard_errors(margin)}; held to {share:.0%}")
     elif 0 < share < 1:
         out.append(f"share: {share:.0%} of the clean set alone, the blend of lowest CV loss")
     elif share == 1:

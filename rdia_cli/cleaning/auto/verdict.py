@@ -10,7 +10,7 @@ from typing import Any
 
 from rdia_cli.cleaning.auto.config import CLEAN_ONLY, UNCLEANED, Config
 from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
-from rdia_cli.cleaning.auto.rules import noise_tests_fired
+from rdia_cli.cleaning.auto.rules import noise_tests_fired, standard_errors
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def verdict_lines(v: Verdict | VerdictRecord) -> list[str]:
                      "Consider labeling more clean data instead of cleaning these rows.")
     elif v.clean_only_held_back and v.noisy:
         lines.append("the clean set alone had the lowest CV loss, but by less than "
-                     f"{v.policy.guard_se:g} standard errors over the best blend: with "
+                     f"{standard_errors(v.policy.guard_se)} over the pick: with "
                      f"{v.n_clean} clean rows its estimate is too uncertain to give it the "
                      "whole model.")
     elif v.clean_only_held_back:
@@ -183,5 +183,5 @@ def _noise_line(v: Verdict) -> str:
         k, j = noise.get("pair_classes") or noise.get("pair") or ("?", "?")
         why.append(f"the training rows labelled {k} look like class {j} more than the clean "
                    f"rows labelled {k} do (p = {pairs_p:.2g} after Bonferroni over the labels; "
-                   f"a flip from {j} to {k})")
+                   f"rows of class {j} labelled {k})")
     return "the training labels look noisy: " + "; ".join(why) + "."
