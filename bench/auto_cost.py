@@ -2,7 +2,9 @@
 of auto and of cleanlab (find_label_issues on 5-fold out-of-fold probabilities, drop, refit) on
 the same split, and auto's test log-loss under each policy variant, from one ERM fit.
 
-Variants (``dataclasses.replace(DEFAULT_POLICY, ...)``): fewer folds on small clean sets
+Variants (``dataclasses.replace(DEFAULT_POLICY, ...)``): the race without dropping, after each
+fold, the candidates the best beats by 3 standard errors (``race_drop_se``; before #30), or
+dropping at 2, fewer folds on small clean sets
 (5 instead of 10 below 100 rows), a faster race (every candidate on 20% of the folds, then the
 best sixth), no Φ ranker, fewer fractions, the race and Φ ones together, CV fits to a
 relative gradient of 1e-3 instead of 1e-4 (alone and with the faster race), and the three
@@ -30,6 +32,8 @@ from rdia_cli.cleaning.auto import DEFAULT_POLICY
 HERE = Path(__file__).resolve().parent
 VARIANTS = {
     "default": DEFAULT_POLICY,
+    "race without dropping (before)": replace(DEFAULT_POLICY, race_drop_se=None),
+    "race drops at 2 SE": replace(DEFAULT_POLICY, race_drop_se=2.0),
     "5 folds on small clean sets": replace(DEFAULT_POLICY, small_clean_folds=5),
     "faster race": replace(DEFAULT_POLICY, race_first_folds=0.2, race_keep=1 / 6,
                            race_keep_min=6),

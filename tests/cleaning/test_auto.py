@@ -31,7 +31,7 @@ from rdia_cli.cleaning.auto import (
     reg_line_search,
     verdict_lines,
 )
-from rdia_cli.cleaning.auto.cv import _clean_only_at_full_size
+from rdia_cli.cleaning.auto.cv import Progress, _clean_only_at_full_size, race
 from rdia_cli.cleaning.auto.rules import clean_only_share
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.data.protocol import inject_noise
@@ -90,6 +90,44 @@ def test_guard_keeps_default_unless_clearly_better():
         # the default guard is one standard error (#30: a clear CV winner was refused at two)
         assert choose(configs, np.vstack([base, base - 0.5 * se + wobble]), DEFAULT_POLICY) == 0
         assert choose(configs, np.vstack([base, base - 1.5 * se + wobble]), DEFAULT_POLICY) == 1
+
+
+def test_the_race_drops_a_candidate_far_behind_after_any_fold():
+    # #30 (cost): after each fold a candidate the best beats by race_drop_se standard errors
+    # stops running; anchors always run; near ones run to the cut as before
+    configs = [Config("drop", 0.0, 0.0), Config("drop", 0.0, 1.0), Config("drop", 0.1, 1.0),
+               Config("drop", 0.2, 1.0), Config("drop", 0.8, 1.0)]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 100)
+    offset = {0.0: 0.0, 0.1: -0.01, 0.2: -0.012, 0.8: 0.3}  # 80%: far behind
+
+    class FakeCV:
+        fold_rows = np.array_split(np.arange(100), 10)
+        progress, policy, scored = Progress(), DEFAULT_POLICY, {}
+
+        class val:
+            n_samples = 100
+
+        def __init__(self):
+            self.asked = []
+
+        def fold_loss(self, cfg, k):
+            self.asked.append((cfg.fraction, cfg.weight, k))
+            rows = self.fold_rows[k]
+            wobble = np.random.default_rng(int(cfg.fraction * 10)).normal(0, 0.05, 100)[rows]
+            return base[rows] + offset[cfg.fraction] + 0.01 * (cfg.weight == 0) + wobble
+
+    cv = FakeCV()
+    row_loss, finished = race(cv, configs, tune=False)
+    ran = {(f, w): {k for f2, w2, k in cv.asked if (f2, w2) == (f, w)} for f, w in
+           [(0.0, 0.0), (0.0, 1.0), (0.1, 1.0), (0.2, 1.0), (0.8, 1.0)]}
+    assert ran[0.8, 1.0] == {0}  # dropped after the first fold
+    assert all(len(ran[c]) == 10 for c in [(0.0, 0.0), (0.0, 1.0), (0.1, 1.0), (0.2, 1.0)])
+    assert finished.tolist() == [True, True, True, True, False]
+    cv = FakeCV()
+    cv.policy = replace(DEFAULT_POLICY, race_drop_se=None)
+    race(cv, configs, tune=False)
+    assert {k for f, w, k in cv.asked if f == 0.8} == set(range(10))  # no drop: every fold
 
 
 def test_near_tied_cleanings_go_to_the_one_that_cleans_least():

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rdia_cli.cleaning.auto.choice import beats
 from rdia_cli.cleaning.auto.config import Config, build_training_set
 from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
 from rdia_cli.data.dataset import Dataset
@@ -283,8 +284,10 @@ def race(cv: CleanSetCV, configs: list[Config], *, tune: bool) -> tuple[np.ndarr
     """Out-of-fold loss of every clean row under each candidate (candidates × rows), by racing
     (successive halving over folds): every candidate runs on the first
     ``policy.race_first_folds`` of the folds (all of them with two folds), only the best
-    ``policy.race_kept`` (and the two anchors: clean set alone, train + val) on the rest; NaN
-    where one did not run. Also whether each ran on every fold (those go into ``cv.scored``).
+    ``policy.race_kept`` (and the two anchors: clean set alone, train + val) on the rest; after
+    each fold, a candidate the best beats by ``policy.race_drop_se`` standard errors on the rows
+    seen stops running; NaN where one did not run. Also whether each ran on every fold (those
+    go into ``cv.scored``).
     ``tune``: a λ search follows (its fits are counted in the progress total)."""
     fold_rows, progress, policy = cv.fold_rows, cv.progress, cv.policy
     n_folds = len(fold_rows)
@@ -297,16 +300,35 @@ def race(cv: CleanSetCV, configs: list[Config], *, tune: bool) -> tuple[np.ndarr
     for k, rows in enumerate(fold_rows):
         if k == race_after and k < len(fold_rows):
             seen = np.concatenate(fold_rows[:k])
-            order = np.argsort(row_loss[:, seen].mean(1), kind="stable")
-            active = sorted(set(order[:n_keep].tolist()) | anchors)
+            running = set(active)  # of those still running (none dropped: every candidate)
+            order = [i for i in np.argsort(row_loss[:, seen].mean(1), kind="stable").tolist()
+                     if i in running]
+            active = sorted(set(order[:n_keep]) | anchors)
             progress.total = progress.done + (n_folds - k) * len(active) + (
                 _TUNE_FITS * n_folds if tune else 0)
+        elif k > 0 and policy.race_drop_se is not None:
+            before = len(active)
+            active = _far_behind_dropped(row_loss, active, anchors,
+                                         np.concatenate(fold_rows[:k]), policy.race_drop_se)
+            progress.total -= (before - len(active)) * (n_folds - k)
         for i in active:
             row_loss[i, rows] = cv.fold_loss(configs[i], k)
             progress.tick()
     finished = np.array([not np.isnan(r).any() for r in row_loss])
     cv.scored.update({configs[i]: row_loss[i] for i in np.flatnonzero(finished)})
     return row_loss, finished
+
+
+def _far_behind_dropped(row_loss: np.ndarray, active: list[int], anchors: set[int],
+                        seen: np.ndarray, z: float) -> list[int]:
+    """``active`` without the candidates that the best of them (on the clean rows ``seen`` so
+    far) beats by more than ``z`` standard errors of the paired difference; anchors stay."""
+    racing = [i for i in active if i not in anchors]
+    if len(racing) < 2:
+        return active
+    best = min(racing, key=lambda i: row_loss[i, seen].mean())
+    return [i for i in active if i in anchors or i == best
+            or not beats(row_loss[best, seen], row_loss[i, seen], z)]
 
 
 class UnionCV:

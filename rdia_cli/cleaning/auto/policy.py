@@ -20,7 +20,8 @@ candidates is the callable ``choose`` (see ``choice``); the JSON keeps its name 
 * λ line search: ×``reg_step`` up to ``reg_max_steps`` times, each step on ``reg_se`` standard
   errors; down over all rows on ``reg_down_se`` (None: never down);
 * race: every candidate runs on the first ``race_first_folds`` of the folds, then the best
-  ``race_keep`` of them (at least ``race_keep_min``) and the anchors;
+  ``race_keep`` of them (at least ``race_keep_min``) and the anchors; after each fold, one that
+  the best beats by ``race_drop_se`` standard errors stops (None: never);
 * fits: ``cv_tol`` for CV fits, ``fit_tol`` and ``max_iter`` for the final one,
   ``clean_model_tol`` for the clean-set model of the ``clean`` ranker;
 * learning-curve correction of the clean set alone: ``curve_repeats`` refits on
@@ -79,6 +80,7 @@ class AutoPolicy:
     race_first_folds: float = 0.4
     race_keep: float = 1 / 3
     race_keep_min: int = 12
+    race_drop_se: float | None = 3.0  # after each fold, drop who the best beats by this many
     # fits
     cv_tol: float = 1e-4
     fit_tol: float = 1e-8
@@ -202,6 +204,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "race_first_folds": (lambda v: _num(v) and 0 < v <= 1, "a share in (0, 1]"),
     "race_keep": (lambda v: _num(v) and 0 < v <= 1, "a share in (0, 1]"),
     "race_keep_min": (lambda v: _int(v) and v >= 1, "an integer ≥ 1"),
+    "race_drop_se": (lambda v: v is None or (_num(v) and v > 0), "a number > 0 or None"),
     "cv_tol": (lambda v: _pos(v), "a number > 0"),
     "fit_tol": (lambda v: _pos(v), "a number > 0"),
     "max_iter": (lambda v: _int(v) and v >= 1, "an integer ≥ 1"),
