@@ -72,6 +72,19 @@ def write_splits(d: Path, X, y, noisy, n_train: int, n_val: int) -> Path:
     return d
 
 
+def small_noisy():
+    """``(X, y, noisy)``: 300 rows of 4 features from ``noisy_linear`` seed 0, the first 40
+    labels of ``noisy`` flipped (``write_small_noisy_splits`` writes them 200/50/50)."""
+    X, y, noisy = noisy_linear(300, 4, seed=0)
+    noisy[:40] = 1 - noisy[:40]
+    return X, y, noisy
+
+
+def write_small_noisy_splits(d: Path) -> Path:
+    """``small_noisy``'s rows as LIBSVM files in ``d``: train (200), val (50), test (50)."""
+    return write_splits(d, *small_noisy(), 200, 50)
+
+
 def noisy_linear(n_samples: int, n_features: int, *, seed: int, n_noisy: int = 0,
                  rate: float = 0.3, labels=(0, 1)):
     """``(X, y, noisy)``: standard-normal X, labels from a random linear model plus noise, and

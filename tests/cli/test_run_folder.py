@@ -16,17 +16,13 @@ import pytest
 
 from rdia_cli.errors import RuntimeFailure
 from tests.cli_helpers import ok, rdia
-from tests.conftest import noisy_linear, write_splits
+from tests.conftest import write_small_noisy_splits
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """300 rows of LIBSVM, split 200/50/50."""
-    d = tmp_path_factory.mktemp("runfolder")
-    X, y, noisy = noisy_linear(300, 4, seed=0)
-    noisy[:40] = 1 - noisy[:40]
-    write_splits(d, X, y, noisy, 200, 50)
-    return d
+    return write_small_noisy_splits(tmp_path_factory.mktemp("runfolder"))
 
 
 def _run(data: Path, out: Path, *more):

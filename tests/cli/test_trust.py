@@ -23,7 +23,7 @@ from rdia_cli.artifacts.atomic import atomic_path, check_output, remove_stale_te
 from rdia_cli.data.readers import DataWarning, ReadOptions, read_dataset
 from rdia_cli.errors import InputError, RuntimeFailure
 from tests.cli_helpers import ok, rdia
-from tests.conftest import noisy_linear, write_splits
+from tests.conftest import small_noisy, write_splits
 
 
 def refused(result, *words, code=2):
@@ -53,8 +53,7 @@ def _write_csv(path, X, y, sep=","):
 def data(tmp_path_factory):
     """Small LIBSVM train/val/test files, a CSV of the same rows and a logreg model."""
     d = tmp_path_factory.mktemp("trust")
-    X, y, noisy = noisy_linear(300, 4, seed=0)
-    noisy[:40] = 1 - noisy[:40]
+    X, y, noisy = small_noisy()
     write_splits(d, X, y, noisy, 200, 50)
     _write_csv(d / "train.csv", X[:200], noisy[:200])
     ok(rdia("train", d / "train.svm", "-o", d / "lr.pt", "--device", "cpu"))

@@ -33,20 +33,28 @@ def demo_dir(tmp_path_factory):
     return base / "runs" / "a"
 
 
+def _run_on(out: Path, train, val, test, settings) -> Path:
+    """``train``, ``val`` and ``test`` written as Parquet into ``out`` (their sources), then
+    ``run_pipeline`` into ``out/run`` with ``settings``."""
+    from rdia_cli.data.writers import write_dataset
+    from rdia_cli.pipeline import run_pipeline
+
+    for name, ds in (("train", train), ("val", val), ("test", test)):
+        write_dataset(ds, str(out / f"{name}.parquet"))
+        ds.source = str(out / f"{name}.parquet")
+    run_pipeline(train, val, test, out / "run", settings)
+    return out / "run"
+
+
 @pytest.fixture(scope="module")
 def drop_dir(tmp_path_factory):
     """A `drop` run with a fixed α: rows removed, none relabeled, no sweep."""
     from rdia_cli.cli.commands.run import builtin_example
-    from rdia_cli.data.writers import write_dataset
-    from rdia_cli.pipeline import RunSettings, run_pipeline
+    from rdia_cli.pipeline import RunSettings
 
     out = tmp_path_factory.mktemp("drop")
     train, val, test = builtin_example(noise_rate=0.3, seed=1)
-    for name, ds in (("train", train), ("val", val), ("test", test)):
-        write_dataset(ds, str(out / f"{name}.parquet"))
-        ds.source = str(out / f"{name}.parquet")
-    run_pipeline(train, val, test, out / "run", RunSettings(alpha=0.5, strategy="drop"))
-    return out / "run"
+    return _run_on(out, train, val, test, RunSettings(alpha=0.5, strategy="drop"))
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +64,7 @@ def image_dir(tmp_path_factory):
 
     from rdia_cli.data.dataset import Dataset
     from rdia_cli.data.protocol import split_dataset
-    from rdia_cli.data.writers import write_dataset
-    from rdia_cli.pipeline import RunSettings, run_pipeline
+    from rdia_cli.pipeline import RunSettings
 
     out = tmp_path_factory.mktemp("img")
     X, y = load_digits(return_X_y=True)
@@ -69,27 +76,18 @@ def image_dir(tmp_path_factory):
     ds = Dataset(X=X, y=y, classes=[1, 7], row_id=np.arange(len(y)))
     train, val, test = split_dataset(ds, val=0.25, test=0.25, seed=0)
     train.y = np.where(flip[train.row_id], 1 - train.y, train.y)
-    for name, d in (("train", train), ("val", val), ("test", test)):
-        write_dataset(d, str(out / f"{name}.parquet"))
-        d.source = str(out / f"{name}.parquet")
-    run_pipeline(train, val, test, out / "run", RunSettings(alpha=0.0))
-    return out / "run"
+    return _run_on(out, train, val, test, RunSettings(alpha=0.0))
 
 
 @pytest.fixture(scope="module")
 def auto_dir(tmp_path_factory):
     """`--strategy auto` alone on the noisy built-in example: a CV decision, no α sweep."""
     from rdia_cli.cli.commands.run import builtin_example
-    from rdia_cli.data.writers import write_dataset
-    from rdia_cli.pipeline import RunSettings, run_pipeline
+    from rdia_cli.pipeline import RunSettings
 
     out = tmp_path_factory.mktemp("auto")
     train, val, test = builtin_example(noise_rate=0.3, seed=1)
-    for name, ds in (("train", train), ("val", val), ("test", test)):
-        write_dataset(ds, str(out / f"{name}.parquet"))
-        ds.source = str(out / f"{name}.parquet")
-    run_pipeline(train, val, test, out / "run", RunSettings(strategy="auto"))
-    return out / "run"
+    return _run_on(out, train, val, test, RunSettings(strategy="auto"))
 
 
 # --- helpers -----------------------------------------------------------------------------------
