@@ -55,8 +55,10 @@ def score_logreg(
     reduce=None,
     n_total: int | None = None,
     on_iter: Callable[[int, float], None] | None = None,
+    solve: Callable | None = None,
 ) -> ScoreResult:
-    """Φ for every row of ``train`` (this shard's rows under torch.distributed)."""
+    """Φ for every row of ``train`` (this shard's rows under torch.distributed). ``solve``
+    (from ``hessian_solver`` for the same model, rows and damping) replaces the solve with H."""
     from rdia_cli.models.logreg.design import sparse_cpu_threads
 
     t0 = time.perf_counter()
@@ -64,7 +66,8 @@ def score_logreg(
     try:
         with sparse_cpu_threads(prob.design):
             return _score(prob, model, train, val, solver=solver, damping=damping, tol=tol,
-                          max_iter=max_iter, device=device, on_iter=on_iter, t0=t0)
+                          max_iter=max_iter, device=device, on_iter=on_iter, t0=t0,
+                          solve=solve)
     except _NeedsTorch:  # numpy, but conjugate gradient: the whole solve in torch on the CPU
         from rdia_cli.device import threads_for
 
@@ -77,7 +80,31 @@ class _NeedsTorch(Exception):
     """The numpy backend was asked for conjugate gradient (which runs in torch)."""
 
 
-def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, on_iter, t0):
+def hessian_solver(model: ModelFile, train: Dataset, *, device="cpu",
+                   damping: float = 0.0) -> Callable | None:
+    """g ↦ H⁻¹g at ``model`` on ``train`` by one Cholesky factor, for scoring the same model and
+    rows against many validation sets (``score_logreg(solve=)``: auto's folds); None where
+    ``score_logreg`` would not solve directly on the CPU in torch."""
+    from rdia_cli.models.logreg.arrays import TORCH
+    from rdia_cli.models.logreg.newton import solve_direct
+
+    prob = problem_for(model, train, device=device)
+    if prob.xp is not TORCH or str(prob.design.device) != "cpu":
+        return None
+    Z = prob.logits(state_to_theta(model.state, fit_intercept=prob.fit_intercept))
+    if choose_influence_solver(prob, Z, "auto", damping=damping).choice != "direct":
+        return None
+    import torch
+
+    L, info = torch.linalg.cholesky_ex(prob.hessian(Z, damping=damping))
+    if int(info) != 0:  # the solve itself says why, with its fixes
+        H = prob.hessian(Z, damping=damping)
+        return lambda g: solve_direct(H, g)
+    return lambda g: torch.cholesky_solve(g.reshape(-1, 1), L).reshape(-1)
+
+
+def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, on_iter, t0,
+           solve=None):
     xp = prob.xp
     theta = state_to_theta(model.state, fit_intercept=prob.fit_intercept, device=prob.design.device)
     Z = prob.logits(theta)
@@ -90,13 +117,17 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
     t_setup = time.perf_counter()
 
     # "auto": direct or CG by estimated cost (rdia_cli.models.logreg.solver_choice)
-    estimate = choose_influence_solver(prob, Z, solver, damping=damping, tol=tol)
-    solver = estimate.choice
+    estimate = None if solve is not None else choose_influence_solver(prob, Z, solver,
+                                                                      damping=damping, tol=tol)
+    solver = "direct" if estimate is None else estimate.choice
     if solver != "direct" and xp is NUMPY:
         raise _NeedsTorch
     matvec = prob.hvp_operator(Z, damping=damping)
     preconditioner = None
-    if solver == "direct":
+    if solve is not None:  # the caller's factor of this same H
+        s = solve(g)
+        iterations = 1
+    elif solver == "direct":
         s = xp.solve_spd(prob.hessian(Z, damping=damping), g)
         iterations = 1
     else:
@@ -139,7 +170,7 @@ def _score(prob, model, train, val, *, solver, damping, tol, max_iter, device, o
         "hessian": "exact",
         "iterations": int(iterations),
         "preconditioner": preconditioner,
-        "solver_estimate": estimate.as_info(),
+        "solver_estimate": None if estimate is None else estimate.as_info(),
         "residual": residual,
         "damping": float(damping),
         "l2": float(prob.l2),

@@ -153,3 +153,20 @@ def test_a_flip_between_one_pair_of_classes_is_detected_and_named():
     assert sum("pairs" in e["fired"] for e in seen) >= 6
     assert all(e["pair"] == [1, 0] for e in seen)  # labelled 1, looks like 0
     assert sum(e["noisy"] for e in quiet) <= 1 and not any("pairs" in e["fired"] for e in quiet)
+
+
+def test_clean_rows_of_a_class_without_training_rows_stay_out_of_the_loss_test():
+    # #30: a class every training label left (all flipped away) has one clean row; how small
+    # its probability gets depends on how far each fit ran, so it must not move z
+    rng = np.random.default_rng(0)
+    train_y = rng.integers(0, 3, 400)  # classes 0-2 only; class 3 has no training row
+    oof = np.full((400, 4), 0.1)
+    oof[np.arange(400), train_y] = 0.7
+    val_y = np.r_[rng.integers(0, 3, 40), 3]
+    zs = []
+    for tiny in (1e-4, 1e-12):  # the absent class's probability after a looser, tighter fit
+        fold = np.full((41, 4), 0.1)
+        fold[np.arange(41), val_y] = 0.7
+        fold[40] = [1 - 3 * tiny, tiny, tiny, tiny]
+        zs.append(noise_evidence(train_y, oof, val_y, np.stack([fold] * 5))["z"])
+    assert zs[0] == zs[1] == 0.0

@@ -100,8 +100,10 @@ class Refit:
     """Fits a candidate on the whole data the way auto's choice is fitted: ranked against the
     whole clean set, its training set built, λ = reg / rows (or the fixed λ)."""
 
-    def __init__(self, train: Dataset, val: Dataset, rankings: Rankings, fit: Fit):
+    def __init__(self, train: Dataset, val: Dataset, rankings: Rankings, fit: Fit,
+                 cv: CleanSetCV | None = None):
         self.train, self.val, self.rankings, self.fit = train, val, rankings, fit
+        self.cv = cv  # its fits of a candidate are where that candidate's final fit starts
         self.ranked: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __call__(self, cfg: Config) -> tuple[Dataset, ModelFile]:
@@ -116,7 +118,20 @@ class Refit:
             phi = ds.extra["phi"].copy()
             phi[part] = self.ranked["phi"][0][[at[int(r)] for r in ds.row_id[part]]]
             ds.extra["phi"] = phi
-        return ds, self.fit(ds, reg=cfg.reg)
+        init, ref = (None, None) if self.cv is None else self.cv.warm_start(cfg)
+        return ds, self.fit(ds, reg=cfg.reg, init=init, reference=ref)
+
+
+def dense_if_small(ds: Dataset) -> Dataset:
+    """``ds`` with a dense X where it is sparse but small (N·P ≤ ``GRAM_DENSE_ELEMENTS``):
+    hundreds of CV fits on it then skip the sparse kernels' set-up, which dominates there."""
+    from dataclasses import replace
+
+    from rdia_cli.models.logreg.design import GRAM_DENSE_ELEMENTS
+
+    if not ds.is_sparse or ds.n_samples * ds.n_features > GRAM_DENSE_ELEMENTS:
+        return ds
+    return replace(ds, X=np.asarray(ds.X.toarray(), dtype=np.float64))
 
 
 def check_auto(arch: str, val: Dataset) -> None:
@@ -157,6 +172,8 @@ def auto_clean(
     from rdia_cli.models.common import probabilities
 
     check_auto(erm.arch, val)
+    final_train, final_val = train, val
+    train, val = dense_if_small(train), dense_if_small(val)  # for the many CV fits
     configs = list(configs or candidates(policy))
     fold_rows = stratified_folds(val.y, policy.folds_for(val.n_samples), seed)
     fit = Fit(l2, erm.arch_args.get("fit_intercept", True), device, policy)
@@ -191,7 +208,7 @@ def auto_clean(
                                             policy=policy)
     config = alone if share == 1.0 else pick
 
-    refit = Refit(train, val, rankings, fit)
+    refit = Refit(final_train, final_val, rankings, fit, cv)
     cleaned, model = _final_model(refit, config, alone, share)
     chosen_cv = (blend_cv(cv.probs[pick], cv.probs[alone], val.y, share, cv.shifts[alone])
                  if 0.0 < share < 1.0 else cv(config))

@@ -43,14 +43,17 @@ def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="
 def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5, seed: int = 0,
                               device="cpu", tol: float = 1e-8, warm: bool = False,
                               also: Dataset | None = None, reg: float = 1.0,
-                              fold_models: dict[int, ModelFile] | None = None):
+                              fold_models: dict[int, ModelFile] | None = None,
+                              curvatures: dict[int, Any] | None = None):
     """(N, K) probabilities of every training row under a model fitted on the other ``folds``
     - 1 parts of the training set (λ = reg / their rows; uniform where those parts hold a
     single class); ``warm`` starts each fit from ``erm``. ``fold_models``, if given, holds the
     fit of each fold by its index: a fold found there starts from it (a λ search along one set
     of folds), and every new fit replaces it. With ``also``, returns as well the (folds, M, K)
     probabilities of ``also``'s rows under each of those models. Fits looser than the default
-    policy's ``cv_tol`` record no training fingerprint."""
+    policy's ``cv_tol`` record no training fingerprint. ``curvatures``, if given, holds a
+    ``SharedCurvature`` per fold that preconditions its fits (key -1: one for every fold); a
+    fold without one gets the Hessian at its warm start (``fold_models``), else after its fit."""
     from rdia_cli.models.common import probabilities
     from rdia_cli.models.logreg.training import train_logreg
 
@@ -65,9 +68,15 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
                 extra.append(np.full((also.n_samples, train.n_classes), 1.0 / train.n_classes))
             continue
         init = (fold_models or {}).get(k, erm if warm else None)
+        if curvatures is not None and k not in curvatures and -1 not in curvatures \
+                and init is not None:
+            curvatures[k] = shared_curvature(init, part, device)  # at the fit's start
+        ref = None if curvatures is None else curvatures.get(k, curvatures.get(-1))
         m = train_logreg(part, l2=reg / part.n_samples, fit_intercept=fit_intercept, tol=tol,
                          device=device, init=init,
-                         record_fingerprint=tol < DEFAULT_POLICY.cv_tol)
+                         record_fingerprint=tol < DEFAULT_POLICY.cv_tol, reference=ref)
+        if curvatures is not None and k not in curvatures and -1 not in curvatures:
+            curvatures[k] = shared_curvature(m, part, device)
         if fold_models is not None:
             fold_models[k] = m
         probs[held] = probabilities(m, train.subset(held), device=device)
@@ -85,11 +94,20 @@ def out_of_fold_scores(train: Dataset, erm: ModelFile, *, seed: int = 0, device=
     model on. With ``val``, also the (folds, M, K) probabilities of its rows under the same
     models (``noise_evidence``). ``policy.oof_folds`` folds, fits to ``policy.cv_tol``."""
     out = out_of_fold_probabilities(train, erm, folds=policy.oof_folds, seed=seed, device=device,
-                                    tol=policy.cv_tol, warm=True, also=val)
+                                    tol=policy.cv_tol, warm=True, also=val,
+                                    curvatures={-1: shared_curvature(erm, train, device)})
     probs = out if val is None else out[0]
     nll = row_losses(probs, train.y)
     scores = (nll - np.log(train.n_classes), probs)
     return scores if val is None else (scores, out[1])
+
+
+def shared_curvature(model: ModelFile, ds: Dataset, device) -> Any:
+    """``model``'s data Hessian on ``ds`` to precondition the CV fits of nearby data sets
+    (``SharedCurvature``), or None (on a GPU, or too many parameters for an explicit one)."""
+    from rdia_cli.models.logreg.curvature import SharedCurvature
+
+    return SharedCurvature.at(model, ds) if str(device) == "cpu" else None
 
 
 def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
@@ -146,14 +164,14 @@ class Fit:
     policy: AutoPolicy = DEFAULT_POLICY
 
     def __call__(self, ds: Dataset, init=None, tol: float | None = None,
-                 reg: float = 1.0) -> ModelFile:
+                 reg: float = 1.0, reference=None) -> ModelFile:
         from rdia_cli.models.logreg.training import train_logreg
 
         tol = self.policy.fit_tol if tol is None else tol
         lam = self.l2 if self.l2 is not None else reg / ds.n_samples
         return train_logreg(ds, l2=lam, fit_intercept=self.fit_intercept, tol=tol,
                             max_iter=self.policy.max_iter, device=self.device, init=init,
-                            record_fingerprint=tol < self.policy.cv_tol)
+                            record_fingerprint=tol < self.policy.cv_tol, reference=reference)
 
 
 @dataclass
@@ -187,6 +205,12 @@ class Rankings:
 
         return probabilities(self.erm, self.train, device=self.device)
 
+    @functools.cached_property
+    def _phi_solve(self):  # θ̂'s Hessian on the training rows is the same against every fold
+        from rdia_cli.influence.logreg import hessian_solver
+
+        return hessian_solver(self.erm, self.train, device=self.device)
+
     def against(self, ranker: str, clean: Dataset) -> tuple[np.ndarray, np.ndarray]:
         from rdia_cli.device import threads_for
         from rdia_cli.influence.logreg import score_logreg
@@ -196,7 +220,8 @@ class Rankings:
             return self.oof
         if ranker == "phi":
             with threads_for(train.n_samples * train.n_features * train.n_classes):
-                return score_logreg(self.erm, train, clean, device=self.device).phi, self.erm_probs
+                return score_logreg(self.erm, train, clean, device=self.device,
+                                    solve=self._phi_solve).phi, self.erm_probs
         return clean_model_scores(train, clean, self.erm, device=self.device, policy=self.policy)
 
 
@@ -224,6 +249,9 @@ class CleanSetCV:
         self.probs: dict[Config, np.ndarray] = {}
         self.shifts: dict[Config, np.ndarray] = {}  # "clean set alone": its learning-curve shift
         self.scored: dict[Config, np.ndarray] = {}
+        # per fold, the Hessian of its first fit with training rows, which preconditions the
+        # others; ("alone", candidate): that of the first fit of the clean set alone
+        self.curvature: dict[Any, Any] = {}
 
     def __call__(self, cfg: Config) -> np.ndarray:
         """Out-of-fold loss of every clean row under ``cfg`` (fitted on the folds it ran in the
@@ -242,18 +270,29 @@ class CleanSetCV:
 
         (v_in, v_out), rows, device = self.parts[k], self.fold_rows[k], self.fit.device
         if cfg.weight == 0:  # clean set alone, extrapolated to the whole clean set
+            # each fit starts from this candidate's fit on the fold before (the smaller ones of
+            # the learning curve from this fold's), preconditioned by the Hessian of its first
             def fit_predict(fit_on: Dataset, predict_on: Dataset) -> np.ndarray:
-                p = probabilities(self.fit(fit_on, tol=self.policy.cv_tol, reg=cfg.reg), predict_on,
-                                  device=device)
+                key = ("alone", cfg)
+                model = self.fit(fit_on, init=self.last.get(cfg), tol=self.policy.cv_tol,
+                                 reg=cfg.reg, reference=self.curvature.get(key))
+                if key not in self.curvature:
+                    self.curvature[key] = shared_curvature(model, fit_on, device)
+                if fit_on is v_in:
+                    self.last[cfg] = model
+                p = probabilities(model, predict_on, device=device)
                 return self._keep_probs(cfg, k, p) if fit_on is v_in else p
             out = _clean_only_at_full_size(fit_predict, v_in, v_out, self.val.n_samples,
                                            self.seed + k, self.policy)
             self.shifts.setdefault(cfg, np.zeros(self.val.n_samples))[rows] = (
                 row_losses(self.probs[cfg][rows], v_out.y) - out)
             return out
-        if (k, cfg.ranker) not in self.fold_rankings:  # against fold k's part of the clean set
-            self.fold_rankings[k, cfg.ranker] = self.rankings.against(cfg.ranker, v_in)
-        score, p = self.fold_rankings[k, cfg.ranker]
+        if cfg.fraction == 0:  # nothing cleaned: no ranking needed
+            score, p = np.zeros(self.train.n_samples), None
+        else:
+            if (k, cfg.ranker) not in self.fold_rankings:  # against fold k's part of the clean set
+                self.fold_rankings[k, cfg.ranker] = self.rankings.against(cfg.ranker, v_in)
+            score, p = self.fold_rankings[k, cfg.ranker]
         ds = build_training_set(self.train, score, p, v_in, cfg)
         # warm start: "train + clean set" from its fit on the fold before (the training sets
         # differ by two folds' clean rows: measured 28% less CPU where only the anchors run),
@@ -262,12 +301,25 @@ class CleanSetCV:
         warm, family = self.warm[k], (cfg.weight, cfg.ranker, cfg.action)
         init = (self.last.get(cfg) if cfg.fraction == 0 else None) or warm.get(
             family, warm.get((cfg.weight,)))
-        model = self.fit(ds, init=init, tol=self.policy.cv_tol, reg=cfg.reg)
+        ref = self.curvature.get(k) or self.curvature.get(k - 1)
+        model = self.fit(ds, init=init, tol=self.policy.cv_tol, reg=cfg.reg, reference=ref)
+        if k not in self.curvature:
+            self.curvature[k] = shared_curvature(model, ds, device)
         self.last[cfg] = model
         warm[family] = model
         warm.setdefault((cfg.weight,), model)
         return row_losses(self._keep_probs(cfg, k, probabilities(model, v_out, device=device)),
                           v_out.y)
+
+    def warm_start(self, cfg: Config) -> tuple[ModelFile | None, Any]:
+        """Where a fit of ``cfg`` on the whole data starts, and what preconditions it: its last
+        CV fit and that fold's shared Hessian (None, None when it never ran)."""
+        model = self.last.get(cfg)
+        if model is None:
+            return None, None
+        key = ("alone", cfg) if cfg.weight == 0 else max(
+            (k for k in self.curvature if isinstance(k, int)), default=None)
+        return model, self.curvature.get(key)
 
     def _keep_probs(self, cfg: Config, k: int, p: np.ndarray) -> np.ndarray:
         if cfg not in self.probs:
@@ -355,7 +407,8 @@ class UnionCV:
             probs = out_of_fold_probabilities(self.rows, self.erm, folds=folds, seed=self.seed,
                                               device=self.device, tol=self.policy.cv_tol,
                                               warm=True, reg=cfg.reg,
-                                              fold_models=self.fold_models)
+                                              fold_models=self.fold_models,
+                                              curvatures={})  # each λ: at its start
             self.scored[cfg.reg] = row_losses(probs, self.rows.y)
             self.progress.tick(folds)
         return self.scored[cfg.reg]

@@ -16,6 +16,9 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 _CPU_KERNELS = True  # False: CPU data take the torch-CSR path that GPUs take (tests)
 DENSE_MAX_ELEMENTS = 50_000_000  # sparse X densified for the explicit Hessian below this size
+# sparse X this small takes the Hessian's Gram blocks from its dense copy: per block, scipy's
+# sparse product costs about a millisecond of set-up (the 351 blocks of 26 classes: 0.3 s)
+GRAM_DENSE_ELEMENTS = 1 << 20
 
 def identity(t):
     return t
@@ -194,7 +197,7 @@ class Design:
         """X̃ᵀ diag(coef) X̃ with X̃ = [X, 1] when ``intercept`` (explicit Hessian blocks)."""
         import torch
 
-        if self._scipy is not None:
+        if self._scipy is not None and self.shape[0] * self.shape[1] > GRAM_DENSE_ELEMENTS:
             c = coef.detach().cpu().numpy()
             Xc = self._scipy.multiply(c[:, None]).tocsr()
             G = np.asarray((self._scipy.T @ Xc).todense())

@@ -16,6 +16,7 @@ from rdia_cli.models.logreg.design import DENSE_MAX_ELEMENTS, sparse_cpu_threads
 from rdia_cli.models.logreg.preconditioner import FrequentBlockJacobi
 
 if TYPE_CHECKING:
+    from rdia_cli.models.logreg.curvature import SharedCurvature
     from rdia_cli.models.logreg.problem import LogRegProblem
 
 DIRECT_MAX_PARAMS = 2500  # explicit Hessian + Cholesky up to this many parameters
@@ -71,23 +72,32 @@ def fit(
     max_iter: int = 100,
     solver: str = "auto",
     progress: Callable[[int, float, float], None] | None = None,
+    reference: SharedCurvature | None = None,
 ) -> FitResult:
     """Minimize the objective by Newton's method (direct or CG inner solves) with Armijo
-    backtracking. Stops when ‖∇L_D(θ)‖ ≤ tol·‖∇L_D(0)‖."""
+    backtracking. Stops when ‖∇L_D(θ)‖ ≤ tol·‖∇L_D(0)‖. With ``reference`` (and ``solver``
+    auto), each step is solved by conjugate gradient preconditioned with that shared Hessian
+    (solver ``pcg``), where it fits this problem."""
     with sparse_cpu_threads(problem.design):
         return _fit(problem, theta0=theta0, tol=tol, max_iter=max_iter, solver=solver,
-                    progress=progress)
+                    progress=progress, reference=reference)
 
 
-def _fit(problem, *, theta0, tol, max_iter, solver, progress) -> FitResult:
+def _fit(problem, *, theta0, tol, max_iter, solver, progress, reference=None) -> FitResult:
     import torch
 
     start = time.perf_counter()
+    shared = None
+    if solver == "auto" and reference is not None:
+        shared = reference.preconditioner(problem)
+        if shared is not None:
+            solver = "pcg"
     if solver == "auto" and problem.n_params > 200:
         # a Newton step by Cholesky costs N·P² (K² Gram blocks for softmax); by CG about
         # 4·N·P per iteration, and the forcing tolerance needs few iterations
         solver = "cg"
-    solver = choose_solver(problem, solver)
+    if solver != "pcg":
+        solver = choose_solver(problem, solver)
     zero = problem.zeros()
     _, g0, _ = problem.value_grad(zero)
     g0norm = max(float(torch.linalg.vector_norm(g0)), 1e-300)
@@ -105,8 +115,8 @@ def _fit(problem, *, theta0, tol, max_iter, solver, progress) -> FitResult:
             # inexact Newton (forcing √rel), but no tighter than this step needs to reach tol:
             # the last step would otherwise over-solve by orders of magnitude
             forcing = min(0.5, max(math.sqrt(rel), 0.5 * tol / rel))
-            precond = problem.hessian_diagonal(Z)
-            if forcing <= BLOCK_FORCING:
+            precond = shared if shared is not None else problem.hessian_diagonal(Z)
+            if shared is None and forcing <= BLOCK_FORCING:
                 if block is None:
                     block = problem.preconditioner(Z)
                 if isinstance(block, FrequentBlockJacobi):

@@ -32,6 +32,8 @@ from rdia_cli.models.logreg.arrays import TORCH, NumpyDesign, as_numpy, is_numpy
 from rdia_cli.models.logreg.design import Design, identity, sparse_cpu_threads
 from rdia_cli.models.logreg.preconditioner import BLOCK_COLUMNS, FrequentBlockJacobi
 
+BATCHED_HESSIAN_WORK = 800_000  # N·A² up to which softmax Hessians take one batched product
+
 
 @dataclass
 class LogRegProblem:
@@ -228,10 +230,55 @@ class LogRegProblem:
             return D
         return FrequentBlockJacobi.build(self, Z, D, damping=damping, m=m)
 
-    def hessian(self, Z, *, damping: float = 0.0):
-        """The explicit (n_params × n_params) matrix H + δI [+ uuᵀ] (small problems only)."""
+    def hessian(self, Z, *, damping: float = 0.0, penalty: bool = True, flat: bool = True):
+        """The explicit (n_params × n_params) matrix H + δI [+ uuᵀ] (small problems only);
+        without ``penalty`` and ``flat``, the data part (1/N) Σ_i w_i ∇²ℓ_i alone."""
         xp = self.xp
         d, P = self._curvature(Z)
+        A, C = self.n_features + int(self.fit_intercept), self.n_out
+        if self._batched_hessian(P):
+            H = self._hessian_batched(d, P)
+        else:
+            H = self._hessian_blocks(d, P)
+        H = H.reshape(A * C, A * C)
+        reg = xp.zeros((A, C), dtype=self.design.dtype, device=self.design.device)
+        reg[: self.n_features] = self.l2 if penalty else 0.0
+        H += xp.diag(reg.reshape(-1) + damping)
+        u = self.flat_direction() if flat else None
+        if u is not None:
+            H += xp.outer(u, u)
+        return H
+
+    def _batched_hessian(self, P) -> bool:
+        """Whether ``_hessian_batched`` is the faster: softmax on a small dense X in torch,
+        where the C(C+1)/2 Gram blocks cost more in per-call overhead than in arithmetic
+        (measured on one CPU thread: 7× at N = 70, 2× at N = 1,400 with 17 columns and 10
+        classes; slower from N·A² ≈ 10⁶)."""
+        A = self.n_features + int(self.fit_intercept)
+        small = self.design.shape[0] * A * A <= BATCHED_HESSIAN_WORK
+        return (P is not None and self.xp is TORCH and not self.design.sparse
+                and self.reduce is identity and small)
+
+    def _hessian_batched(self, d, P):
+        """Σ_n d_n (diag(p_n) − p_n p_nᵀ) ⊗ x̃_n x̃_nᵀ / N as (A, C, A, C), in two products."""
+        import torch
+
+        X = self.design.dense()
+        if self.fit_intercept:
+            X = torch.cat([X, torch.ones((X.shape[0], 1), dtype=X.dtype, device=X.device)], 1)
+        N, A = X.shape
+        C = P.shape[1]
+        M = (X[:, :, None] * P[:, None, :]).reshape(N, A * C)  # x̃_n ⊗ p_n
+        Md = M * d[:, None]
+        H = -(Md.T @ M).reshape(A, C, A, C)
+        diag = (X.T @ Md).reshape(A, A, C)  # Σ_n d_n p_nc x̃_n x̃_nᵀ, per class c
+        idx = torch.arange(C, device=X.device)
+        H[:, idx, :, idx] += diag.permute(2, 0, 1)
+        return H / self.n_total
+
+    def _hessian_blocks(self, d, P):
+        """The Hessian as (A, C, A, C), one Gram matrix per pair of classes."""
+        xp = self.xp
         A, C = self.n_features + int(self.fit_intercept), self.n_out
         H = xp.zeros((A, C, A, C), dtype=self.design.dtype, device=self.design.device)
         for c in range(C):
@@ -245,13 +292,6 @@ class LogRegProblem:
                 H[:, c, :, e] = G
                 if e != c:
                     H[:, e, :, c] = G
-        H = H.reshape(A * C, A * C)
-        reg = xp.zeros((A, C), dtype=self.design.dtype, device=self.design.device)
-        reg[: self.n_features] = self.l2
-        H += xp.diag(reg.reshape(-1) + damping)
-        u = self.flat_direction()
-        if u is not None:
-            H += xp.outer(u, u)
         return H
 
 

@@ -24,10 +24,12 @@ def train_logreg(
     reduce=None,
     n_total: int | None = None,
     record_fingerprint: bool = True,
+    reference=None,
 ) -> ModelFile:
     """Logistic regression to ‖∇L_D‖ ≤ tol·‖∇L_D(0)‖; λ defaults to 1/N (scikit-learn's C = 1).
 
-    ``init`` warm-starts from a model of the same feature and label space.
+    ``init`` warm-starts from a model of the same feature and label space; ``reference`` (a
+    ``SharedCurvature``) preconditions the Newton steps of solver auto.
     """
     from rdia_cli.models.logreg.newton import fit
     from rdia_cli.models.logreg.problem import LogRegProblem, state_to_theta, theta_to_state
@@ -54,7 +56,7 @@ def train_logreg(
 
     with threads_for(ds.n_samples * ds.n_features * problem.n_out):
         result = fit(problem, theta0=theta0, tol=tol, max_iter=max_iter, solver=solver,
-                     progress=progress)
+                     progress=progress, reference=reference)
     if not result.converged and result.rel_grad_norm > max(tol * 1e3, 1e-5):
         raise RuntimeFailure(
             f"training did not converge: relative gradient norm {result.rel_grad_norm:.2e} after "

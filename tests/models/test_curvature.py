@@ -1,0 +1,111 @@
+"""The cost work of #30: the shared Hessian that preconditions auto's CV fits, the batched
+softmax Hessian, one Cholesky factor for Φ against many clean sets, and the dense copy of small
+sparse data. Each must change how fast, not what comes out (to the fit's tolerance)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from rdia_cli.cleaning.auto import auto_clean
+from rdia_cli.cleaning.auto.clean import Refit, dense_if_small
+from rdia_cli.data import Dataset, inject_noise
+from rdia_cli.influence.logreg import hessian_solver, score_logreg
+from rdia_cli.models.common import probabilities
+from rdia_cli.models.logreg.curvature import SharedCurvature
+from rdia_cli.models.logreg.problem import LogRegProblem
+from rdia_cli.models.logreg.training import train_logreg
+
+
+def blobs(n: int, seed: int, k: int = 4, d: int = 6) -> Dataset:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 2.0
+    y = rng.integers(0, k, n)
+    return Dataset(X=centres[y] + rng.normal(size=(n, d)), y=y, classes=list(range(k)),
+                   row_id=np.arange(n))
+
+
+@pytest.mark.parametrize("k,fit_intercept", [(3, True), (5, False), (10, True)])
+def test_batched_softmax_hessian_equals_the_gram_blocks(k, fit_intercept):
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(120, 7))
+    T = np.eye(k)[rng.integers(0, k, 120)]
+    prob = LogRegProblem.from_arrays(X, T, rng.random(120), n_classes=k, l2=0.01,
+                                     fit_intercept=fit_intercept)
+    Z = prob.logits(torch.tensor(rng.normal(size=prob.shape)))
+    d, P = prob._curvature(Z)
+    assert prob._batched_hessian(P)
+    blocks, batched = prob._hessian_blocks(d, P), prob._hessian_batched(d, P)
+    assert torch.allclose(batched, blocks, rtol=0, atol=1e-14)
+
+
+def test_a_fit_preconditioned_by_a_shared_hessian_reaches_the_same_optimum():
+    data = blobs(600, 0)
+    erm = train_logreg(data.subset(np.arange(500)), tol=1e-10)
+    ref = SharedCurvature.at(erm, data.subset(np.arange(500)))
+    other = data.subset(np.arange(100, 600))  # a neighbouring training set
+    plain = train_logreg(other, tol=1e-10, init=erm)
+    shared = train_logreg(other, tol=1e-10, init=erm, reference=ref)
+    assert shared.meta["training"]["solver"] == "pcg"
+    assert plain.meta["training"]["solver"] == "direct"
+    for key in ("weight", "bias"):
+        assert torch.allclose(shared.state[key], plain.state[key], rtol=0, atol=1e-7)
+
+
+def test_one_factor_serves_every_row_count_at_the_same_reg():
+    data = blobs(300, 1)
+    ref = SharedCurvature.at(train_logreg(data), data)
+    for n in (150, 300):  # λ = 1/n: n·λ is the same, so is the factor
+        part = data.subset(np.arange(n))
+        prob = LogRegProblem.from_arrays(part.flat_X(), part.targets(), None, n_classes=4,
+                                         l2=1.0 / n)
+        assert ref.preconditioner(prob) is not None
+    assert len(ref._factors) == 1
+    wrong = LogRegProblem.from_arrays(np.ones((5, 3)), np.eye(4)[[0, 1, 2, 3, 0]], None,
+                                      n_classes=4, l2=0.1)
+    assert ref.preconditioner(wrong) is None  # another shape: the fit solves on its own
+
+
+def test_phi_with_a_shared_factor_equals_phi_solved_alone():
+    data = blobs(400, 2)
+    train, val = data.subset(np.arange(300)), data.subset(np.arange(300, 400))
+    erm = train_logreg(train)
+    solve = hessian_solver(erm, train)
+    assert solve is not None
+    for rows in (np.arange(0, 50), np.arange(50, 100)):
+        alone = score_logreg(erm, train, val.subset(rows)).phi
+        shared = score_logreg(erm, train, val.subset(rows), solve=solve).phi
+        np.testing.assert_allclose(shared, alone, rtol=1e-9, atol=1e-12)
+
+
+def _noisy_split(seed: int):
+    data = blobs(700, seed)
+    train = inject_noise(data.subset(np.arange(600)), rate=0.25, seed=seed)
+    return train, data.subset(np.arange(600, 700))
+
+
+def test_the_final_model_starts_from_its_cv_fit_and_lands_where_a_cold_fit_does():
+    train, val = _noisy_split(3)
+    ac = auto_clean(train, val, train_logreg(train), seed=0)
+    assert ac.model.meta["training"]["warm_start"]
+    cold = Refit(train, val, ac.refit.rankings, ac.refit.fit)(ac.config)[1]
+    assert not cold.meta["training"]["warm_start"]
+    if ac.clean_only_share in (0.0, 1.0):  # a blend mixes two fits; compare the plain model
+        # both fitted to a relative gradient of 1e-8: the same probabilities to about 1e-7
+        gap = np.abs(probabilities(ac.model, val) - probabilities(cold, val)).max()
+        assert gap < 1e-5
+
+
+def test_small_sparse_data_is_cross_validated_dense_and_cleaned_sparse():
+    train, val = _noisy_split(4)
+    as_sparse = [Dataset(X=sp.csr_matrix(d.X), y=d.y, classes=d.classes, row_id=d.row_id)
+                 for d in (train, val)]
+    assert not dense_if_small(as_sparse[0]).is_sparse
+    dense = auto_clean(train, val, train_logreg(train), seed=0)
+    sparse = auto_clean(*as_sparse, train_logreg(as_sparse[0]), seed=0)
+    assert sparse.config == dense.config and sparse.clean_only_share == dense.clean_only_share
+    assert sparse.cleaned.is_sparse  # what is written out keeps the user's layout
+    np.testing.assert_allclose([r["cv_loss"] for r in sparse.cv],
+                               [r["cv_loss"] for r in dense.cv], rtol=1e-6)
