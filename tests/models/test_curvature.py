@@ -109,3 +109,31 @@ def test_small_sparse_data_is_cross_validated_dense_and_cleaned_sparse():
     assert sparse.cleaned.is_sparse  # what is written out keeps the user's layout
     np.testing.assert_allclose([r["cv_loss"] for r in sparse.cv],
                                [r["cv_loss"] for r in dense.cv], rtol=1e-6)
+
+
+def test_fractions_that_clean_the_same_rows_share_one_fit(monkeypatch):
+    # only rows whose score is positive are cleaned: with a quarter of the labels flipped, the
+    # top 50%, 60% and 80% by out-of-fold loss are the same rows, so one fit serves all three
+    from dataclasses import replace
+
+    from rdia_cli.cleaning.auto import DEFAULT_POLICY
+    from rdia_cli.cleaning.auto.cv import Fit
+
+    train, val = _noisy_split(5)
+    policy = replace(DEFAULT_POLICY, fractions=(0.5, 0.6, 0.8), rankers=("oof",),
+                     actions=("drop",), race_drop_se=None)
+    cleaning_fits = []
+    plain = Fit.__call__
+
+    def counting(self, ds, *args, **kw):
+        if "part" in ds.extra and 0 < (ds.extra["part"] == 0).sum() < train.n_samples:
+            cleaning_fits.append(kw.get("reg", 1.0))
+        return plain(self, ds, *args, **kw)
+
+    monkeypatch.setattr(Fit, "__call__", counting)
+    ac = auto_clean(train, val, train_logreg(train), seed=0, policy=policy)
+    losses = {r["fraction"]: r["cv_loss"] for r in ac.cv if r["fraction"] > 0 and r["reg"] == 1}
+    assert losses[0.5] == losses[0.6] == losses[0.8]
+    folds = ac.verdict["n_folds"]
+    # at λ = 1/rows, one fit per fold for the three (and the final refit), not three per fold
+    assert cleaning_fits.count(1.0) <= folds + 1

@@ -15,6 +15,7 @@ import numpy as np
 from rdia_cli.cleaning.auto.choice import beats
 from rdia_cli.cleaning.auto.config import Config, build_training_set
 from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
+from rdia_cli.cleaning.selection import select_harmful
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.metrics import row_losses
 from rdia_cli.models.io import ModelFile
@@ -252,6 +253,9 @@ class CleanSetCV:
         # per fold, the Hessian of its first fit with training rows, which preconditions the
         # others; ("alone", candidate): that of the first fit of the clean set alone
         self.curvature: dict[Any, Any] = {}
+        # (fold, ω, ranker, action, λ, rows cleaned) → the candidate first fitted on that set
+        # in that fold, and the fit
+        self.same_set: dict[tuple, tuple[Config, ModelFile]] = {}
 
     def __call__(self, cfg: Config) -> np.ndarray:
         """Out-of-fold loss of every clean row under ``cfg`` (fitted on the folds it ran in the
@@ -293,6 +297,14 @@ class CleanSetCV:
             if (k, cfg.ranker) not in self.fold_rankings:  # against fold k's part of the clean set
                 self.fold_rankings[k, cfg.ranker] = self.rankings.against(cfg.ranker, v_in)
             score, p = self.fold_rankings[k, cfg.ranker]
+        # a larger fraction that selects no more rows (only rows of score > 0 are cleaned)
+        # builds the same training set as a smaller one of its family: the same fit
+        same = (k, cfg.weight, cfg.ranker, cfg.action, cfg.reg,
+                select_harmful(score, fraction=cfg.fraction).tobytes() if cfg.fraction else b"")
+        if same in self.same_set:
+            twin, model = self.same_set[same]
+            self.last[cfg] = self.warm[k][(cfg.weight, cfg.ranker, cfg.action)] = model
+            return row_losses(self._keep_probs(cfg, k, self.probs[twin][rows]), v_out.y)
         ds = build_training_set(self.train, score, p, v_in, cfg)
         # warm start: "train + clean set" from its fit on the fold before (the training sets
         # differ by two folds' clean rows: measured 28% less CPU where only the anchors run),
@@ -305,6 +317,7 @@ class CleanSetCV:
         model = self.fit(ds, init=init, tol=self.policy.cv_tol, reg=cfg.reg, reference=ref)
         if k not in self.curvature:
             self.curvature[k] = shared_curvature(model, ds, device)
+        self.same_set[same] = cfg, model
         self.last[cfg] = model
         warm[family] = model
         warm.setdefault((cfg.weight,), model)
