@@ -52,9 +52,10 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     fit of each fold by its index: a fold found there starts from it (a λ search along one set
     of folds), and every new fit replaces it. With ``also``, returns as well the (folds, M, K)
     probabilities of ``also``'s rows under each of those models. Fits looser than the default
-    policy's ``cv_tol`` record no training fingerprint. ``curvatures``, if given, holds a
-    ``SharedCurvature`` per fold that preconditions its fits (key -1: one for every fold); a
-    fold without one gets the Hessian at its warm start (``fold_models``), else after its fit."""
+    policy's ``cv_tol`` record no training fingerprint. ``curvatures``, if given, holds under
+    key -1 the ``SharedCurvature`` that preconditions every fold's fit; where it is empty, the
+    Hessian at the first fold's warm start (``fold_models``), else of its fit, goes there (the
+    folds' training sets share most of their rows)."""
     from rdia_cli.models.common import probabilities
     from rdia_cli.models.logreg.training import train_logreg
 
@@ -69,15 +70,14 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
                 extra.append(np.full((also.n_samples, train.n_classes), 1.0 / train.n_classes))
             continue
         init = (fold_models or {}).get(k, erm if warm else None)
-        if curvatures is not None and k not in curvatures and -1 not in curvatures \
-                and init is not None:
-            curvatures[k] = shared_curvature(init, part, device)  # at the fit's start
-        ref = None if curvatures is None else curvatures.get(k, curvatures.get(-1))
+        if curvatures is not None and -1 not in curvatures and init is not None:
+            curvatures[-1] = shared_curvature(init, part, device)  # at the first fit's start
+        ref = None if curvatures is None else curvatures.get(-1)
         m = train_logreg(part, l2=reg / part.n_samples, fit_intercept=fit_intercept, tol=tol,
                          device=device, init=init,
                          record_fingerprint=tol < DEFAULT_POLICY.cv_tol, reference=ref)
-        if curvatures is not None and k not in curvatures and -1 not in curvatures:
-            curvatures[k] = shared_curvature(m, part, device)
+        if curvatures is not None and -1 not in curvatures:
+            curvatures[-1] = shared_curvature(m, part, device)
         if fold_models is not None:
             fold_models[k] = m
         probs[held] = probabilities(m, train.subset(held), device=device)
@@ -250,8 +250,9 @@ class CleanSetCV:
         self.probs: dict[Config, np.ndarray] = {}
         self.shifts: dict[Config, np.ndarray] = {}  # "clean set alone": its learning-curve shift
         self.scored: dict[Config, np.ndarray] = {}
-        # per fold, the Hessian of its first fit with training rows, which preconditions the
-        # others; ("alone", candidate): that of the first fit of the clean set alone
+        # "train": the Hessian of the first fit with training rows, which preconditions the
+        # others on every fold (their training sets share all training rows); "alone": that of
+        # the first fit of the clean set alone, for all of its fits
         self.curvature: dict[Any, Any] = {}
         # (fold, ω, ranker, action, λ, rows cleaned) → the candidate first fitted on that set
         # in that fold, and the fit
@@ -275,9 +276,9 @@ class CleanSetCV:
         (v_in, v_out), rows, device = self.parts[k], self.fold_rows[k], self.fit.device
         if cfg.weight == 0:  # clean set alone, extrapolated to the whole clean set
             # each fit starts from this candidate's fit on the fold before (the smaller ones of
-            # the learning curve from this fold's), preconditioned by the Hessian of its first
+            # the learning curve from this fold's), preconditioned by the Hessian of the first
             def fit_predict(fit_on: Dataset, predict_on: Dataset) -> np.ndarray:
-                key = ("alone", cfg)
+                key = "alone"
                 model = self.fit(fit_on, init=self.last.get(cfg), tol=self.policy.cv_tol,
                                  reg=cfg.reg, reference=self.curvature.get(key))
                 if key not in self.curvature:
@@ -313,10 +314,10 @@ class CleanSetCV:
         warm, family = self.warm[k], (cfg.weight, cfg.ranker, cfg.action)
         init = (self.last.get(cfg) if cfg.fraction == 0 else None) or warm.get(
             family, warm.get((cfg.weight,)))
-        ref = self.curvature.get(k) or self.curvature.get(k - 1)
+        ref = self.curvature.get("train")
         model = self.fit(ds, init=init, tol=self.policy.cv_tol, reg=cfg.reg, reference=ref)
-        if k not in self.curvature:
-            self.curvature[k] = shared_curvature(model, ds, device)
+        if "train" not in self.curvature:
+            self.curvature["train"] = shared_curvature(model, ds, device)
         self.same_set[same] = cfg, model
         self.last[cfg] = model
         warm[family] = model
@@ -330,9 +331,7 @@ class CleanSetCV:
         model = self.last.get(cfg)
         if model is None:
             return None, None
-        key = ("alone", cfg) if cfg.weight == 0 else max(
-            (k for k in self.curvature if isinstance(k, int)), default=None)
-        return model, self.curvature.get(key)
+        return model, self.curvature.get("alone" if cfg.weight == 0 else "train")
 
     def _keep_probs(self, cfg: Config, k: int, p: np.ndarray) -> np.ndarray:
         if cfg not in self.probs:
