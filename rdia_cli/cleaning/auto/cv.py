@@ -417,7 +417,7 @@ class UnionCV:
         if cfg.reg not in self.scored:
             folds = self.policy.union_folds
             probs = out_of_fold_probabilities(self.rows, self.erm, folds=folds, seed=self.seed,
-                                              device=self.device, tol=self.policy.cv_tol,
+                                              device=self.device, tol=self.policy.union_tol,
                                               warm=True, reg=cfg.reg,
                                               fold_models=self.fold_models,
                                               curvatures={})  # each λ: at its start

@@ -22,7 +22,9 @@ candidates is the callable ``choose`` (see ``choice``); the JSON keeps its name 
 * race: every candidate runs on the first ``race_first_folds`` of the folds, then the best
   ``race_keep`` of them (at least ``race_keep_min``) and the anchors; after each fold, one that
   the best beats by ``race_drop_se`` standard errors stops (None: never);
-* fits: ``cv_tol`` for CV fits, ``fit_tol`` and ``max_iter`` for the final one,
+* fits: ``cv_tol`` for CV fits over the clean set, ``union_tol`` for those of the all-row CV
+  (its standard errors are small, so its fits must be closer), ``fit_tol`` and ``max_iter``
+  for the final one,
   ``clean_model_tol`` for the clean-set model of the ``clean`` ranker;
 * learning-curve correction of the clean set alone: ``curve_repeats`` refits on
   ``curve_share`` of a fold's rows, skipped below ``curve_min_rows`` rows;
@@ -83,6 +85,7 @@ class AutoPolicy:
     race_drop_se: float | None = 3.0  # after each fold, drop who the best beats by this many
     # fits
     cv_tol: float = 1e-4
+    union_tol: float = 1e-6  # the all-row CV: at 1e-4 a λ step turned on how far fits ran
     fit_tol: float = 1e-8
     max_iter: int = 100
     clean_model_tol: float = 1e-6
@@ -206,6 +209,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "race_keep_min": (lambda v: _int(v) and v >= 1, "an integer ≥ 1"),
     "race_drop_se": (lambda v: v is None or (_num(v) and v > 0), "a number > 0 or None"),
     "cv_tol": (lambda v: _pos(v), "a number > 0"),
+    "union_tol": (lambda v: _pos(v), "a number > 0"),
     "fit_tol": (lambda v: _pos(v), "a number > 0"),
     "max_iter": (lambda v: _int(v) and v >= 1, "an integer ≥ 1"),
     "clean_model_tol": (lambda v: _pos(v), "a number > 0"),
