@@ -51,8 +51,8 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
     single class); ``warm`` starts each fit from ``erm``. ``fold_models``, if given, holds the
     fit of each fold by its index: a fold found there starts from it (a λ search along one set
     of folds), and every new fit replaces it. With ``also``, returns as well the (folds, M, K)
-    probabilities of ``also``'s rows under each of those models. Fits looser than the default
-    policy's ``cv_tol`` record no training fingerprint. ``curvatures``, if given, holds under
+    probabilities of ``also``'s rows under each of those models. The fits record no training
+    fingerprint (they are never written). ``curvatures``, if given, holds under
     key -1 the ``SharedCurvature`` that preconditions every fold's fit; where it is empty, the
     Hessian at the first fold's warm start (``fold_models``), else of its fit, goes there (the
     folds' training sets share most of their rows)."""
@@ -75,7 +75,7 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
         ref = None if curvatures is None else curvatures.get(-1)
         m = train_logreg(part, l2=reg / part.n_samples, fit_intercept=fit_intercept, tol=tol,
                          device=device, init=init,
-                         record_fingerprint=tol < DEFAULT_POLICY.cv_tol, reference=ref)
+                         record_fingerprint=False, reference=ref)
         if curvatures is not None and -1 not in curvatures:
             curvatures[-1] = shared_curvature(m, part, device)
         if fold_models is not None:
