@@ -171,12 +171,19 @@ class TorchOps:
     def softmax(Z):
         import torch
 
+        if _few_classes_on_cpu(Z):
+            E = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+            return E / E.sum(dim=1, keepdim=True)
         return torch.softmax(Z, dim=1)
 
     @staticmethod
     def log_softmax(Z):
+        import torch
         import torch.nn.functional as F
 
+        if _few_classes_on_cpu(Z):
+            S = Z - Z.amax(dim=1, keepdim=True)
+            return S - torch.log(torch.exp(S).sum(dim=1, keepdim=True))
         return F.log_softmax(Z, dim=1)
 
     @staticmethod
@@ -241,6 +248,16 @@ class TorchOps:
         from rdia_cli.models.logreg.newton import solve_direct
 
         return solve_direct(H, b)
+
+
+# torch's CPU (log-)softmax over the class axis is about 3× slower than the same formula in
+# elementwise ops up to a few dozen classes (float64, one thread: 155 against 47 µs for
+# 1,400 × 10, 11.6 against 3.7 ms for 100,000 × 10) and faster from a few hundred
+FEW_CLASSES = 64
+
+
+def _few_classes_on_cpu(Z) -> bool:
+    return Z.shape[1] <= FEW_CLASSES and Z.device.type == "cpu"
 
 
 NUMPY, TORCH = NumpyOps(), TorchOps()

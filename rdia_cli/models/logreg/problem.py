@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +47,7 @@ class LogRegProblem:
     fit_intercept: bool
     n_total: int  # N over all shards (== N without torch.distributed)
     reduce: Callable = identity  # sums across shards (all_reduce) or identity
+    _softmax_of: tuple | None = field(default=None, repr=False, compare=False)  # (Z, P)
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -141,7 +142,9 @@ class LogRegProblem:
         s = T.sum(axis=1, keepdims=True)
         if self.n_out == 1:
             return s * xp.sigmoid(Z) - T[:, 1:2]
-        return s * xp.softmax(Z) - T
+        P = xp.softmax(Z)
+        self._softmax_of = (Z, P)  # the Hessian products at the same logits reuse it
+        return s * P - T
 
     # --- objective ------------------------------------------------------------------------------
     def _penalty(self, theta):
@@ -178,7 +181,8 @@ class LogRegProblem:
         if self.n_out == 1:
             p = self.xp.sigmoid(Z[:, 0])
             return s * p * (1 - p), None
-        return s, self.xp.softmax(Z)
+        cached = self._softmax_of
+        return s, cached[1] if cached is not None and cached[0] is Z else self.xp.softmax(Z)
 
     def hvp_operator(self, Z, *, damping: float = 0.0, add_flat: bool = True):
         """Return v ↦ (H + δI [+ uuᵀ]) v on flat vectors, at logits Z."""
