@@ -137,3 +137,12 @@ def test_fractions_that_clean_the_same_rows_share_one_fit(monkeypatch):
     folds = ac.verdict["n_folds"]
     # at λ = 1/rows, one fit per fold for the three (and the final refit), not three per fold
     assert cleaning_fits.count(1.0) <= folds + 1
+
+
+@pytest.mark.parametrize("k,fit_intercept", [(2, True), (3, False), (10, True)])
+def test_the_gradient_at_zero_is_value_grads_bit_for_bit(k, fit_intercept):
+    rng = np.random.default_rng(k)
+    prob = LogRegProblem.from_arrays(rng.normal(size=(50, 4)),
+                                     np.eye(k)[rng.integers(0, k, 50)], rng.random(50),
+                                     n_classes=k, l2=0.1, fit_intercept=fit_intercept)
+    assert torch.equal(prob.gradient_at_zero(), prob.value_grad(prob.zeros())[1])

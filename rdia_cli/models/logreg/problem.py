@@ -168,6 +168,16 @@ class LogRegProblem:
         G[: self.n_features] += self.l2 * W
         return f, G, Z
 
+    def gradient_at_zero(self):
+        """``value_grad(zeros)``'s gradient without its logits, (log-)softmax and losses: at
+        Θ = 0 every probability is 1/C' (½ for one logit), so the residual is known."""
+        s = self.T.sum(axis=1, keepdims=True)
+        if self.n_out == 1:
+            R = s * 0.5 - self.T[:, 1:2]
+        else:
+            R = s * (1.0 / self.n_out) - self.T
+        return self._grad_from_residual(R * self.w[:, None])
+
     def _grad_from_residual(self, R):
         """(1/N) Σ_i ∇_Θ of the per-row terms whose logit gradients are R (no penalty)."""
         parts = [self.design.rmm(R)]
