@@ -85,7 +85,7 @@ class AutoPolicy:
     race_drop_se: float | None = 3.0  # after each fold, drop who the best beats by this many
     # fits
     cv_tol: float = 1e-4
-    union_tol: float = 1e-6  # the all-row CV: at 1e-4 a λ step turned on how far fits ran
+    union_tol: float = 1e-5  # the all-row CV: at 1e-4 a λ step turned on how far fits ran
     fit_tol: float = 1e-8
     max_iter: int = 100
     clean_model_tol: float = 1e-6
