@@ -405,6 +405,7 @@ class UnionCV:
         self.train, self.val, self.erm, self.policy = train, val, erm, policy
         self.seed, self.device, self.progress = seed, device, progress
         self.fold_models: dict[int, ModelFile] = {}  # each fold's last fit, the next one's start
+        self.curvatures: dict[int, Any] = {}  # one Hessian for every fold and λ (a factor per λ)
         self.scored: dict[float, np.ndarray] = {}
 
     @functools.cached_property
@@ -420,7 +421,7 @@ class UnionCV:
                                               device=self.device, tol=self.policy.union_tol,
                                               warm=True, reg=cfg.reg,
                                               fold_models=self.fold_models,
-                                              curvatures={})  # each λ: at its start
+                                              curvatures=self.curvatures)
             self.scored[cfg.reg] = row_losses(probs, self.rows.y)
             self.progress.tick(folds)
         return self.scored[cfg.reg]
