@@ -200,14 +200,15 @@ class LogRegProblem:
         u = self.flat_direction() if add_flat else None
         shape = self.shape
         nf = self.n_features
+        dP = d[:, None] if P is None else d[:, None] * P  # per row: d_i p_i (d_i for one logit)
 
         def matvec(v):
             V = v.reshape(shape)
             U = self.logits(V) if self.fit_intercept else self.design.mm(V)
             if P is None:
-                HU = d[:, None] * U
-            else:
-                HU = d[:, None] * (P * U - P * (P * U).sum(axis=1, keepdims=True))
+                HU = dP * U
+            else:  # d_i (diag(p_i) − p_i p_iᵀ) u_i = d_i p_i ∘ (u_i − p_iᵀu_i)
+                HU = dP * (U - (P * U).sum(axis=1, keepdims=True))
             out = self._grad_from_residual(HU)
             out[:nf] += self.l2 * V[:nf]
             out = out.reshape(-1)
