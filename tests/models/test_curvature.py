@@ -146,3 +146,23 @@ def test_the_gradient_at_zero_is_value_grads_bit_for_bit(k, fit_intercept):
                                      np.eye(k)[rng.integers(0, k, 50)], rng.random(50),
                                      n_classes=k, l2=0.1, fit_intercept=fit_intercept)
     assert torch.equal(prob.gradient_at_zero(), prob.value_grad(prob.zeros())[1])
+
+
+def test_the_all_row_cv_lands_where_it_would_from_any_start():
+    # the λ search starts each fold's fit from the nearest λ, or on along the line through the
+    # last two: only the start changes, not where the fits land (to union_tol)
+    from rdia_cli.cleaning.auto import Config
+    from rdia_cli.cleaning.auto.cv import Progress, UnionCV
+
+    train, val = _noisy_split(6)
+    erm = train_logreg(train)
+
+    def union():
+        return UnionCV(train, val, erm, seed=0, device="cpu", progress=Progress())
+
+    path = union()
+    for reg in (1.0, 0.25, 0.0625):
+        path(Config("drop", 0.0, 1.0, reg=reg))
+    assert set(path.fold_models) == {1.0, 0.25, 0.0625}
+    alone = union()(Config("drop", 0.0, 1.0, reg=0.0625))
+    np.testing.assert_allclose(path.scored[0.0625], alone, rtol=0, atol=1e-4)
