@@ -33,6 +33,7 @@ from rdia_cli.models.logreg.design import Design, identity, sparse_cpu_threads
 from rdia_cli.models.logreg.preconditioner import BLOCK_COLUMNS, FrequentBlockJacobi
 
 BATCHED_HESSIAN_WORK = 800_000  # N·A² up to which softmax Hessians take one batched product
+SMALL_DENSE = 200_000  # N·P up to which Hessian-vector products use [X, 1] (``_with_ones``)
 
 
 @dataclass
@@ -201,6 +202,26 @@ class LogRegProblem:
         shape = self.shape
         nf = self.n_features
         dP = d[:, None] if P is None else d[:, None] * P  # per row: d_i p_i (d_i for one logit)
+        Xt = self._with_ones()
+        if Xt is not None:  # small dense X: [X, 1] in one product each way
+            scale = 1.0 / self.n_total
+            l2 = self.l2
+
+            def small(v):
+                V = v.reshape(shape)
+                U = Xt @ V
+                HU = dP * U if P is None else dP * (U - (P * U).sum(axis=1, keepdims=True))
+                out = Xt.T @ HU
+                out *= scale
+                out[:nf] += l2 * V[:nf]
+                out = out.reshape(-1)
+                if damping:
+                    out = out + damping * v
+                if u is not None:
+                    out = out + u * (u @ v)
+                return out
+
+            return small
 
         def matvec(v):
             V = v.reshape(shape)
@@ -219,6 +240,25 @@ class LogRegProblem:
             return out
 
         return matvec
+
+    def _with_ones(self):
+        """[X, 1] as one dense tensor where X is dense, small (N·P ≤ ``SMALL_DENSE``), on one
+        process and there is an intercept; else None. Hessian-vector products of small fits
+        are mostly per-operation overhead, which the split into X and 1 doubles."""
+        design = self.design
+        if (not self.fit_intercept or design.sparse or self.xp is not TORCH
+                or self.reduce is not identity
+                or design.shape[0] * design.shape[1] > SMALL_DENSE):
+            return None
+        cached = getattr(design, "_with_ones", None)
+        if cached is None:
+            import torch
+
+            X = design.dense()
+            cached = torch.cat([X, torch.ones((X.shape[0], 1), dtype=X.dtype,
+                                              device=X.device)], 1)
+            design._with_ones = cached
+        return cached
 
     def hessian_diagonal(self, Z, *, damping: float = 0.0):
         """diag(H + δI [+ uuᵀ]) as a flat vector (Jacobi preconditioner)."""
