@@ -100,10 +100,8 @@ class Refit:
     """Fits a candidate on the whole data the way auto's choice is fitted: ranked against the
     whole clean set, its training set built, λ = reg / rows (or the fixed λ)."""
 
-    def __init__(self, train: Dataset, val: Dataset, rankings: Rankings, fit: Fit,
-                 cv: CleanSetCV | None = None):
+    def __init__(self, train: Dataset, val: Dataset, rankings: Rankings, fit: Fit):
         self.train, self.val, self.rankings, self.fit = train, val, rankings, fit
-        self.cv = cv  # its fits of a candidate are where that candidate's final fit starts
         self.ranked: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __call__(self, cfg: Config) -> tuple[Dataset, ModelFile]:
@@ -118,8 +116,8 @@ class Refit:
             phi = ds.extra["phi"].copy()
             phi[part] = self.ranked["phi"][0][[at[int(r)] for r in ds.row_id[part]]]
             ds.extra["phi"] = phi
-        init, ref = (None, None) if self.cv is None else self.cv.warm_start(cfg)
-        return ds, self.fit(ds, reg=cfg.reg, init=init, reference=ref)
+        # from scratch, as `rdia retrain` refits the cleaned file: the same model bit for bit
+        return ds, self.fit(ds, reg=cfg.reg)
 
 
 def dense_if_small(ds: Dataset) -> Dataset:
@@ -208,7 +206,7 @@ def auto_clean(
                                             policy=policy)
     config = alone if share == 1.0 else pick
 
-    refit = Refit(final_train, final_val, rankings, fit, cv)
+    refit = Refit(final_train, final_val, rankings, fit)
     cleaned, model = _final_model(refit, config, alone, share)
     chosen_cv = (blend_cv(cv.probs[pick], cv.probs[alone], val.y, share, cv.shifts[alone])
                  if 0.0 < share < 1.0 else cv(config))

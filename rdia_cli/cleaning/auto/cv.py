@@ -325,14 +325,6 @@ class CleanSetCV:
         return row_losses(self._keep_probs(cfg, k, probabilities(model, v_out, device=device)),
                           v_out.y)
 
-    def warm_start(self, cfg: Config) -> tuple[ModelFile | None, Any]:
-        """Where a fit of ``cfg`` on the whole data starts, and what preconditions it: its last
-        CV fit and that fold's shared Hessian (None, None when it never ran)."""
-        model = self.last.get(cfg)
-        if model is None:
-            return None, None
-        return model, self.curvature.get("alone" if cfg.weight == 0 else "train")
-
     def _keep_probs(self, cfg: Config, k: int, p: np.ndarray) -> np.ndarray:
         if cfg not in self.probs:
             self.probs[cfg] = np.full((self.val.n_samples, p.shape[1]), np.nan)
