@@ -205,32 +205,26 @@ class LogRegProblem:
         Xt = self._with_ones()
         if Xt is not None:  # small dense X: [X, 1] in one product each way
             scale = 1.0 / self.n_total
-            l2 = self.l2
 
-            def small(v):
-                V = v.reshape(shape)
-                U = Xt @ V
-                HU = dP * U if P is None else dP * (U - (P * U).sum(axis=1, keepdims=True))
-                out = Xt.T @ HU
-                out *= scale
-                out[:nf] += l2 * V[:nf]
-                out = out.reshape(-1)
-                if damping:
-                    out = out + damping * v
-                if u is not None:
-                    out = out + u * (u @ v)
-                return out
+            def forward(V):
+                return Xt @ V
 
-            return small
+            def backward(HU):
+                return (Xt.T @ HU) * scale
+        else:
+            def forward(V):
+                return self.logits(V) if self.fit_intercept else self.design.mm(V)
+
+            backward = self._grad_from_residual
 
         def matvec(v):
             V = v.reshape(shape)
-            U = self.logits(V) if self.fit_intercept else self.design.mm(V)
+            U = forward(V)
             if P is None:
                 HU = dP * U
             else:  # d_i (diag(p_i) − p_i p_iᵀ) u_i = d_i p_i ∘ (u_i − p_iᵀu_i)
                 HU = dP * (U - (P * U).sum(axis=1, keepdims=True))
-            out = self._grad_from_residual(HU)
+            out = backward(HU)
             out[:nf] += self.l2 * V[:nf]
             out = out.reshape(-1)
             if damping:
