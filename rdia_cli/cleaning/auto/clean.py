@@ -165,11 +165,22 @@ def auto_clean(
     ``erm`` is the model trained on ``train`` alone (θ̂ for Φ). ``policy`` holds the thresholds,
     the candidate grid (``configs``, if given, replaces it) and the final pick (``choose``); the
     verdict records it. Fits use λ = reg/rows with reg tuned by the CV, unless ``l2`` is given
-    (then every fit uses it).
+    (then every fit uses it). A small problem runs on one CPU thread throughout (``threads_for``:
+    its fits already did; the Hessians, rankings and predictions between them spun a second
+    thread for the same wall time, twice the CPU).
     """
-    from rdia_cli.models.common import probabilities
+    from rdia_cli.device import threads_for
 
     check_auto(erm.arch, val)
+    with threads_for(train.n_samples * train.n_features * train.n_classes):
+        return _auto_clean(train, val, erm, configs=configs, l2=l2, seed=seed, device=device,
+                           progress=progress, policy=policy)
+
+
+def _auto_clean(train, val, erm, *, configs, l2, seed, device, progress,
+                policy) -> AutoCleanResult:
+    from rdia_cli.models.common import probabilities
+
     final_train, final_val = train, val
     train, val = dense_if_small(train), dense_if_small(val)  # for the many CV fits
     configs = list(configs or candidates(policy))
