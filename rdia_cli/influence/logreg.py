@@ -96,9 +96,9 @@ def hessian_solver(model: ModelFile, train: Dataset, *, device="cpu",
         return None
     import torch
 
-    L, info = torch.linalg.cholesky_ex(prob.hessian(Z, damping=damping))
+    H = prob.hessian(Z, damping=damping)
+    L, info = torch.linalg.cholesky_ex(H)
     if int(info) != 0:  # the solve itself says why, with its fixes
-        H = prob.hessian(Z, damping=damping)
         return lambda g: solve_direct(H, g)
     return lambda g: torch.cholesky_solve(g.reshape(-1, 1), L).reshape(-1)
 

@@ -50,17 +50,22 @@ def _stack(blocks):
     )
 
 
+def harmful_rows(phi: np.ndarray, config: Config) -> np.ndarray:
+    """The training rows ``config`` cleans: the top ``fraction`` by ``phi`` with ``phi`` > 0."""
+    if config.fraction > 0:
+        return select_harmful(phi, fraction=config.fraction)
+    return np.zeros(len(phi), dtype=bool)
+
+
 def build_training_set(train: Dataset, phi: np.ndarray, probs: np.ndarray, val: Dataset,
-                       config: Config) -> Dataset:
-    """Cleaned ``train`` rows (weight ω) followed by the ``val`` rows (weight 1).
+                       config: Config, harmful: np.ndarray | None = None) -> Dataset:
+    """Cleaned ``train`` rows (weight ω) followed by the ``val`` rows (weight 1); ``harmful``:
+    ``harmful_rows(phi, config)`` where the caller has it.
 
     The result carries ``extra['part']`` (0 = training row, 1 = validation row),
     ``extra['relabeled']`` and ``extra['phi']`` (NaN for validation rows)."""
     k = train.n_classes
-    harmful = (
-        select_harmful(phi, fraction=config.fraction) if config.fraction > 0
-        else np.zeros(train.n_samples, dtype=bool)
-    )
+    harmful = harmful_rows(phi, config) if harmful is None else harmful
     t_targets = np.eye(k)[train.y]
     keep = np.ones(train.n_samples, dtype=bool)
     relabeled = np.zeros(train.n_samples, dtype=bool)

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from rdia_cli.cleaning.auto.choice import beats
-from rdia_cli.cleaning.auto.config import Config, build_training_set
+from rdia_cli.cleaning.auto.config import Config, build_training_set, harmful_rows
 from rdia_cli.cleaning.auto.policy import DEFAULT_POLICY, AutoPolicy
-from rdia_cli.cleaning.selection import select_harmful
 from rdia_cli.data.dataset import Dataset
 from rdia_cli.metrics import row_losses
 from rdia_cli.models.io import ModelFile
@@ -300,13 +299,13 @@ class CleanSetCV:
             score, p = self.fold_rankings[k, cfg.ranker]
         # a larger fraction that selects no more rows (only rows of score > 0 are cleaned)
         # builds the same training set as a smaller one of its family: the same fit
-        same = (k, cfg.weight, cfg.ranker, cfg.action, cfg.reg,
-                select_harmful(score, fraction=cfg.fraction).tobytes() if cfg.fraction else b"")
+        harmful = harmful_rows(score, cfg)
+        same = (k, cfg.weight, cfg.ranker, cfg.action, cfg.reg, harmful.tobytes())
         if same in self.same_set:
             twin, model = self.same_set[same]
             self.last[cfg] = self.warm[k][(cfg.weight, cfg.ranker, cfg.action)] = model
             return row_losses(self._keep_probs(cfg, k, self.probs[twin][rows]), v_out.y)
-        ds = build_training_set(self.train, score, p, v_in, cfg)
+        ds = build_training_set(self.train, score, p, v_in, cfg, harmful)
         # warm start: "train + clean set" from its fit on the fold before (the training sets
         # differ by two folds' clean rows: measured 28% less CPU where only the anchors run),
         # a cleaning from the neighbouring fraction (or λ) of its family in this fold (from the

@@ -244,6 +244,11 @@ class LogRegProblem:
                 or self.reduce is not identity
                 or design.shape[0] * design.shape[1] > SMALL_DENSE):
             return None
+        return self._dense_with_ones()
+
+    def _dense_with_ones(self):
+        """[X, 1] as one dense torch tensor, built once per design."""
+        design = self.design
         cached = getattr(design, "_with_ones", None)
         if cached is None:
             import torch
@@ -312,9 +317,7 @@ class LogRegProblem:
         """Σ_n d_n (diag(p_n) − p_n p_nᵀ) ⊗ x̃_n x̃_nᵀ / N as (A, C, A, C), in two products."""
         import torch
 
-        X = self.design.dense()
-        if self.fit_intercept:
-            X = torch.cat([X, torch.ones((X.shape[0], 1), dtype=X.dtype, device=X.device)], 1)
+        X = self._dense_with_ones() if self.fit_intercept else self.design.dense()
         N, A = X.shape
         C = P.shape[1]
         M = (X[:, :, None] * P[:, None, :]).reshape(N, A * C)  # x̃_n ⊗ p_n
