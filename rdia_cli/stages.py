@@ -357,26 +357,34 @@ def retrain_cleaned(
     net_options: dict | None = None,
 ) -> tuple[ModelFile, dict | None]:
     """``retrain_model`` on a cleaned file as `rdia relabel` wrote it. An ``--strategy auto``
-    file is refit as auto fitted it (the same model, bit for bit): from scratch, at the λ it
-    chose (unless ``l2`` is given); where it blended with a fit on the clean rows
+    file is refit as auto fitted it (the same model, bit for bit, where ``model`` is the one
+    auto started from): from ``model`` with its Hessian as the preconditioner
+    (``cleaning.auto.fit_from``; ``from_scratch``: from zero), to auto's tolerance, at the λ
+    it chose (unless ``l2`` is given); where it blended with a fit on the clean rows
     alone (``part`` = 1; add them back first, ``cleaning.files.load_clean_rows``), the same blend.
     Returns the model and the blend used (``None`` when there is none)."""
-    from rdia_cli.cleaning.auto import blend_models
+    from rdia_cli.cleaning.auto import DEFAULT_POLICY, blend_models, fit_from
     from rdia_cli.cleaning.files import record_of
 
     relabel = record_of(cleaned)
     blend = relabel.get("blend") if l2 is None and "part" in cleaned.extra else None
     if l2 is None:  # the auto strategy tunes λ; keep what it chose
         l2 = relabel.get("l2")
-    if relabel.get("strategy") == "auto":  # auto fits from scratch: refit it the same way
-        from_scratch = True
-    model2 = retrain_model(cleaned, model, from_scratch=from_scratch, device=device, l2=l2,
-                           net_options=net_options)
+
+    def refit(ds: Dataset, lam: float | None) -> ModelFile:
+        if relabel.get("strategy") != "auto":
+            return retrain_model(ds, model, from_scratch=from_scratch, device=device, l2=lam,
+                                 net_options=net_options)
+        check_model_data(model, ds, "cleaned data")
+        return fit_from(ds, model, l2=model.meta["l2"] if lam is None else lam,
+                        tol=DEFAULT_POLICY.fit_tol, max_iter=DEFAULT_POLICY.max_iter,
+                        device=device, from_scratch=from_scratch)
+
+    model2 = refit(cleaned, l2)
     if blend:  # auto's model averages this fit with one on the clean rows alone
         clean = cleaned.subset((cleaned.extra["part"] == 1).nonzero()[0])
-        alone = retrain_model(clean, model, from_scratch=from_scratch, device=device,
-                              l2=blend["clean_only_l2"])
-        model2 = blend_models(model2, alone, blend["clean_only_share"])
+        model2 = blend_models(model2, refit(clean, blend["clean_only_l2"]),
+                              blend["clean_only_share"])
     return model2, blend
 
 

@@ -15,7 +15,7 @@ from rdia_cli.cleaning.auto.choice import (
     lowest_mean,
     parsimonious_choice,
 )
-from rdia_cli.cleaning.auto.clean import AutoCleanResult, auto_clean, check_auto
+from rdia_cli.cleaning.auto.clean import AutoCleanResult, auto_clean, check_auto, fit_from
 from rdia_cli.cleaning.auto.config import (
     CLEAN_ONLY,
     CLEANED,
@@ -56,6 +56,7 @@ __all__ = [
     "UNION_FOLDS", "AutoCleanResult", "AutoPolicy", "Config", "Verdict", "VerdictRecord",
     "auto_clean", "beats", "blend_cv", "blend_models", "blend_probs", "blend_share",
     "build_training_set", "candidates", "check_auto", "clean_model_scores", "final_share",
+    "fit_from",
     "guarded_choice", "honest_share", "lowest_mean", "noise_evidence", "noise_tests_fired",
     "out_of_fold_probabilities", "out_of_fold_scores", "parsimonious_choice", "reg_line_search",
     "verdict_lines",

@@ -168,10 +168,14 @@ class Fit:
         from rdia_cli.models.logreg.training import train_logreg
 
         tol = self.policy.fit_tol if tol is None else tol
-        lam = self.l2 if self.l2 is not None else reg / ds.n_samples
-        return train_logreg(ds, l2=lam, fit_intercept=self.fit_intercept, tol=tol,
+        return train_logreg(ds, l2=self.l2_for(ds, reg), fit_intercept=self.fit_intercept, tol=tol,
                             max_iter=self.policy.max_iter, device=self.device, init=init,
                             record_fingerprint=tol < self.policy.cv_tol, reference=reference)
+
+
+    def l2_for(self, ds: Dataset, reg: float = 1.0) -> float:
+        """λ of a fit on ``ds``: ``l2`` where given, else reg / rows."""
+        return self.l2 if self.l2 is not None else reg / ds.n_samples
 
 
 @dataclass
