@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
@@ -49,7 +51,8 @@ def conjugate_gradient(
     diverge: float | None = None,
     on_iter: Callable[[int, float], None] | None = None,
 ) -> SolveResult:
-    """Solve A x = b for symmetric positive definite A given as ``matvec``, from x₀ = 0.
+    """Solve A x = b for symmetric positive definite A given as ``matvec``, from x₀ = 0;
+    ``b`` a torch tensor, or a numpy array (then every vector operation is numpy's).
 
     ``precond`` is the diagonal of A (Jacobi), a callable r ↦ M⁻¹r (M symmetric positive
     definite), or None. Stops when ‖r‖/‖b‖ ≤ tol (r the recursively updated residual, the
@@ -69,12 +72,11 @@ def conjugate_gradient(
     Raises ``CGBreakdown`` (an ``ArithmeticError``) on non-positive curvature pᵀAp ≤ 0 (A not
     positive definite) or, with ``diverge``, on divergence.
     """
-    import torch
-
     if residual_norm not in ("norm", "dot"):
         raise ValueError(f"residual_norm must be 'norm' or 'dot', not {residual_norm!r}")
-    bnorm = float(torch.linalg.vector_norm(b))
-    x = torch.zeros_like(b)
+    ops = _NumpyVectors if isinstance(b, np.ndarray) else _TorchVectors
+    bnorm = ops.norm(b)
+    x = ops.zeros_like(b)
     if bnorm == 0.0:
         return SolveResult(x, 0, 0.0, True)
     if callable(precond):
@@ -85,36 +87,85 @@ def conjugate_gradient(
     else:
         def apply(v):
             return v
-    r = b.clone()
+    r = ops.copy(b)
     z = apply(r)
-    rz = float(torch.dot(r, z))
+    rz = ops.dot(r, z)
     res = 1.0 if math.isfinite(bnorm) else math.nan  # ‖r₀‖/‖b‖ with r₀ = b
     it = 0
     p = rz_prev = None
     while it < max_iter and (it < min_iter or res > tol):
-        p = z.clone() if p is None else z + (rz / rz_prev) * p
+        p = ops.copy(z) if p is None else z + (rz / rz_prev) * p
         Ap = matvec(p)
-        pAp = float(torch.dot(p, Ap))
+        pAp = ops.dot(p, Ap)
         if not pAp > 0.0 or (diverge is not None and not math.isfinite(pAp)):
             raise CGBreakdown(f"non-positive curvature pᵀAp = {pAp:.3g} at CG step {it}",
                               kind="curvature", value=pAp, iteration=it + 1)
         alpha = rz / pAp
-        if fused_updates:
+        if fused_updates and ops is _TorchVectors:
             x.add_(p, alpha=alpha)
             r.sub_(Ap, alpha=alpha)
         else:
             x += alpha * p
             r -= alpha * Ap
         z = apply(r)
-        rz_prev, rz = rz, float(torch.dot(r, z))
+        rz_prev, rz = rz, ops.dot(r, z)
         it += 1
         if residual_norm == "norm":
-            res = float(torch.linalg.vector_norm(r)) / bnorm
+            res = ops.norm(r) / bnorm
         else:
-            res = math.sqrt(rz if precond is None else float(torch.dot(r, r))) / bnorm
+            res = math.sqrt(rz if precond is None else ops.dot(r, r)) / bnorm
         if on_iter is not None:
             on_iter(it, res)
         if diverge is not None and (not math.isfinite(res) or res > diverge):
             raise CGBreakdown(f"relative residual {res:.3g} at CG step {it - 1}",
                               kind="divergence", value=res, iteration=it)
     return SolveResult(x, it, res, it >= min_iter and res <= tol)
+
+
+
+class _TorchVectors:
+    """The vector operations of ``conjugate_gradient`` on torch tensors (the calls it always
+    made: the same results bit for bit)."""
+
+    @staticmethod
+    def norm(v) -> float:
+        import torch
+
+        return float(torch.linalg.vector_norm(v))
+
+    @staticmethod
+    def dot(u, v) -> float:
+        import torch
+
+        return float(torch.dot(u, v))
+
+    @staticmethod
+    def zeros_like(v):
+        import torch
+
+        return torch.zeros_like(v)
+
+    @staticmethod
+    def copy(v):
+        return v.clone()
+
+
+class _NumpyVectors:
+    """… on numpy arrays: the Newton fits of tens of rows (``models.logreg.newton``), whose
+    torch ops cost more in per-call overhead than in arithmetic."""
+
+    @staticmethod
+    def norm(v) -> float:
+        return math.sqrt(float(v @ v))
+
+    @staticmethod
+    def dot(u, v) -> float:
+        return float(u @ v)
+
+    @staticmethod
+    def zeros_like(v):
+        return np.zeros_like(v)
+
+    @staticmethod
+    def copy(v):
+        return v.copy()

@@ -20,6 +20,11 @@ from rdia_cli.metrics import row_losses
 from rdia_cli.models.io import ModelFile
 
 _TUNE_FITS = 4  # the λ search's fits per fold, guessed for the progress total
+# CV fits of up to this N·P·K' run on the numpy backend (``Fit``): there torch's per-operation
+# overhead is most of a fit (one thread, fits to 1e-4, rows × columns × classes: 60 × 17 × 10
+# 1.7× faster in numpy, 120 × 37 × 6 1.5×, 150 × 65 × 10 1.5×, 600 × 17 × 10 1.1×; a
+# threshold of 400,000 gave the same CPU over the benchmark's runs)
+TINY_FIT_WORK = 150_000
 
 
 def clean_model_scores(train: Dataset, val: Dataset, erm: ModelFile, *, device="cpu",
@@ -169,9 +174,20 @@ class Fit:
 
         tol = self.policy.fit_tol if tol is None else tol
         return train_logreg(ds, l2=self.l2_for(ds, reg), fit_intercept=self.fit_intercept, tol=tol,
-                            max_iter=self.policy.max_iter, device=self.device, init=init,
+                            max_iter=self.policy.max_iter, device=self._device_for(ds),
+                            init=init,
                             record_fingerprint=tol < self.policy.cv_tol, reference=reference)
 
+
+    def _device_for(self, ds: Dataset):
+        """``device``, or on the CPU for a tiny data set (N·P·K' ≤ ``TINY_FIT_WORK``: the clean
+        set alone, tens of rows) the numpy backend."""
+        from rdia_cli.models.logreg.arrays import NUMPY_DEVICE
+
+        outputs = 1 if ds.n_classes == 2 else ds.n_classes
+        work = ds.n_samples * (ds.n_features + 1) * outputs
+        tiny = not ds.is_sparse and work <= TINY_FIT_WORK
+        return NUMPY_DEVICE if tiny and str(self.device) == "cpu" else self.device
 
     def l2_for(self, ds: Dataset, reg: float = 1.0) -> float:
         """λ of a fit on ``ds``: ``l2`` where given, else reg / rows."""

@@ -123,9 +123,10 @@ class NumpyOps:
         return np.asarray(x, dtype=np.float64)
 
     @staticmethod
-    def solve_spd(H, b):
+    def solve_spd(H, b, *, fixes=None):
         """H⁻¹b by Cholesky (LAPACK potrf/potrs, as torch); RuntimeFailure when H is not
-        positive definite (the message of ``newton.solve_direct``)."""
+        positive definite (the message of ``newton.solve_direct``; ``fixes`` its, by default
+        an influence solve's)."""
         from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
         from rdia_cli.errors import RuntimeFailure
@@ -134,8 +135,14 @@ class NumpyOps:
         try:
             factor = cho_factor(H, lower=True, check_finite=False)
         except LinAlgError:
-            raise RuntimeFailure(NOT_POSITIVE_DEFINITE, fixes=INFLUENCE_FIXES) from None
+            raise RuntimeFailure(NOT_POSITIVE_DEFINITE,
+                                 fixes=INFLUENCE_FIXES if fixes is None else fixes) from None
         return cho_solve(factor, b.reshape(-1, 1), check_finite=False).reshape(-1)
+
+    @staticmethod
+    def copy_as(x, like):
+        """A copy of ``x`` (a numpy array or torch tensor) as an array of ``like``'s dtype."""
+        return as_numpy(x).astype(like.dtype, copy=True)
 
 
 class TorchOps:
@@ -244,10 +251,15 @@ class TorchOps:
         return x.detach().cpu().numpy().astype(np.float64, copy=False)
 
     @staticmethod
-    def solve_spd(H, b):
+    def solve_spd(H, b, *, fixes=None):
         from rdia_cli.models.logreg.newton import solve_direct
 
-        return solve_direct(H, b)
+        return solve_direct(H, b) if fixes is None else solve_direct(H, b, fixes=fixes)
+
+    @staticmethod
+    def copy_as(x, like):
+        """A copy of ``x`` on ``like``'s device and dtype."""
+        return x.to(like).clone()
 
 
 # torch's CPU (log-)softmax over the class axis is about 3× slower than the same formula in

@@ -32,7 +32,8 @@ FEW_ROWS = 4
 
 class SharedCurvature:
     """Σ_i w_i ∇²ℓ_i(θ) of one data set at one θ (float64, P × P, on the CPU), with a Cholesky
-    factor per n·λ. ``preconditioner(problem)`` gives r ↦ M⁻¹r for a fit of that shape."""
+    factor per n·λ. ``preconditioner(problem)`` gives r ↦ M⁻¹r for a fit of that shape (on
+    torch tensors, or numpy arrays for a fit on the numpy backend)."""
 
     def __init__(self, data_sum, shape: tuple[int, int], n_features: int, flat):
         self.data_sum, self.shape, self.n_features, self.flat = data_sum, shape, n_features, flat
@@ -71,7 +72,10 @@ class SharedCurvature:
         M is not positive definite."""
         import torch
 
-        if tuple(problem.shape) != tuple(self.shape) or str(problem.design.device) != "cpu":
+        from rdia_cli.models.logreg.arrays import NUMPY_DEVICE
+
+        if tuple(problem.shape) != tuple(self.shape) or str(problem.design.device) not in (
+                "cpu", NUMPY_DEVICE):
             return None
         if problem.n_params > FEW_ROWS * problem.design.shape[0]:
             return None  # its solve (2·P²) costs more than the products it saves (4·N·P each)
@@ -87,4 +91,9 @@ class SharedCurvature:
         L = self._factors[reg]
         if L is None:
             return None
+        if str(problem.design.device) == NUMPY_DEVICE:  # a fit on the numpy backend
+            from scipy.linalg import cho_solve
+
+            factor = (L.numpy(), True)
+            return lambda r: cho_solve(factor, r, check_finite=False)
         return lambda r: torch.cholesky_solve(r.reshape(-1, 1), L).reshape(-1)

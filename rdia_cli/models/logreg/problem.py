@@ -348,9 +348,12 @@ class LogRegProblem:
 
 
 def theta_to_state(theta, *, fit_intercept: bool) -> dict:
-    """Model-file state: ``weight`` (P, C') and ``bias`` (C',) float64 CPU tensors."""
+    """Model-file state: ``weight`` (P, C') and ``bias`` (C',) float64 CPU tensors (from a
+    torch tensor or a numpy array)."""
     import torch
 
+    if isinstance(theta, np.ndarray):  # a fit on the numpy backend
+        theta = torch.from_numpy(theta)
     theta = theta.detach().cpu().to(torch.float64)
     if fit_intercept:
         return {"weight": theta[:-1].clone(), "bias": theta[-1].clone()}
