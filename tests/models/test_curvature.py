@@ -90,8 +90,11 @@ def test_small_sparse_data_is_cross_validated_dense_and_cleaned_sparse():
     as_sparse = [Dataset(X=sp.csr_matrix(d.X), y=d.y, classes=d.classes, row_id=d.row_id)
                  for d in (train, val)]
     assert not dense_if_small(as_sparse[0]).is_sparse
-    dense = auto_clean(train, val, train_logreg(train), seed=0)
-    sparse = auto_clean(*as_sparse, train_logreg(as_sparse[0]), seed=0)
+    # one θ̂ for both: its Hessian preconditions every CV fit, and fits to the CV's tolerance
+    # (1e-4) that start 1e-8 apart end up to 1e-5 apart on these near-separable data
+    erm = train_logreg(train)
+    dense = auto_clean(train, val, erm, seed=0)
+    sparse = auto_clean(*as_sparse, erm, seed=0)
     assert sparse.config == dense.config and sparse.clean_only_share == dense.clean_only_share
     assert sparse.cleaned.is_sparse  # what is written out keeps the user's layout
     np.testing.assert_allclose([r["cv_loss"] for r in sparse.cv],
@@ -176,3 +179,56 @@ def test_autos_final_fit_starts_from_the_erm_preconditioned_by_its_hessian():
     for key in ("weight", "bias"):
         assert torch.equal(again.state[key], model.state[key])
         assert torch.allclose(scratch.state[key], model.state[key], rtol=0, atol=1e-6)
+
+
+def test_conjugate_gradient_on_numpy_arrays_solves_what_it_solves_on_tensors():
+    from rdia_cli.linalg import conjugate_gradient
+
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(40, 40))
+    A = A @ A.T + 40 * np.eye(40)
+    b = rng.normal(size=40)
+    L = np.linalg.cholesky(A + rng.random(40) * np.eye(40))  # a preconditioner near A
+    for precond in (np.diag(A).copy(), lambda r: np.linalg.solve(L.T, np.linalg.solve(L, r))):
+        tprecond = (torch.tensor(precond) if not callable(precond)
+                    else (lambda r, f=precond: torch.tensor(f(r.numpy()))))
+        on_numpy = conjugate_gradient(lambda v: A @ v, b, tol=1e-12, max_iter=100,
+                                      precond=precond)
+        on_torch = conjugate_gradient(lambda v: torch.tensor(A) @ v, torch.tensor(b),
+                                      tol=1e-12, max_iter=100, precond=tprecond)
+        assert isinstance(on_numpy.x, np.ndarray) and on_numpy.converged
+        assert on_numpy.iterations == on_torch.iterations
+        np.testing.assert_allclose(on_numpy.x, np.linalg.solve(A, b), rtol=1e-10)
+        np.testing.assert_allclose(on_numpy.x, on_torch.x.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_fit_on_the_numpy_backend_reaches_the_torch_fits_optimum(shared):
+    """auto's tiny CV fits run in numpy (``Fit``): warm-started, preconditioned by a shared
+    Hessian or by the diagonal, they land where the torch fit does."""
+    data = blobs(90, 5, k=4, d=5)
+    start = train_logreg(data.subset(np.arange(60)))
+    ref = SharedCurvature.at(start, data) if shared else None
+    fits = {device: train_logreg(data, tol=1e-10, init=start, reference=ref, device=device,
+                                 solver="auto" if shared else "cg")
+            for device in ("cpu", "numpy")}
+    assert fits["numpy"].meta["training"]["solver"] == ("pcg" if shared else "cg")
+    # the same up to the flat direction (one constant added to every class's intercept),
+    # along which the diagonal preconditioner lets both drift by a different 1e-7
+    on = {d: {"weight": m.state["weight"], "bias": m.state["bias"] - m.state["bias"].mean()}
+          for d, m in fits.items()}
+    for key in ("weight", "bias"):
+        assert isinstance(fits["numpy"].state[key], torch.Tensor)
+        assert torch.allclose(on["numpy"][key], on["cpu"][key], rtol=0, atol=1e-8)
+
+
+def test_auto_fits_only_tiny_dense_data_on_the_numpy_backend():
+    from rdia_cli.cleaning.auto.cv import TINY_FIT_WORK, Fit
+
+    tiny, large = blobs(40, 6), blobs(TINY_FIT_WORK // 7, 6)  # 6 features + 1, 4 classes
+    fit = Fit(None, True, "cpu")
+    assert fit._device_for(tiny) == "numpy" and fit._device_for(large) == "cpu"
+    sparse = Dataset(X=sp.csr_matrix(tiny.X), y=tiny.y, classes=tiny.classes,
+                     row_id=tiny.row_id)
+    assert fit._device_for(sparse) == "cpu"
+    assert Fit(None, True, "cuda")._device_for(tiny) == "cuda"

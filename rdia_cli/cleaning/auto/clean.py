@@ -206,8 +206,11 @@ def _auto_clean(train, val, erm, *, configs, l2, seed, device, progress,
     configs = list(configs or candidates(policy))
     fold_rows = stratified_folds(val.y, policy.folds_for(val.n_samples), seed)
     fit = Fit(l2, erm.arch_args.get("fit_intercept", True), device, policy)
+    # θ̂'s Hessian on the training rows preconditions every CV fit: the out-of-fold ranking's,
+    # the clean-set CV's and the all-row CV's (each of their training sets is mostly these rows)
+    curvature = shared_curvature(erm, train, device)
     oof, val_fold_probs = out_of_fold_scores(train, erm, seed=seed, device=device, val=val,
-                                             policy=policy)
+                                             policy=policy, curvature=curvature)
     noise = noise_evidence(train.y, oof[1], val.y, val_fold_probs, policy)
     if noise.get("pair") is not None:  # [labelled k, looks like j] as the user's class values
         noise["pair_classes"] = [str(train.classes[i]) for i in noise["pair"]]
@@ -216,8 +219,10 @@ def _auto_clean(train, val, erm, *, configs, l2, seed, device, progress,
         configs = anchors_only(configs)
     rankings = Rankings(train, erm, oof, device=device, policy=policy)
     ticks = Progress(progress)
-    cv = CleanSetCV(train, val, fold_rows, rankings, fit, seed=seed, progress=ticks)
-    union = UnionCV(train, val, erm, seed=seed, device=device, progress=ticks, policy=policy)
+    cv = CleanSetCV(train, val, fold_rows, rankings, fit, seed=seed, progress=ticks,
+                    curvature=curvature)
+    union = UnionCV(train, val, erm, seed=seed, device=device, progress=ticks, policy=policy,
+                    curvature=curvature)
     tune = l2 is None
     erm_loss = row_losses(probabilities(erm, val, device=device), val.y)
 

@@ -91,16 +91,20 @@ def out_of_fold_probabilities(train: Dataset, erm: ModelFile, *, folds: int = 5,
 
 
 def out_of_fold_scores(train: Dataset, erm: ModelFile, *, seed: int = 0, device="cpu",
-                       val: Dataset | None = None, policy: AutoPolicy = DEFAULT_POLICY):
+                       val: Dataset | None = None, policy: AutoPolicy = DEFAULT_POLICY,
+                       curvature: Any = None):
     """-log p(label) of every training row under out-of-fold models of the training set
     (confident learning's self-confidence, cross-fitted), shifted like ``clean_model_scores``,
     plus those probabilities. Independent of the clean set: the noisy rows' own majority is the
     reference, which is what works at low noise when the clean set is too small to train a good
     model on. With ``val``, also the (folds, M, K) probabilities of its rows under the same
-    models (``noise_evidence``). ``policy.oof_folds`` folds, fits to ``policy.cv_tol``."""
+    models (``noise_evidence``). ``policy.oof_folds`` folds, fits to ``policy.cv_tol``,
+    preconditioned by ``curvature`` (by default ``erm``'s Hessian on ``train``)."""
+    if curvature is None:
+        curvature = shared_curvature(erm, train, device)
     out = out_of_fold_probabilities(train, erm, folds=policy.oof_folds, seed=seed, device=device,
                                     tol=policy.cv_tol, warm=True, also=val,
-                                    curvatures={-1: shared_curvature(erm, train, device)})
+                                    curvatures={-1: curvature})
     probs = out if val is None else out[0]
     nll = row_losses(probs, train.y)
     scores = (nll - np.log(train.n_classes), probs)
@@ -257,7 +261,8 @@ class CleanSetCV:
     stop at ``fit.policy.cv_tol``."""
 
     def __init__(self, train: Dataset, val: Dataset, fold_rows: list[np.ndarray],
-                 rankings: Rankings, fit: Fit, *, seed: int, progress: Progress):
+                 rankings: Rankings, fit: Fit, *, seed: int, progress: Progress,
+                 curvature: Any = None):
         self.train, self.val, self.fold_rows = train, val, fold_rows
         self.policy = fit.policy
         self.rankings, self.fit, self.seed, self.progress = rankings, fit, seed, progress
@@ -272,7 +277,7 @@ class CleanSetCV:
         # "train": the Hessian of the first fit with training rows, which preconditions the
         # others on every fold (their training sets share all training rows); "alone": that of
         # the first fit of the clean set alone, for all of its fits
-        self.curvature: dict[Any, Any] = {}
+        self.curvature: dict[Any, Any] = {} if curvature is None else {"train": curvature}
         # (fold, ω, ranker, action, λ, rows cleaned) → the candidate first fitted on that set
         # in that fold, and the fit
         self.same_set: dict[tuple, tuple[Config, ModelFile]] = {}
@@ -412,11 +417,13 @@ class UnionCV:
     noise the training rows are clean rows too. ``scored``: λ multiplier → row losses."""
 
     def __init__(self, train: Dataset, val: Dataset, erm: ModelFile, *, seed: int, device,
-                 progress: Progress, policy: AutoPolicy = DEFAULT_POLICY):
+                 progress: Progress, policy: AutoPolicy = DEFAULT_POLICY,
+                 curvature: Any = None):
         self.train, self.val, self.erm, self.policy = train, val, erm, policy
         self.seed, self.device, self.progress = seed, device, progress
         self.fold_models: dict[float, dict[int, ModelFile]] = {}  # λ multiplier → fold → fit
-        self.curvatures: dict[int, Any] = {}  # one Hessian for every fold and λ (a factor per λ)
+        # one Hessian for every fold and λ (a factor per λ): ``curvature``, else the first fit's
+        self.curvatures: dict[int, Any] = {} if curvature is None else {-1: curvature}
         self.scored: dict[float, np.ndarray] = {}
 
     @functools.cached_property
