@@ -232,3 +232,20 @@ def test_auto_fits_only_tiny_dense_data_on_the_numpy_backend():
                      row_id=tiny.row_id)
     assert fit._device_for(sparse) == "cpu"
     assert Fit(None, True, "cuda")._device_for(tiny) == "cuda"
+
+
+def test_autos_final_fit_of_small_sparse_data_runs_dense_and_records_the_sparse_data():
+    from rdia_cli.cleaning.auto import fit_from
+    from rdia_cli.models.common import schema_meta
+
+    data = blobs(300, 7)
+    sparse = Dataset(X=sp.csr_matrix(data.X), y=data.y, classes=data.classes,
+                     row_id=data.row_id)
+    erm = train_logreg(sparse)
+    model = fit_from(sparse, erm, l2=0.01, tol=1e-8, max_iter=100)
+    dense = fit_from(data, erm, l2=0.01, tol=1e-8, max_iter=100)
+    for key in ("weight", "bias"):  # fitted on the dense copy: the dense data's model
+        assert torch.equal(model.state[key], dense.state[key])
+    assert model.meta["train_fingerprint"] == sparse.fingerprint() != data.fingerprint()
+    assert model.meta["sparse"] is True
+    assert {k: model.meta[k] for k in schema_meta(sparse)} == schema_meta(sparse)
