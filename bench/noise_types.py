@@ -3,9 +3,9 @@
 
 Full grid of issue #30 (5 data sets × pools of 600 / 1,500 / 3,000 rows with a 5% clean set of
 30 / 75 / 150 rows × no noise, symmetric 0.2, class pair 0.5 and 0.9, instance 0.2 × 3 seeds:
-207 runs in 69 cells), two processes on the 2-core machine, then the merge. Measured: 420
-CPU-seconds in all, 6 minutes of wall on 2 free cores, with OMP_NUM_THREADS=1 at commit
-17c4f8f (auto revision a7ee4395caac; bench/README.md has the table; allow 15 minutes where other
+207 runs in 69 cells), two processes on the 2-core machine, then the merge. Measured: 410
+CPU-seconds in all, 7 minutes of wall on 2 free cores, with OMP_NUM_THREADS=1 at commit
+8832635 (auto revision a7ee4395caac; bench/README.md has the table; allow 15 minutes where other
 jobs share the machine):
 
     OMP_NUM_THREADS=1 python bench/noise_types.py --shard 1/2 --out bench/results/strategy_grid_1 &
