@@ -122,7 +122,6 @@ def conjugate_gradient(
     return SolveResult(x, it, res, it >= min_iter and res <= tol)
 
 
-
 class _TorchVectors:
     """The vector operations of ``conjugate_gradient`` on torch tensors (the calls it always
     made: the same results bit for bit)."""

@@ -372,7 +372,7 @@ def retrain_cleaned(
         l2 = relabel.get("l2")
 
     def refit(ds: Dataset, lam: float | None) -> ModelFile:
-        if relabel.get("strategy") != "auto":
+        if relabel.get("strategy") != "auto" or model.arch != "logreg":
             return retrain_model(ds, model, from_scratch=from_scratch, device=device, l2=lam,
                                  net_options=net_options)
         check_model_data(model, ds, "cleaned data")

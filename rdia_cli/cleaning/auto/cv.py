@@ -179,9 +179,8 @@ class Fit:
         tol = self.policy.fit_tol if tol is None else tol
         return train_logreg(ds, l2=self.l2_for(ds, reg), fit_intercept=self.fit_intercept, tol=tol,
                             max_iter=self.policy.max_iter, device=self._device_for(ds),
-                            init=init,
-                            record_fingerprint=tol < self.policy.cv_tol, reference=reference)
-
+                            init=init, record_fingerprint=tol < self.policy.cv_tol,
+                            reference=reference)
 
     def _device_for(self, ds: Dataset):
         """``device``, or on the CPU for a tiny data set (N·P·K' ≤ ``TINY_FIT_WORK``: the clean
@@ -274,9 +273,10 @@ class CleanSetCV:
         self.probs: dict[Config, np.ndarray] = {}
         self.shifts: dict[Config, np.ndarray] = {}  # "clean set alone": its learning-curve shift
         self.scored: dict[Config, np.ndarray] = {}
-        # "train": the Hessian of the first fit with training rows, which preconditions the
-        # others on every fold (their training sets share all training rows); "alone": that of
-        # the first fit of the clean set alone, for all of its fits
+        # "train": ``curvature`` (auto passes θ̂'s Hessian on the training rows), else the
+        # Hessian of the first fit with training rows, which preconditions the others on every
+        # fold (their training sets share all training rows); "alone": that of the first fit of
+        # the clean set alone, for all of its fits
         self.curvature: dict[Any, Any] = {} if curvature is None else {"train": curvature}
         # (fold, ω, ranker, action, λ, rows cleaned) → the candidate first fitted on that set
         # in that fold, and the fit
