@@ -323,7 +323,8 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--note", default="", help="a markdown file to put under the title")
     p.add_argument("--quick", action="store_true", help="smoke run: digits, pool 400, 1 seed, "
-                   "class-pair noise τ 0.5, clean 20%%, into a scratch folder")
+                   "class-pair noise τ 0.5, clean 20%%, into a scratch folder (recomputed every "
+                   "time)")
     args = p.parse_args(argv)
     if args.quick:
         quick_defaults(p, args, datasets="digits", kinds="classpair:0.5", clean="0.2", seeds=1,
@@ -331,7 +332,10 @@ def main(argv=None) -> int:
                        out=str(results_dir(quick=True) / "strategy_grid"))
     out_json = Path(args.out + ".json")
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(out_json.read_text())["results"] if out_json.exists() else []
+    # a run resumes from its results, except the smoke run: its scratch folder may hold results
+    # of other code under the same policy digest
+    results = (json.loads(out_json.read_text())["results"] if out_json.exists() and not args.quick
+               else [])
     for extra in filter(None, args.merge.split(",")):
         merge(results, json.loads(Path(extra).read_text())["results"])
     shard, n_shards = map(int, args.shard.split("/"))
